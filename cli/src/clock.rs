@@ -1,0 +1,104 @@
+//! Calendar arithmetic the CLI needs: node timestamps shown in WITA (UTC+8, the time
+//! of NTT) and validation of `YYYY-MM-DD` dates.
+//!
+//! It must never read the machine's local time zone: an operator's laptop set to WIB
+//! or UTC still shows the outlet's time, so reports follow the local date in NTT.
+
+/// WITA is UTC+8 all year (no daylight saving).
+const WITA_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+/// Formats milliseconds since the Unix epoch as `2026-11-30 14:05 WITA`.
+/// Zero or negative (unset) timestamps show as `-`.
+pub fn wita(unix_ms: i64) -> String {
+    if unix_ms <= 0 {
+        return "-".to_string();
+    }
+    let local = unix_ms.saturating_add(WITA_OFFSET_MS);
+    let days = local.div_euclid(86_400_000);
+    let ms_of_day = local.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let minutes = ms_of_day / 60_000;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} WITA",
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+/// Checks that `s` is a real calendar date written `YYYY-MM-DD`.
+pub fn check_date(s: &str) -> Result<(), String> {
+    let bad = || format!("'{s}' is not a date in the form YYYY-MM-DD");
+    let b = s.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return Err(bad());
+    }
+    let year: i64 = s[0..4].parse().map_err(|_| bad())?;
+    let month: u32 = s[5..7].parse().map_err(|_| bad())?;
+    let day: u32 = s[8..10].parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return Err(format!("'{s}' is not a calendar date"));
+    }
+    Ok(())
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_wita_time() {
+        // 2026-11-30T06:05:00Z is 14:05 in Kefamenanu.
+        assert_eq!(wita(1_796_018_700_000), "2026-11-30 14:05 WITA");
+        // 16:30 UTC is already the next day in WITA.
+        assert_eq!(wita(1_798_734_600_000), "2027-01-01 00:30 WITA");
+        assert_eq!(wita(0), "-");
+    }
+
+    #[test]
+    fn converts_days_to_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn checks_dates() {
+        assert!(check_date("2027-06-30").is_ok());
+        assert!(check_date("2028-02-29").is_ok());
+        assert!(check_date("2027-02-29").is_err());
+        assert!(check_date("2027-13-01").is_err());
+        assert!(check_date("2027-6-30").is_err());
+        assert!(check_date("30-06-2027").is_err());
+        assert!(check_date("").is_err());
+    }
+}

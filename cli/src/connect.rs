@@ -1,0 +1,142 @@
+//! Turns the `--node` address into a gRPC channel: a Unix domain socket
+//! (`unix:PATH`) or plain TCP (`http://HOST:PORT`).
+//!
+//! It must never fall back silently from one transport to another, and never pretend
+//! to speak TLS: `https://` is refused at argument parsing until mutual TLS lands.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use hyper_util::rt::TokioIo;
+use mart_proto::tonic::transport::{Channel, Endpoint, Uri};
+use tokio::net::UnixStream;
+
+/// Where the node listens, as given by `--node` or `MARTCTL_NODE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeAddr {
+    /// gRPC over a Unix domain socket at this path.
+    Unix(PathBuf),
+    /// gRPC over plain TCP; the full `http://HOST:PORT` URI.
+    Http(String),
+}
+
+impl FromStr for NodeAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:./mart-data/admin.sock".into());
+            }
+            return Ok(NodeAddr::Unix(PathBuf::from(path)));
+        }
+        if s.starts_with("https://") {
+            return Err("https is not supported yet: TLS arrives with mutual TLS; \
+                 use unix:PATH or http://HOST:PORT"
+                .into());
+        }
+        if let Some(rest) = s.strip_prefix("http://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err("http:// needs HOST:PORT, e.g. http://127.0.0.1:50051".into());
+            }
+            s.parse::<Uri>()
+                .map_err(|e| format!("not a valid http address: {e}"))?;
+            return Ok(NodeAddr::Http(s.to_string()));
+        }
+        Err("expected unix:PATH or http://HOST:PORT".into())
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+            NodeAddr::Http(uri) => f.write_str(uri),
+        }
+    }
+}
+
+/// Connects eagerly, so that an unreachable node is reported before any request is
+/// built, and gives up after `timeout`.
+pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<Channel> {
+    let attempt = async {
+        match addr {
+            NodeAddr::Unix(path) => {
+                let path = path.clone();
+                // The URI is a placeholder: the connector ignores it and dials the socket.
+                Endpoint::try_from("http://[::]:50051")?
+                    .connect_timeout(timeout)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let path = path.clone();
+                        async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+                    }))
+                    .await
+            }
+            NodeAddr::Http(uri) => {
+                Endpoint::from_shared(uri.clone())?
+                    .connect_timeout(timeout)
+                    .connect()
+                    .await
+            }
+        }
+    };
+    let hint = "is mart-node running? choose the node with --node or MARTCTL_NODE";
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(e)) => Err(anyhow!(
+            "cannot connect to node at {addr}: {} ({hint})",
+            causes(&e)
+        )),
+        Err(_) => Err(anyhow!(
+            "cannot connect to node at {addr}: no answer within {} s ({hint})",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// The error and its sources, joined the way anyhow's `{:#}` does.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_unix_and_http() {
+        assert_eq!(
+            "unix:./mart-data/admin.sock".parse::<NodeAddr>().unwrap(),
+            NodeAddr::Unix(PathBuf::from("./mart-data/admin.sock"))
+        );
+        assert_eq!(
+            "http://127.0.0.1:50051".parse::<NodeAddr>().unwrap(),
+            NodeAddr::Http("http://127.0.0.1:50051".into())
+        );
+    }
+
+    #[test]
+    fn refuses_https_and_garbage() {
+        let err = "https://kupang:50051".parse::<NodeAddr>().unwrap_err();
+        assert!(err.contains("https is not supported yet"), "{err}");
+        assert!("unix:".parse::<NodeAddr>().is_err());
+        assert!("http://".parse::<NodeAddr>().is_err());
+        assert!("127.0.0.1:50051".parse::<NodeAddr>().is_err());
+    }
+
+    #[test]
+    fn displays_as_given() {
+        let addr: NodeAddr = "unix:/run/mart.sock".parse().unwrap();
+        assert_eq!(addr.to_string(), "unix:/run/mart.sock");
+    }
+}

@@ -1,0 +1,62 @@
+//! The 22 regencies and cities (kabupaten/kota) of Nusa Tenggara Timur.
+
+/// One district: its id (used as a node id for its outlet), name and capital.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct District {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub capital: &'static str,
+}
+
+const fn d(id: &'static str, name: &'static str, capital: &'static str) -> District {
+    District { id, name, capital }
+}
+
+/// Every district of NTT, in the province's usual order.
+pub const ALL: [District; 22] = [
+    d("kota-kupang", "Kota Kupang", "Kupang"),
+    d("kab-kupang", "Kupang", "Oelamasi"),
+    d("tts", "Timor Tengah Selatan", "Soe"),
+    d("ttu", "Timor Tengah Utara", "Kefamenanu"),
+    d("belu", "Belu", "Atambua"),
+    d("malaka", "Malaka", "Betun"),
+    d("alor", "Alor", "Kalabahi"),
+    d("lembata", "Lembata", "Lewoleba"),
+    d("flores-timur", "Flores Timur", "Larantuka"),
+    d("sikka", "Sikka", "Maumere"),
+    d("ende", "Ende", "Ende"),
+    d("nagekeo", "Nagekeo", "Mbay"),
+    d("ngada", "Ngada", "Bajawa"),
+    d("manggarai-timur", "Manggarai Timur", "Borong"),
+    d("manggarai", "Manggarai", "Ruteng"),
+    d("manggarai-barat", "Manggarai Barat", "Labuan Bajo"),
+    d("sumba-timur", "Sumba Timur", "Waingapu"),
+    d("sumba-tengah", "Sumba Tengah", "Waibakul"),
+    d("sumba-barat", "Sumba Barat", "Waikabubak"),
+    d("sumba-barat-daya", "Sumba Barat Daya", "Tambolaka"),
+    d("rote-ndao", "Rote Ndao", "Ba'a"),
+    d("sabu-raijua", "Sabu Raijua", "Seba"),
+];
+
+/// The district with this id.
+pub fn find(id: &str) -> Option<&'static District> {
+    ALL.iter().find(|d| d.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::doc_id::NodeId;
+
+    #[test]
+    fn twenty_two_unique_ids_that_are_valid_node_ids() {
+        let mut ids: Vec<_> = ALL.iter().map(|d| d.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 22);
+        for id in ids {
+            NodeId::parse(id).unwrap();
+        }
+        assert_eq!(find("ttu").unwrap().capital, "Kefamenanu");
+    }
+}

@@ -1,0 +1,16 @@
+//! The documents of NTT Mart, their automerge schema and the rules they keep.
+//!
+//! Plain types and functions: no tokio, no tonic, no sled, no clock. Everything here
+//! can be tested in microseconds.
+
+pub mod actor;
+pub mod catalog;
+pub mod districts;
+pub mod doc_id;
+mod error;
+pub mod ledger;
+pub mod movement;
+pub mod seed;
+pub mod text;
+
+pub use error::DomainError;

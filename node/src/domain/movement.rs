@@ -1,0 +1,232 @@
+//! Stock movements: the facts an outlet's stock is derived from.
+//!
+//! A recorded movement is immutable. It is stored in the ledger document as one
+//! compact JSON string with short keys, so that a sale costs one automerge operation
+//! and compresses well on the wire.
+
+use serde::{Deserialize, Serialize};
+
+use super::doc_id::NodeId;
+use super::{text, DomainError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Store,
+    Online,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Buyer {
+    Public,
+    /// A civil servant (ASN).
+    Asn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdjustReason {
+    Count,
+    Damage,
+    Expiry,
+}
+
+/// What happened to the stock. Optional prices and producers are filled from the
+/// catalog when the movement is prepared; a recorded movement always has them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k")]
+pub enum MovementKind {
+    #[serde(rename = "rcv")]
+    Receipt {
+        #[serde(rename = "q")]
+        quantity: i64,
+        #[serde(rename = "c")]
+        unit_cost: i64,
+        #[serde(rename = "pr", default, skip_serializing_if = "Option::is_none")]
+        producer: Option<String>,
+    },
+    #[serde(rename = "sal")]
+    Sale {
+        #[serde(rename = "q")]
+        quantity: i64,
+        #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+        unit_price: Option<i64>,
+        #[serde(rename = "ch")]
+        channel: Channel,
+        #[serde(rename = "b")]
+        buyer: Buyer,
+    },
+    #[serde(rename = "adj")]
+    Adjustment {
+        /// Signed, never zero.
+        #[serde(rename = "q")]
+        delta: i64,
+        #[serde(rename = "r")]
+        reason: AdjustReason,
+        #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+        note: String,
+    },
+    #[serde(rename = "tout")]
+    TransferOut {
+        #[serde(rename = "q")]
+        quantity: i64,
+        #[serde(rename = "t")]
+        transfer_id: String,
+        to: String,
+    },
+    #[serde(rename = "tin")]
+    TransferIn {
+        #[serde(rename = "q")]
+        quantity: i64,
+        #[serde(rename = "t")]
+        transfer_id: String,
+        from: String,
+    },
+}
+
+impl MovementKind {
+    /// Signed effect on the stock on hand.
+    pub fn delta(&self) -> i64 {
+        match self {
+            MovementKind::Receipt { quantity, .. } | MovementKind::TransferIn { quantity, .. } => {
+                *quantity
+            }
+            MovementKind::Sale { quantity, .. } | MovementKind::TransferOut { quantity, .. } => {
+                -*quantity
+            }
+            MovementKind::Adjustment { delta, .. } => *delta,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            MovementKind::Receipt { .. } => "receipt",
+            MovementKind::Sale { .. } => "sale",
+            MovementKind::Adjustment { .. } => "adjustment",
+            MovementKind::TransferOut { .. } => "transfer_out",
+            MovementKind::TransferIn { .. } => "transfer_in",
+        }
+    }
+
+    /// Checks every field of a requested movement; the error names the bad field.
+    pub fn validated(self, outlet: &NodeId) -> Result<Self, DomainError> {
+        let counterpart = |field: &'static str, node: &str| -> Result<String, DomainError> {
+            let node = NodeId::parse(node.trim())
+                .map_err(|_| DomainError::invalid(field, format!("not a node id: {node:?}")))?;
+            if &node == outlet {
+                return Err(DomainError::invalid(field, "must be another outlet"));
+            }
+            Ok(node.to_string())
+        };
+        Ok(match self {
+            MovementKind::Receipt { quantity, unit_cost, producer } => MovementKind::Receipt {
+                quantity: text::quantity("quantity", quantity)?,
+                unit_cost: text::rupiah("unit_cost_rupiah", unit_cost)?,
+                producer: producer
+                    .filter(|p| !p.trim().is_empty())
+                    .map(|p| text::identifier("producer_id", &p))
+                    .transpose()?,
+            },
+            MovementKind::Sale { quantity, unit_price, channel, buyer } => MovementKind::Sale {
+                quantity: text::quantity("quantity", quantity)?,
+                unit_price: unit_price
+                    .map(|p| text::rupiah("unit_price_rupiah", p))
+                    .transpose()?,
+                channel,
+                buyer,
+            },
+            MovementKind::Adjustment { delta, reason, note } => {
+                if delta == 0 || delta.abs() > text::MAX_QUANTITY {
+                    return Err(DomainError::invalid(
+                        "quantity",
+                        format!(
+                            "must be a non-zero change between -{max} and {max}, got {delta}",
+                            max = text::MAX_QUANTITY
+                        ),
+                    ));
+                }
+                MovementKind::Adjustment { delta, reason, note: text::optional("note", &note)? }
+            }
+            MovementKind::TransferOut { quantity, transfer_id, to } => MovementKind::TransferOut {
+                quantity: text::quantity("quantity", quantity)?,
+                transfer_id: text::identifier("transfer_id", &transfer_id)?,
+                to: counterpart("to_outlet", &to)?,
+            },
+            MovementKind::TransferIn { quantity, transfer_id, from } => MovementKind::TransferIn {
+                quantity: text::quantity("quantity", quantity)?,
+                transfer_id: text::identifier("transfer_id", &transfer_id)?,
+                from: counterpart("from_outlet", &from)?,
+            },
+        })
+    }
+}
+
+/// A recorded movement of one SKU at one outlet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Movement {
+    /// Unique within its ledger: the client's request id, or one the node made up.
+    pub id: String,
+    pub sku: String,
+    /// Milliseconds since the Unix epoch, by the recording node's clock.
+    #[serde(rename = "at")]
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub kind: MovementKind,
+}
+
+impl Movement {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("movement serializes")
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// Whether `other` records the same request (same id, SKU and kind), whenever it
+    /// was made.
+    pub fn same_request(&self, other: &Movement) -> bool {
+        self.id == other.id && self.sku == other.sku && self.kind == other.kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_compact_and_round_trips() {
+        let sale = Movement {
+            id: "r-1".into(),
+            sku: "TTU-MKP-060".into(),
+            at_ms: 1_764_483_000_000,
+            kind: MovementKind::Sale {
+                quantity: 2,
+                unit_price: Some(35_000),
+                channel: Channel::Store,
+                buyer: Buyer::Asn,
+            },
+        };
+        let json = sale.to_json();
+        assert_eq!(
+            json,
+            r#"{"id":"r-1","sku":"TTU-MKP-060","at":1764483000000,"k":"sal","q":2,"p":35000,"ch":"store","b":"asn"}"#
+        );
+        assert_eq!(Movement::from_json(&json).unwrap(), sale);
+        assert_eq!(sale.kind.delta(), -2);
+    }
+
+    #[test]
+    fn validation_refuses_bad_fields() {
+        let ttu = NodeId::parse("ttu").unwrap();
+        let sale = |q| MovementKind::Sale { quantity: q, unit_price: None, channel: Channel::Store, buyer: Buyer::Public };
+        assert!(sale(0).validated(&ttu).is_err());
+        assert!(sale(-3).validated(&ttu).is_err());
+        assert!(sale(3).validated(&ttu).is_ok());
+        let adj = MovementKind::Adjustment { delta: 0, reason: AdjustReason::Count, note: String::new() };
+        assert!(adj.validated(&ttu).is_err());
+        let to_self = MovementKind::TransferOut { quantity: 1, transfer_id: "t1".into(), to: "ttu".into() };
+        assert!(to_self.validated(&ttu).is_err());
+    }
+}

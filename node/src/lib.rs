@@ -1,0 +1,19 @@
+//! An NTT Mart node: the outlet's (or the hub's) durable CRDT documents for catalog
+//! and stock, and the gRPC services in front of them.
+//!
+//! Layers, each importing only from the ones above it in this list:
+//! - [`domain`]: documents, their schema and rules (no I/O);
+//! - [`store`]: durable bytes behind a narrow [`store::Backend`] trait (sled, memory);
+//! - [`engine`]: the node's loaded documents, writes made durable before they are
+//!   acknowledged, with flushes shared between concurrent writers;
+//! - [`rpc`]: tonic services and the mapping of errors to status codes;
+//! - [`server`]: start-up, listeners and ordered shutdown.
+//!
+//! [`config`] is read by [`server`] only.
+
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod rpc;
+pub mod server;
+pub mod store;

@@ -1,0 +1,172 @@
+//! Documents as a snapshot plus incremental chunks, each record checksummed.
+//!
+//! Keys: `d/<doc>/s` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
+//! written since, `m/incarnation` the node's start counter. A record is one version
+//! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
+//! its checksum is reported by key; it is never skipped.
+
+use super::{Backend, Batch, StoreError};
+
+const RECORD_VERSION: u8 = 1;
+const HEADER: usize = 5;
+const INCARNATION_KEY: &[u8] = b"m/incarnation";
+
+/// What is stored of one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDoc {
+    pub snapshot: Option<Vec<u8>>,
+    /// Chunks written since the snapshot, in the order they were written.
+    pub chunks: Vec<Vec<u8>>,
+    /// The sequence number the next chunk must use.
+    pub next_chunk: u64,
+    /// Bytes of all records of the document.
+    pub bytes: u64,
+}
+
+/// Document records over any [`Backend`].
+pub struct DocStore<'a> {
+    backend: &'a dyn Backend,
+}
+
+impl<'a> DocStore<'a> {
+    pub fn new(backend: &'a dyn Backend) -> Self {
+        DocStore { backend }
+    }
+
+    fn prefix(doc: &str) -> Vec<u8> {
+        format!("d/{doc}/").into_bytes()
+    }
+
+    fn snapshot_key(doc: &str) -> Vec<u8> {
+        format!("d/{doc}/s").into_bytes()
+    }
+
+    pub(crate) fn chunk_key(doc: &str, seq: u64) -> Vec<u8> {
+        format!("d/{doc}/c/{seq:020}").into_bytes()
+    }
+
+    fn seal(payload: &[u8]) -> Vec<u8> {
+        let mut record = Vec::with_capacity(HEADER + payload.len());
+        record.push(RECORD_VERSION);
+        record.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        record.extend_from_slice(payload);
+        record
+    }
+
+    fn open(key: &[u8], record: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason,
+        };
+        if record.len() < HEADER {
+            return Err(corrupt(format!("truncated to {} bytes", record.len())));
+        }
+        if record[0] != RECORD_VERSION {
+            return Err(corrupt(format!("unknown record version {}", record[0])));
+        }
+        let stored = u32::from_le_bytes(record[1..HEADER].try_into().expect("4 bytes"));
+        let payload = &record[HEADER..];
+        let computed = crc32fast::hash(payload);
+        if stored != computed {
+            return Err(corrupt(format!(
+                "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
+            )));
+        }
+        Ok(payload.to_vec())
+    }
+
+    /// Stages one chunk of a document. Durable after the next flush.
+    pub fn append_chunk(&self, doc: &str, seq: u64, payload: &[u8]) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(Self::chunk_key(doc, seq), Self::seal(payload));
+        self.backend.write(batch)
+    }
+
+    /// Replaces the chunks before `upto` by a snapshot that contains them, atomically.
+    pub fn compact(&self, doc: &str, snapshot: &[u8], upto: u64) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(Self::snapshot_key(doc), Self::seal(snapshot));
+        let chunk_prefix = format!("d/{doc}/c/").into_bytes();
+        for (key, _) in self.backend.scan_prefix(&chunk_prefix)? {
+            if key < Self::chunk_key(doc, upto) {
+                batch.delete(key);
+            }
+        }
+        self.backend.write(batch)
+    }
+
+    /// Loads and verifies every record of a document; `None` if it has none.
+    pub fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
+        let records = self.backend.scan_prefix(&Self::prefix(doc))?;
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let snapshot_key = Self::snapshot_key(doc);
+        let mut stored = StoredDoc {
+            snapshot: None,
+            chunks: Vec::new(),
+            next_chunk: 0,
+            bytes: 0,
+        };
+        for (key, record) in records {
+            stored.bytes += (key.len() + record.len()) as u64;
+            let payload = Self::open(&key, &record)?;
+            if key == snapshot_key {
+                stored.snapshot = Some(payload);
+                continue;
+            }
+            let seq = std::str::from_utf8(&key[Self::prefix(doc).len()..])
+                .ok()
+                .and_then(|rest| rest.strip_prefix("c/"))
+                .and_then(|seq| seq.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: "unexpected key in document records".into(),
+                })?;
+            stored.chunks.push(payload);
+            stored.next_chunk = seq + 1;
+        }
+        Ok(Some(stored))
+    }
+
+    /// Ids of every stored document.
+    pub fn document_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = Vec::new();
+        for (key, _) in self.backend.scan_prefix(b"d/")? {
+            let key = String::from_utf8_lossy(&key[2..]).into_owned();
+            let doc = if let Some(doc) = key.strip_suffix("/s") {
+                doc.to_string()
+            } else if let Some((doc, _)) = key.rsplit_once("/c/") {
+                doc.to_string()
+            } else {
+                continue;
+            };
+            if ids.last() != Some(&doc) {
+                ids.push(doc);
+            }
+        }
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Durably bumps and returns the node's start counter (the first start gets 1).
+    pub fn next_incarnation(&self) -> Result<u32, StoreError> {
+        let current = match self.backend.get(INCARNATION_KEY)? {
+            Some(record) => {
+                let payload = Self::open(INCARNATION_KEY, &record)?;
+                let bytes: [u8; 4] = payload.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    key: "m/incarnation".into(),
+                    reason: format!("{} bytes, expected 4", payload.len()),
+                })?;
+                u32::from_be_bytes(bytes)
+            }
+            None => 0,
+        };
+        let next = current + 1;
+        let mut batch = Batch::default();
+        batch.put(INCARNATION_KEY, Self::seal(&next.to_be_bytes()));
+        self.backend.write(batch)?;
+        self.backend.flush()?;
+        Ok(next)
+    }
+}
