@@ -36,10 +36,14 @@ pub fn append(tx: &mut impl Transactable, movement: &Movement) -> Result<(), aut
     Ok(())
 }
 
-/// The movements of a ledger document from `start` on, in document order.
-pub fn read_from(doc: &impl ReadDoc, doc_name: &str, start: usize) -> Result<Vec<Movement>, DomainError> {
+/// The movements of a ledger document in `range` of positions, in document order.
+pub fn read_range(
+    doc: &impl ReadDoc,
+    doc_name: &str,
+    range: impl std::ops::RangeBounds<usize>,
+) -> Result<Vec<Movement>, DomainError> {
     let list = movements_list(doc).ok_or_else(|| DomainError::schema(doc_name, "no movements list"))?;
-    doc.list_range(&list, start..)
+    doc.list_range(&list, range)
         .map(|item| match item.value {
             ValueRef::Scalar(ScalarValueRef::Str(json)) => Movement::from_json(&json)
                     .map_err(|e| DomainError::schema(doc_name, format!("movement {}: {e}", item.index))),
@@ -165,7 +169,7 @@ mod tests {
                 for m in &accepted { append(tx, m)?; }
                 Ok(())
             }).unwrap();
-            let read = read_from(&doc, "ledger/test", 0).unwrap();
+            let read = read_range(&doc, "ledger/test", ..).unwrap();
             prop_assert_eq!(&read, &accepted);
             let replayed = Ledger::replay(&read);
             prop_assert_eq!(replayed.stock(), ledger.stock());

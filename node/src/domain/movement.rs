@@ -184,10 +184,25 @@ impl Movement {
         serde_json::from_str(json)
     }
 
-    /// Whether `other` records the same request (same id, SKU and kind), whenever it
-    /// was made.
-    pub fn same_request(&self, other: &Movement) -> bool {
-        self.id == other.id && self.sku == other.sku && self.kind == other.kind
+    /// Whether this recorded movement answers a repeated request for `sku` and
+    /// `requested`: the same content, where a price or producer the request left out
+    /// matches whatever was recorded.
+    pub fn answers(&self, sku: &str, requested: &MovementKind) -> bool {
+        let mut requested = requested.clone();
+        match (&mut requested, &self.kind) {
+            (MovementKind::Sale { unit_price, .. }, MovementKind::Sale { unit_price: recorded, .. })
+                if unit_price.is_none() =>
+            {
+                *unit_price = *recorded;
+            }
+            (MovementKind::Receipt { producer, .. }, MovementKind::Receipt { producer: recorded, .. })
+                if producer.is_none() =>
+            {
+                producer.clone_from(recorded);
+            }
+            _ => {}
+        }
+        self.sku == sku && self.kind == requested
     }
 }
 

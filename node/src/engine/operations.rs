@@ -1,0 +1,290 @@
+//! The store operations of a node: catalog writes and reads, stock movements, stock,
+//! and what the node reports about itself.
+
+use std::sync::atomic::Ordering;
+
+use super::{now_ms, CatalogReplica, Engine, EngineError};
+use crate::domain::catalog::{self, Producer, Product};
+use crate::domain::doc_id::{DocId, NodeId};
+use crate::domain::ledger;
+use crate::domain::movement::{Movement, MovementKind};
+use crate::domain::{text, DomainError};
+
+/// A movement a client asks to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovementRequest {
+    /// Idempotency key: a repeated request with the same id records nothing new.
+    pub request_id: Option<String>,
+    pub sku: String,
+    pub kind: MovementKind,
+}
+
+/// The answer to a recorded (or repeated) movement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovementAck {
+    pub movement_id: String,
+    pub sku: String,
+    pub quantity_on_hand: i64,
+    pub document: DocId,
+    pub duplicate: bool,
+}
+
+/// Stock of one SKU at this outlet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockLine {
+    pub sku: String,
+    pub name: String,
+    pub unit: String,
+    pub quantity: i64,
+}
+
+/// What a node reports about itself.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub node: NodeId,
+    pub hub: NodeId,
+    pub role: &'static str,
+    pub actor_hex: String,
+    pub started_at_ms: i64,
+    pub documents: u32,
+    pub movements: u64,
+    pub skus_in_stock: u64,
+    pub durable_writes: u64,
+    pub flushes: u64,
+}
+
+/// One document as operators see it.
+#[derive(Debug, Clone)]
+pub struct DocumentInfo {
+    pub id: DocId,
+    pub owner: NodeId,
+    pub heads: Vec<String>,
+    pub changes: u64,
+    pub bytes_on_disk: u64,
+    pub chunks_since_snapshot: u64,
+}
+
+impl Engine {
+    fn find_product<'a>(
+        catalogs: impl Iterator<Item = &'a CatalogReplica>,
+        sku: &str,
+    ) -> Option<(&'a Product, &'a DocId)> {
+        catalogs
+            .into_iter()
+            .find_map(|c| c.catalog.products.get(sku).map(|p| (p, c.replica.id())))
+    }
+
+    /// Adds a producer to the catalog this node owns.
+    pub async fn add_producer(&self, producer: Producer) -> Result<(Producer, DocId), EngineError> {
+        let producer = producer.validated()?;
+        let doc_id = {
+            let mut docs = self.docs();
+            if docs.catalogs().any(|c| c.catalog.producers.contains_key(&producer.id)) {
+                return Err(DomainError::DuplicateProducer(producer.id).into());
+            }
+            let own = docs.own_catalog_mut();
+            own.replica.commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
+            own.catalog.producers.insert(producer.id.clone(), producer.clone());
+            own.replica.id().clone()
+        };
+        self.commits.durable().await?;
+        Ok((producer, doc_id))
+    }
+
+    /// Adds a product to the catalog this node owns. Its producer must be known.
+    pub async fn add_product(&self, product: Product) -> Result<(Product, DocId), EngineError> {
+        let product = product.validated()?;
+        let doc_id = {
+            let mut docs = self.docs();
+            if Self::find_product(docs.catalogs(), &product.sku).is_some() {
+                return Err(DomainError::DuplicateSku(product.sku).into());
+            }
+            if !docs.catalogs().any(|c| c.catalog.producers.contains_key(&product.producer_id)) {
+                return Err(DomainError::UnknownProducer(product.producer_id).into());
+            }
+            let own = docs.own_catalog_mut();
+            own.replica.commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
+            own.catalog.products.insert(product.sku.clone(), product.clone());
+            own.replica.id().clone()
+        };
+        self.commits.durable().await?;
+        Ok((product, doc_id))
+    }
+
+    /// Producers of every catalog the node holds, optionally of one district.
+    pub fn producers(&self, district: Option<&str>) -> Vec<(Producer, DocId)> {
+        let docs = self.docs();
+        docs.catalogs()
+            .flat_map(|c| c.catalog.producers.values().map(|p| (p.clone(), c.replica.id().clone())))
+            .filter(|(p, _)| district.is_none_or(|d| p.district == d))
+            .collect()
+    }
+
+    /// Products of every catalog the node holds, optionally of one category.
+    pub fn products(&self, category: Option<&str>) -> Vec<(Product, DocId)> {
+        let docs = self.docs();
+        let mut products: Vec<_> = docs
+            .catalogs()
+            .flat_map(|c| c.catalog.products.values().map(|p| (p.clone(), c.replica.id().clone())))
+            .filter(|(p, _)| category.is_none_or(|c| p.category == c))
+            .collect();
+        products.sort_by(|a, b| a.0.sku.cmp(&b.0.sku));
+        products
+    }
+
+    pub fn product(&self, sku: &str) -> Result<(Product, DocId), EngineError> {
+        let sku = text::identifier("sku", sku)?;
+        let docs = self.docs();
+        Self::find_product(docs.catalogs(), &sku)
+            .map(|(p, id)| (p.clone(), id.clone()))
+            .ok_or_else(|| DomainError::UnknownSku(sku).into())
+    }
+
+    /// Records a stock movement in this outlet's ledger, durably, unless it would
+    /// take stock below zero. A repeated request id returns the first answer.
+    pub async fn record(&self, request: MovementRequest) -> Result<MovementAck, EngineError> {
+        let sku = text::identifier("sku", &request.sku)?;
+        let request_id = request
+            .request_id
+            .filter(|id| !id.trim().is_empty())
+            .map(|id| text::identifier("request_id", &id))
+            .transpose()?;
+        let kind = request.kind.validated(&self.identity.node)?;
+        let ack = {
+            let mut docs = self.docs();
+            let (product, _) =
+                Self::find_product(docs.catalogs(), &sku).ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
+            let default_price = product.price_rupiah;
+            let default_producer = product.producer_id.clone();
+            let known_producer = |id: &str| docs.catalogs().any(|c| c.catalog.producers.contains_key(id));
+            if let MovementKind::Receipt { producer: Some(p), .. } = &kind {
+                if !known_producer(p) {
+                    return Err(DomainError::UnknownProducer(p.clone()).into());
+                }
+            }
+            let ledger_doc = &mut docs.ledger;
+            let document = ledger_doc.replica.id().clone();
+            if let Some(position) = request_id.as_deref().and_then(|id| ledger_doc.ledger.position(id)) {
+                let recorded = ledger::read_range(ledger_doc.replica.doc(), &document.to_string(), position..=position)?;
+                let recorded = recorded.first().ok_or_else(|| DomainError::schema(document.to_string(), "movement index out of range"))?;
+                if !recorded.answers(&sku, &kind) {
+                    return Err(DomainError::RequestIdReused(recorded.id.clone()).into());
+                }
+                MovementAck {
+                    movement_id: recorded.id.clone(),
+                    quantity_on_hand: ledger_doc.ledger.on_hand(&sku),
+                    sku,
+                    document,
+                    duplicate: true,
+                }
+            } else {
+                let movement = Movement {
+                    id: request_id.unwrap_or_else(|| self.generate_id()),
+                    sku: sku.clone(),
+                    at_ms: now_ms(),
+                    kind: fill_from_catalog(kind, default_price, default_producer),
+                };
+                ledger_doc.ledger.check(&movement)?;
+                ledger_doc.replica.commit(&self.store(), |tx| ledger::append(tx, &movement))?;
+                ledger_doc.ledger.apply(&movement);
+                MovementAck {
+                    movement_id: movement.id,
+                    quantity_on_hand: ledger_doc.ledger.on_hand(&sku),
+                    sku,
+                    document,
+                    duplicate: false,
+                }
+            }
+        };
+        self.commits.durable().await?;
+        Ok(ack)
+    }
+
+    /// Stock on hand of one SKU (0 for a catalog SKU never moved), or of every SKU
+    /// that has moved.
+    pub fn stock(&self, sku: Option<&str>) -> Result<Vec<StockLine>, EngineError> {
+        let docs = self.docs();
+        let line = |sku: &str, quantity: i64| {
+            let (name, unit) = Self::find_product(docs.catalogs(), sku)
+                .map(|(p, _)| (p.name.clone(), p.unit.clone()))
+                .unwrap_or_default();
+            StockLine { sku: sku.to_string(), name, unit, quantity }
+        };
+        match sku {
+            Some(sku) => {
+                let sku = text::identifier("sku", sku)?;
+                if Self::find_product(docs.catalogs(), &sku).is_none() {
+                    return Err(DomainError::UnknownSku(sku).into());
+                }
+                Ok(vec![line(&sku, docs.ledger.ledger.on_hand(&sku))])
+            }
+            None => Ok(docs.ledger.ledger.stock().iter().map(|(sku, q)| line(sku, *q)).collect()),
+        }
+    }
+
+    /// The newest `limit` movements (all when 0), optionally of one SKU, oldest first.
+    pub fn movements(&self, sku: Option<&str>, limit: usize) -> Result<Vec<Movement>, EngineError> {
+        let docs = self.docs();
+        let replica = &docs.ledger.replica;
+        let mut movements = ledger::read_range(replica.doc(), &replica.name(), ..)?;
+        if let Some(sku) = sku {
+            movements.retain(|m| m.sku == sku);
+        }
+        if limit > 0 && movements.len() > limit {
+            movements.drain(..movements.len() - limit);
+        }
+        Ok(movements)
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let docs = self.docs();
+        let stats = self.commits.stats();
+        NodeStatus {
+            node: self.identity.node.clone(),
+            hub: self.identity.hub.clone(),
+            role: self.identity.role(),
+            actor_hex: self.actor.to_hex_string(),
+            started_at_ms: self.started_at_ms,
+            documents: docs.catalogs().count() as u32 + 1,
+            movements: docs.ledger.ledger.len() as u64,
+            skus_in_stock: docs.ledger.ledger.stock().values().filter(|q| **q > 0).count() as u64,
+            durable_writes: stats.writes.load(Ordering::Relaxed),
+            flushes: stats.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn documents(&self) -> Vec<DocumentInfo> {
+        use automerge::ReadDoc;
+        let docs = self.docs();
+        let replicas = docs.catalogs().map(|c| &c.replica).chain(std::iter::once(&docs.ledger.replica));
+        replicas
+            .map(|r| DocumentInfo {
+                id: r.id().clone(),
+                owner: r.id().owner(&self.identity.hub).clone(),
+                heads: r.doc().get_heads().iter().map(|h| h.to_string()).collect(),
+                changes: r.doc().stats().num_changes,
+                bytes_on_disk: r.bytes_on_disk(),
+                chunks_since_snapshot: r.chunks_since_snapshot(),
+            })
+            .collect()
+    }
+}
+
+/// Fills what a request may leave out from the product: the catalog price of a sale,
+/// the producer of a receipt.
+fn fill_from_catalog(kind: MovementKind, price: i64, producer: String) -> MovementKind {
+    match kind {
+        MovementKind::Sale { quantity, unit_price, channel, buyer } => MovementKind::Sale {
+            quantity,
+            unit_price: Some(unit_price.unwrap_or(price)),
+            channel,
+            buyer,
+        },
+        MovementKind::Receipt { quantity, unit_cost, producer: p } => MovementKind::Receipt {
+            quantity,
+            unit_cost,
+            producer: Some(p.unwrap_or(producer)),
+        },
+        other => other,
+    }
+}
