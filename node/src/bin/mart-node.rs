@@ -1,1 +1,104 @@
-fn main() {}
+//! `mart-node`: runs an NTT Mart node, or checks a config file.
+//!
+//! With no arguments it runs district `ttu` on the embedded defaults.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mart_node::config::NodeConfig;
+use mart_node::server::{self, Listeners};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "mart-node", version, about = "An NTT Mart outlet or hub node")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (on the embedded defaults without --config).
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and exit 0 if it is valid.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match args.command {
+        Some(Command::CheckConfig { file }) => {
+            return match NodeConfig::load(&file) {
+                Ok(config) => {
+                    println!(
+                        "{}: ok ({} {}, data in {})",
+                        file.display(),
+                        if config.identity.is_hub() { "hub" } else { "district" },
+                        config.identity.node,
+                        config.data_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Some(Command::Run { config: Some(file) }) => NodeConfig::load(&file),
+        Some(Command::Run { config: None }) | None => Ok(NodeConfig::embedded_default()),
+    };
+    let config = match config {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: NodeConfig) -> Result<(), server::ServerError> {
+    let shutdown = CancellationToken::new();
+    let signal_token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal_token.cancel();
+    });
+    let listeners = Listeners::bind(&config).await?;
+    server::run(config, listeners, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,1 +1,216 @@
-//! todo
+//! Node configuration: TOML with a version field and no unknown fields, loaded and
+//! then validated into a typed [`NodeConfig`] whose errors name the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::doc_id::NodeId;
+use crate::engine::Identity;
+
+/// The only config version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The embedded defaults: district `ttu` with data in `./mart-data`.
+pub const DEFAULT_CONFIG: &str = r#"
+version = 1
+
+[node]
+id = "ttu"
+role = "district"
+hub = "kupang"
+data_dir = "./mart-data"
+
+[grpc]
+listen = "127.0.0.1:7443"
+
+[admin]
+socket = "./mart-data/admin.sock"
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config {path} is not valid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("config {path}: {field}: {reason}")]
+    Field {
+        path: String,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    node: RawNode,
+    grpc: Option<RawGrpc>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: String,
+    role: String,
+    hub: Option<String>,
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrpc {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: Option<PathBuf>,
+}
+
+/// The role of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Hub,
+    District,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub identity: Identity,
+    pub role: Role,
+    pub data_dir: PathBuf,
+    /// TCP address of the gRPC API; `None` serves only the admin socket.
+    pub grpc_listen: Option<SocketAddr>,
+    /// The local admin socket (gRPC over a Unix socket, no certificate needed).
+    pub admin_socket: PathBuf,
+}
+
+impl NodeConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The embedded defaults.
+    pub fn embedded_default() -> Self {
+        Self::parse(DEFAULT_CONFIG, "<embedded defaults>").expect("embedded defaults are valid")
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            reason: e.to_string().trim().to_string(),
+        })?;
+        let field = |field: &'static str, reason: String| ConfigError::Field {
+            path: origin.to_string(),
+            field,
+            reason,
+        };
+        if raw.version != CONFIG_VERSION {
+            return Err(field(
+                "version",
+                format!("unsupported version {}, this build reads version {CONFIG_VERSION}", raw.version),
+            ));
+        }
+        let node = NodeId::parse(&raw.node.id).map_err(|e| field("node.id", e.to_string()))?;
+        let role = match raw.node.role.as_str() {
+            "hub" => Role::Hub,
+            "district" => Role::District,
+            other => return Err(field("node.role", format!("must be \"hub\" or \"district\", got {other:?}"))),
+        };
+        let hub = match (&raw.node.hub, role) {
+            (None, Role::Hub) => node.clone(),
+            (None, Role::District) => {
+                return Err(field("node.hub", "a district must name its hub".into()));
+            }
+            (Some(hub), _) => NodeId::parse(hub).map_err(|e| field("node.hub", e.to_string()))?,
+        };
+        match role {
+            Role::Hub if hub != node => {
+                return Err(field("node.hub", format!("a hub is its own hub, expected {node:?}, got {hub:?}")))
+            }
+            Role::District if hub == node => {
+                return Err(field("node.hub", "a district cannot be its own hub".into()))
+            }
+            _ => {}
+        }
+        if raw.node.data_dir.as_os_str().is_empty() {
+            return Err(field("node.data_dir", "must not be empty".into()));
+        }
+        let grpc_listen = raw
+            .grpc
+            .and_then(|g| g.listen)
+            .map(|addr| {
+                addr.parse::<SocketAddr>()
+                    .map_err(|e| field("grpc.listen", format!("{addr:?} is not host:port: {e}")))
+            })
+            .transpose()?;
+        let admin_socket = raw
+            .admin
+            .and_then(|a| a.socket)
+            .unwrap_or_else(|| raw.node.data_dir.join("admin.sock"));
+        Ok(NodeConfig {
+            identity: Identity { node, hub },
+            role,
+            data_dir: raw.node.data_dir,
+            grpc_listen,
+            admin_socket,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                NodeConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "expected config files in {}", dir.display());
+    }
+
+    #[test]
+    fn embedded_defaults_are_district_ttu() {
+        let config = NodeConfig::embedded_default();
+        assert_eq!(config.identity.node.as_str(), "ttu");
+        assert_eq!(config.role, Role::District);
+        assert_eq!(config.grpc_listen, Some("127.0.0.1:7443".parse().unwrap()));
+        assert_eq!(config.admin_socket, PathBuf::from("./mart-data/admin.sock"));
+    }
+
+    fn error_of(text: &str) -> String {
+        NodeConfig::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let base = DEFAULT_CONFIG;
+        assert!(error_of(&base.replace("version = 1", "version = 2")).contains("version"));
+        assert!(error_of(&base.replace("\"district\"", "\"outlet\"")).contains("node.role"));
+        assert!(error_of(&base.replace("id = \"ttu\"", "id = \"TTU!\"")).contains("node.id"));
+        assert!(error_of(&base.replace("hub = \"kupang\"", "hub = \"ttu\"")).contains("node.hub"));
+        assert!(error_of(&base.replace("127.0.0.1:7443", "nowhere")).contains("grpc.listen"));
+        let unknown = error_of(&base.replace("[grpc]", "[grpc]\nlisten_tls = true"));
+        assert!(unknown.contains("listen_tls"), "{unknown}");
+    }
+}

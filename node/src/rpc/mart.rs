@@ -1,0 +1,175 @@
+//! `nttmart.v1.MartService`: catalog, movements and stock of this node.
+
+use std::sync::Arc;
+
+use mart_proto::tonic::{self, Request, Response, Status};
+use mart_proto::v1 as pb;
+use pb::mart_service_server::MartService;
+
+use super::convert::{self, ack_to_pb};
+use super::status::to_status;
+use crate::domain::movement::MovementKind;
+use crate::engine::{Engine, MovementRequest};
+
+/// The store operations, served over gRPC.
+#[derive(Clone)]
+pub struct MartApi {
+    engine: Arc<Engine>,
+}
+
+impl MartApi {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        MartApi { engine }
+    }
+
+    async fn record(
+        &self,
+        request_id: String,
+        sku: String,
+        kind: MovementKind,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let request = MovementRequest {
+            request_id: Some(request_id),
+            sku,
+            kind,
+        };
+        let ack = self.engine.record(request).await.map_err(to_status)?;
+        Ok(Response::new(ack_to_pb(ack)))
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
+#[tonic::async_trait]
+impl MartService for MartApi {
+    async fn add_producer(&self, request: Request<pb::AddProducerRequest>) -> Result<Response<pb::Producer>, Status> {
+        let producer = convert::producer_from_pb(request.into_inner().producer)?;
+        let (producer, doc) = self.engine.add_producer(producer).await.map_err(to_status)?;
+        Ok(Response::new(convert::producer_to_pb(&producer, &doc)))
+    }
+
+    async fn list_producers(
+        &self,
+        request: Request<pb::ListProducersRequest>,
+    ) -> Result<Response<pb::ListProducersResponse>, Status> {
+        let district = non_empty(request.into_inner().district);
+        let producers = self
+            .engine
+            .producers(district.as_deref())
+            .iter()
+            .map(|(p, doc)| convert::producer_to_pb(p, doc))
+            .collect();
+        Ok(Response::new(pb::ListProducersResponse { producers }))
+    }
+
+    async fn add_product(&self, request: Request<pb::AddProductRequest>) -> Result<Response<pb::Product>, Status> {
+        let product = convert::product_from_pb(request.into_inner().product)?;
+        let (product, doc) = self.engine.add_product(product).await.map_err(to_status)?;
+        Ok(Response::new(convert::product_to_pb(&product, &doc)))
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
+        let category = non_empty(request.into_inner().category);
+        let products = self
+            .engine
+            .products(category.as_deref())
+            .iter()
+            .map(|(p, doc)| convert::product_to_pb(p, doc))
+            .collect();
+        Ok(Response::new(pb::ListProductsResponse { products }))
+    }
+
+    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
+        let (product, doc) = self.engine.product(&request.into_inner().sku).map_err(to_status)?;
+        Ok(Response::new(convert::product_to_pb(&product, &doc)))
+    }
+
+    async fn record_receipt(&self, request: Request<pb::ReceiptRequest>) -> Result<Response<pb::MovementAck>, Status> {
+        let r = request.into_inner();
+        let kind = MovementKind::Receipt {
+            quantity: r.quantity,
+            unit_cost: r.unit_cost_rupiah,
+            producer: non_empty(r.producer_id),
+        };
+        self.record(r.request_id, r.sku, kind).await
+    }
+
+    async fn record_sale(&self, request: Request<pb::SaleRequest>) -> Result<Response<pb::MovementAck>, Status> {
+        let r = request.into_inner();
+        let kind = MovementKind::Sale {
+            quantity: r.quantity,
+            unit_price: r.unit_price_rupiah,
+            channel: convert::channel(r.channel)?,
+            buyer: convert::buyer(r.buyer)?,
+        };
+        self.record(r.request_id, r.sku, kind).await
+    }
+
+    async fn record_adjustment(
+        &self,
+        request: Request<pb::AdjustmentRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = request.into_inner();
+        let kind = MovementKind::Adjustment {
+            delta: r.quantity,
+            reason: convert::reason(r.reason)?,
+            note: r.note,
+        };
+        self.record(r.request_id, r.sku, kind).await
+    }
+
+    async fn record_transfer_out(
+        &self,
+        request: Request<pb::TransferOutRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = request.into_inner();
+        let kind = MovementKind::TransferOut {
+            quantity: r.quantity,
+            transfer_id: r.transfer_id,
+            to: r.to_outlet,
+        };
+        self.record(r.request_id, r.sku, kind).await
+    }
+
+    async fn record_transfer_in(
+        &self,
+        request: Request<pb::TransferInRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = request.into_inner();
+        let kind = MovementKind::TransferIn {
+            quantity: r.quantity,
+            transfer_id: r.transfer_id,
+            from: r.from_outlet,
+        };
+        self.record(r.request_id, r.sku, kind).await
+    }
+
+    async fn get_stock(&self, request: Request<pb::StockRequest>) -> Result<Response<pb::StockResponse>, Status> {
+        let sku = non_empty(request.into_inner().sku);
+        let levels = self.engine.stock(sku.as_deref()).map_err(to_status)?;
+        Ok(Response::new(pb::StockResponse {
+            outlet: self.engine.identity().node.to_string(),
+            levels: levels.into_iter().map(convert::stock_to_pb).collect(),
+        }))
+    }
+
+    async fn list_movements(
+        &self,
+        request: Request<pb::ListMovementsRequest>,
+    ) -> Result<Response<pb::ListMovementsResponse>, Status> {
+        let r = request.into_inner();
+        let sku = non_empty(r.sku);
+        let movements = self
+            .engine
+            .movements(sku.as_deref(), r.limit as usize)
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListMovementsResponse {
+            movements: movements.into_iter().map(convert::movement_to_pb).collect(),
+        }))
+    }
+}
