@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/nttmart/v1/mart.proto", "proto/nttmart/v1/admin.proto"];
+    let files = [
+        "proto/nttmart/v1/mart.proto",
+        "proto/nttmart/v1/admin.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");
     }

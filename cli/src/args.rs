@@ -37,8 +37,6 @@ pub fn rupiah(s: &str) -> Result<i64, String> {
 /// Parses a signed, non-zero change of stock, e.g. `-3` or `+2`.
 pub fn signed_qty(s: &str) -> Result<i64, String> {
     let n: i64 = s
-        .strip_prefix('+')
-        .unwrap_or(s)
         .parse()
         .map_err(|_| format!("'{s}' is not a whole number"))?;
     if n == 0 {

@@ -110,17 +110,30 @@ mod tests {
         assert_eq!(c.number, "TR 203 012 345");
         assert_eq!(c.expires_on, "");
 
-        assert_eq!(parse("pirt:2065303010123-26").unwrap().kind, CertificationKind::Pirt as i32);
-        assert_eq!(parse("p-irt:1").unwrap().kind, CertificationKind::Pirt as i32);
-        assert_eq!(parse("merek:IDM000123").unwrap().kind, CertificationKind::Trademark as i32);
+        assert_eq!(
+            parse("pirt:2065303010123-26").unwrap().kind,
+            CertificationKind::Pirt as i32
+        );
+        assert_eq!(
+            parse("p-irt:1").unwrap().kind,
+            CertificationKind::Pirt as i32
+        );
+        assert_eq!(
+            parse("merek:IDM000123").unwrap().kind,
+            CertificationKind::Trademark as i32
+        );
     }
 
     #[test]
     fn refuses_bad_certifications() {
-        assert!(parse("organic:123").unwrap_err().contains("unknown certification kind"));
+        assert!(parse("organic:123")
+            .unwrap_err()
+            .contains("unknown certification kind"));
         assert!(parse("halal").unwrap_err().contains("has no number"));
         assert!(parse("halal:").unwrap_err().contains("has no number"));
-        assert!(parse("halal:123:2027-02-30").unwrap_err().contains("not a calendar date"));
+        assert!(parse("halal:123:2027-02-30")
+            .unwrap_err()
+            .contains("not a calendar date"));
         assert!(parse("halal:123:30/06/2027").is_err());
         assert!(parse("").is_err());
     }

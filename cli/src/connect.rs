@@ -71,7 +71,9 @@ pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<Channel> {
                     .connect_timeout(timeout)
                     .connect_with_connector(tower::service_fn(move |_: Uri| {
                         let path = path.clone();
-                        async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+                        async move {
+                            Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?))
+                        }
                     }))
                     .await
             }
@@ -97,16 +99,19 @@ pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<Channel> {
     }
 }
 
-/// The error and its sources, joined the way anyhow's `{:#}` does.
+/// The error and its sources joined with `: `, the way anyhow's `{:#}` does, minus
+/// the repeats that hyper and tonic produce when they wrap an error in its own words.
 fn causes(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
+    let mut parts = vec![err.to_string()];
     let mut source = err.source();
     while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
         source = e.source();
     }
-    out
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -132,6 +137,30 @@ mod tests {
         assert!("unix:".parse::<NodeAddr>().is_err());
         assert!("http://".parse::<NodeAddr>().is_err());
         assert!("127.0.0.1:50051".parse::<NodeAddr>().is_err());
+    }
+
+    #[test]
+    fn joins_causes_without_repeats() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl fmt::Display for E {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let leaf = E("connection refused", None);
+        let mid = E("tcp connect error", Some(Box::new(leaf)));
+        let dup = E("tcp connect error", Some(Box::new(mid)));
+        let top = E("transport error", Some(Box::new(dup)));
+        assert_eq!(
+            causes(&top),
+            "transport error: tcp connect error: connection refused"
+        );
     }
 
     #[test]

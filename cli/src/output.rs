@@ -121,7 +121,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('.');
         }
         out.push(c);
@@ -177,7 +177,11 @@ mod tests {
     #[test]
     fn aligns_tables() {
         let mut t = Table::new(&["SKU", "QTY", "UNIT"]).right_align(&[1]);
-        t.row(vec!["TTU-CJP-060".into(), "7".into(), "60 ml bottle".into()]);
+        t.row(vec![
+            "TTU-CJP-060".into(),
+            "7".into(),
+            "60 ml bottle".into(),
+        ]);
         t.row(vec!["KPG-SEI-250".into(), "120".into(), String::new()]);
         assert_eq!(
             t.render(),
@@ -199,7 +203,11 @@ mod tests {
     #[test]
     fn aligns_fields() {
         assert_eq!(
-            fields(&[("sku", "A".into()), ("on hand", "7".into()), ("note", String::new())]),
+            fields(&[
+                ("sku", "A".into()),
+                ("on hand", "7".into()),
+                ("note", String::new())
+            ]),
             "sku:      A\non hand:  7\nnote:\n"
         );
     }

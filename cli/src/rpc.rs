@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use mart_proto::tonic::transport::Channel;
-use mart_proto::tonic::{Code, Request, Response, Status};
+use mart_proto::tonic::{Code, Request, Response, Status, TimeoutExpired};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 
@@ -18,14 +18,17 @@ pub struct Node {
     mart: MartServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
     timeout: Duration,
+    /// The `--node` address, for messages.
+    addr: String,
 }
 
 impl Node {
-    pub fn new(channel: Channel, timeout: Duration) -> Self {
+    pub fn new(channel: Channel, timeout: Duration, addr: String) -> Self {
         Node {
             mart: MartServiceClient::new(channel.clone()),
             admin: AdminServiceClient::new(channel),
             timeout,
+            addr,
         }
     }
 
@@ -51,15 +54,33 @@ impl Node {
         &self,
         call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<T, RpcError> {
+        let missed_deadline = || {
+            let secs = self.timeout.as_secs();
+            RpcError::new(
+                Code::DeadlineExceeded,
+                &format!("no answer from the node at {} within {secs} s", self.addr),
+            )
+        };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
+            // tonic enforces the request's own timeout and reports it as "cancelled".
+            Ok(Err(status)) if timed_out(&status) => Err(missed_deadline()),
             Ok(Err(status)) => Err(RpcError::new(status.code(), status.message())),
-            Err(_) => Err(RpcError::new(
-                Code::DeadlineExceeded,
-                &format!("no answer from the node within {} s", self.timeout.as_secs()),
-            )),
+            Err(_) => Err(missed_deadline()),
         }
     }
+}
+
+/// True when the client gave up waiting, as opposed to the server refusing.
+fn timed_out(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<TimeoutExpired>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A call the node refused or that did not complete. Displays as `<code>: <message>`.

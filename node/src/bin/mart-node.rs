@@ -37,7 +37,11 @@ fn main() -> ExitCode {
                     println!(
                         "{}: ok ({} {}, data in {})",
                         file.display(),
-                        if config.identity.is_hub() { "hub" } else { "district" },
+                        if config.identity.is_hub() {
+                            "hub"
+                        } else {
+                            "district"
+                        },
                         config.identity.node,
                         config.data_dir.display()
                     );

@@ -121,14 +121,22 @@ impl NodeConfig {
         if raw.version != CONFIG_VERSION {
             return Err(field(
                 "version",
-                format!("unsupported version {}, this build reads version {CONFIG_VERSION}", raw.version),
+                format!(
+                    "unsupported version {}, this build reads version {CONFIG_VERSION}",
+                    raw.version
+                ),
             ));
         }
         let node = NodeId::parse(&raw.node.id).map_err(|e| field("node.id", e.to_string()))?;
         let role = match raw.node.role.as_str() {
             "hub" => Role::Hub,
             "district" => Role::District,
-            other => return Err(field("node.role", format!("must be \"hub\" or \"district\", got {other:?}"))),
+            other => {
+                return Err(field(
+                    "node.role",
+                    format!("must be \"hub\" or \"district\", got {other:?}"),
+                ))
+            }
         };
         let hub = match (&raw.node.hub, role) {
             (None, Role::Hub) => node.clone(),
@@ -139,7 +147,10 @@ impl NodeConfig {
         };
         match role {
             Role::Hub if hub != node => {
-                return Err(field("node.hub", format!("a hub is its own hub, expected {node:?}, got {hub:?}")))
+                return Err(field(
+                    "node.hub",
+                    format!("a hub is its own hub, expected {node:?}, got {hub:?}"),
+                ))
             }
             Role::District if hub == node => {
                 return Err(field("node.hub", "a district cannot be its own hub".into()))
@@ -199,7 +210,9 @@ mod tests {
     }
 
     fn error_of(text: &str) -> String {
-        NodeConfig::parse(text, "test.toml").unwrap_err().to_string()
+        NodeConfig::parse(text, "test.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -238,28 +238,40 @@ impl<D: ReadDoc> FieldReader<'_, D> {
     fn scalar(&self, obj: &ObjId, key: &str) -> Result<ScalarValue, DomainError> {
         match self.doc.get(obj, key) {
             Ok(Some((Value::Scalar(value), _))) => Ok(value.into_owned()),
-            _ => Err(DomainError::schema(self.doc_name, format!("missing field {key}"))),
+            _ => Err(DomainError::schema(
+                self.doc_name,
+                format!("missing field {key}"),
+            )),
         }
     }
 
     fn object(&self, parent: &ObjId, key: &str) -> Result<ObjId, DomainError> {
         match self.doc.get(parent, key) {
             Ok(Some((Value::Object(ObjType::Map), id))) => Ok(id),
-            _ => Err(DomainError::schema(self.doc_name, format!("entry {key} is not a map"))),
+            _ => Err(DomainError::schema(
+                self.doc_name,
+                format!("entry {key} is not a map"),
+            )),
         }
     }
 
     fn string(&self, obj: &ObjId, key: &str) -> Result<String, DomainError> {
         match self.scalar(obj, key)? {
             ScalarValue::Str(s) => Ok(s.to_string()),
-            other => Err(DomainError::schema(self.doc_name, format!("field {key} is {other:?}, not text"))),
+            other => Err(DomainError::schema(
+                self.doc_name,
+                format!("field {key} is {other:?}, not text"),
+            )),
         }
     }
 
     fn int(&self, obj: &ObjId, key: &str) -> Result<i64, DomainError> {
         match self.scalar(obj, key)? {
             ScalarValue::Int(i) => Ok(i),
-            other => Err(DomainError::schema(self.doc_name, format!("field {key} is {other:?}, not an integer"))),
+            other => Err(DomainError::schema(
+                self.doc_name,
+                format!("field {key} is {other:?}, not an integer"),
+            )),
         }
     }
 
@@ -296,9 +308,22 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut product = seed::provincial_catalog().products.into_values().next().unwrap();
+        let mut product = seed::provincial_catalog()
+            .products
+            .into_values()
+            .next()
+            .unwrap();
         product.price_rupiah = -5;
         let err = product.validated().unwrap_err();
-        assert!(matches!(err, DomainError::InvalidField { field: "price_rupiah", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DomainError::InvalidField {
+                    field: "price_rupiah",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -75,7 +75,9 @@ impl DocId {
         let bad = || DomainError::invalid("document_id", format!("unknown document {value:?}"));
         match value.split_once('/') {
             Some(("catalog", "province")) => Ok(DocId::ProvincialCatalog),
-            Some(("catalog", node)) => Ok(DocId::LocalCatalog(NodeId::parse(node).map_err(|_| bad())?)),
+            Some(("catalog", node)) => {
+                Ok(DocId::LocalCatalog(NodeId::parse(node).map_err(|_| bad())?))
+            }
             Some(("ledger", node)) => Ok(DocId::Ledger(NodeId::parse(node).map_err(|_| bad())?)),
             _ => Err(bad()),
         }
@@ -129,7 +131,10 @@ mod tests {
             assert_eq!(id.to_string(), text);
         }
         assert_eq!(DocId::ProvincialCatalog.owner(&hub).as_str(), "kupang");
-        assert_eq!(DocId::parse("ledger/ttu").unwrap().owner(&hub).as_str(), "ttu");
+        assert_eq!(
+            DocId::parse("ledger/ttu").unwrap().owner(&hub).as_str(),
+            "ttu"
+        );
         assert!(DocId::parse("ledger/TTU").is_err());
         assert!(DocId::parse("orders").is_err());
     }

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use automerge::{transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT};
+use automerge::{
+    transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT,
+};
 
 use super::movement::Movement;
 use super::DomainError;
@@ -28,7 +30,10 @@ fn movements_list(doc: &impl ReadDoc) -> Option<ObjId> {
 }
 
 /// Appends a movement at the end of the ledger document.
-pub fn append(tx: &mut impl Transactable, movement: &Movement) -> Result<(), automerge::AutomergeError> {
+pub fn append(
+    tx: &mut impl Transactable,
+    movement: &Movement,
+) -> Result<(), automerge::AutomergeError> {
     let list = movements_list(tx)
         .ok_or_else(|| automerge::AutomergeError::InvalidObjId(MOVEMENTS.to_string()))?;
     let end = tx.length(&list);
@@ -42,13 +47,23 @@ pub fn read_range(
     doc_name: &str,
     range: impl std::ops::RangeBounds<usize>,
 ) -> Result<Vec<Movement>, DomainError> {
-    let list = movements_list(doc).ok_or_else(|| DomainError::schema(doc_name, "no movements list"))?;
+    let list =
+        movements_list(doc).ok_or_else(|| DomainError::schema(doc_name, "no movements list"))?;
     doc.list_range(&list, range)
         .map(|item| match item.value {
-            ValueRef::Scalar(ScalarValueRef::Str(json)) => Movement::from_json(&json)
-                    .map_err(|e| DomainError::schema(doc_name, format!("movement {}: {e}", item.index))),
-            ValueRef::Scalar(other) => Err(DomainError::schema(doc_name, format!("movement {} is {other:?}", item.index))),
-            ValueRef::Object(_) => Err(DomainError::schema(doc_name, format!("movement {} is an object", item.index))),
+            ValueRef::Scalar(ScalarValueRef::Str(json)) => {
+                Movement::from_json(&json).map_err(|e| {
+                    DomainError::schema(doc_name, format!("movement {}: {e}", item.index))
+                })
+            }
+            ValueRef::Scalar(other) => Err(DomainError::schema(
+                doc_name,
+                format!("movement {} is {other:?}", item.index),
+            )),
+            ValueRef::Object(_) => Err(DomainError::schema(
+                doc_name,
+                format!("movement {} is an object", item.index),
+            )),
         })
         .collect()
 }
@@ -134,11 +149,34 @@ mod tests {
     fn op() -> impl Strategy<Value = (usize, MovementKind)> {
         let sku = 0usize..3;
         let kind = prop_oneof![
-            (1i64..20, 0i64..100_000).prop_map(|(q, c)| MovementKind::Receipt { quantity: q, unit_cost: c, producer: None }),
-            (1i64..20).prop_map(|q| MovementKind::Sale { quantity: q, unit_price: Some(1_000), channel: Channel::Store, buyer: Buyer::Public }),
-            (-20i64..20).prop_filter("non-zero", |d| *d != 0).prop_map(|d| MovementKind::Adjustment { delta: d, reason: AdjustReason::Count, note: String::new() }),
-            (1i64..20).prop_map(|q| MovementKind::TransferOut { quantity: q, transfer_id: "t".into(), to: "sikka".into() }),
-            (1i64..20).prop_map(|q| MovementKind::TransferIn { quantity: q, transfer_id: "t".into(), from: "sikka".into() }),
+            (1i64..20, 0i64..100_000).prop_map(|(q, c)| MovementKind::Receipt {
+                quantity: q,
+                unit_cost: c,
+                producer: None
+            }),
+            (1i64..20).prop_map(|q| MovementKind::Sale {
+                quantity: q,
+                unit_price: Some(1_000),
+                channel: Channel::Store,
+                buyer: Buyer::Public
+            }),
+            (-20i64..20)
+                .prop_filter("non-zero", |d| *d != 0)
+                .prop_map(|d| MovementKind::Adjustment {
+                    delta: d,
+                    reason: AdjustReason::Count,
+                    note: String::new()
+                }),
+            (1i64..20).prop_map(|q| MovementKind::TransferOut {
+                quantity: q,
+                transfer_id: "t".into(),
+                to: "sikka".into()
+            }),
+            (1i64..20).prop_map(|q| MovementKind::TransferIn {
+                quantity: q,
+                transfer_id: "t".into(),
+                from: "sikka".into()
+            }),
         ];
         (sku, kind)
     }

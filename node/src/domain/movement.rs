@@ -120,7 +120,11 @@ impl MovementKind {
             Ok(node.to_string())
         };
         Ok(match self {
-            MovementKind::Receipt { quantity, unit_cost, producer } => MovementKind::Receipt {
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                producer,
+            } => MovementKind::Receipt {
                 quantity: text::quantity("quantity", quantity)?,
                 unit_cost: text::rupiah("unit_cost_rupiah", unit_cost)?,
                 producer: producer
@@ -128,7 +132,12 @@ impl MovementKind {
                     .map(|p| text::identifier("producer_id", &p))
                     .transpose()?,
             },
-            MovementKind::Sale { quantity, unit_price, channel, buyer } => MovementKind::Sale {
+            MovementKind::Sale {
+                quantity,
+                unit_price,
+                channel,
+                buyer,
+            } => MovementKind::Sale {
                 quantity: text::quantity("quantity", quantity)?,
                 unit_price: unit_price
                     .map(|p| text::rupiah("unit_price_rupiah", p))
@@ -136,7 +145,11 @@ impl MovementKind {
                 channel,
                 buyer,
             },
-            MovementKind::Adjustment { delta, reason, note } => {
+            MovementKind::Adjustment {
+                delta,
+                reason,
+                note,
+            } => {
                 if delta == 0 || delta.abs() > text::MAX_QUANTITY {
                     return Err(DomainError::invalid(
                         "quantity",
@@ -146,14 +159,26 @@ impl MovementKind {
                         ),
                     ));
                 }
-                MovementKind::Adjustment { delta, reason, note: text::optional("note", &note)? }
+                MovementKind::Adjustment {
+                    delta,
+                    reason,
+                    note: text::optional("note", &note)?,
+                }
             }
-            MovementKind::TransferOut { quantity, transfer_id, to } => MovementKind::TransferOut {
+            MovementKind::TransferOut {
+                quantity,
+                transfer_id,
+                to,
+            } => MovementKind::TransferOut {
                 quantity: text::quantity("quantity", quantity)?,
                 transfer_id: text::identifier("transfer_id", &transfer_id)?,
                 to: counterpart("to_outlet", &to)?,
             },
-            MovementKind::TransferIn { quantity, transfer_id, from } => MovementKind::TransferIn {
+            MovementKind::TransferIn {
+                quantity,
+                transfer_id,
+                from,
+            } => MovementKind::TransferIn {
                 quantity: text::quantity("quantity", quantity)?,
                 transfer_id: text::identifier("transfer_id", &transfer_id)?,
                 from: counterpart("from_outlet", &from)?,
@@ -190,14 +215,21 @@ impl Movement {
     pub fn answers(&self, sku: &str, requested: &MovementKind) -> bool {
         let mut requested = requested.clone();
         match (&mut requested, &self.kind) {
-            (MovementKind::Sale { unit_price, .. }, MovementKind::Sale { unit_price: recorded, .. })
-                if unit_price.is_none() =>
-            {
+            (
+                MovementKind::Sale { unit_price, .. },
+                MovementKind::Sale {
+                    unit_price: recorded,
+                    ..
+                },
+            ) if unit_price.is_none() => {
                 *unit_price = *recorded;
             }
-            (MovementKind::Receipt { producer, .. }, MovementKind::Receipt { producer: recorded, .. })
-                if producer.is_none() =>
-            {
+            (
+                MovementKind::Receipt { producer, .. },
+                MovementKind::Receipt {
+                    producer: recorded, ..
+                },
+            ) if producer.is_none() => {
                 producer.clone_from(recorded);
             }
             _ => {}
@@ -235,13 +267,26 @@ mod tests {
     #[test]
     fn validation_refuses_bad_fields() {
         let ttu = NodeId::parse("ttu").unwrap();
-        let sale = |q| MovementKind::Sale { quantity: q, unit_price: None, channel: Channel::Store, buyer: Buyer::Public };
+        let sale = |q| MovementKind::Sale {
+            quantity: q,
+            unit_price: None,
+            channel: Channel::Store,
+            buyer: Buyer::Public,
+        };
         assert!(sale(0).validated(&ttu).is_err());
         assert!(sale(-3).validated(&ttu).is_err());
         assert!(sale(3).validated(&ttu).is_ok());
-        let adj = MovementKind::Adjustment { delta: 0, reason: AdjustReason::Count, note: String::new() };
+        let adj = MovementKind::Adjustment {
+            delta: 0,
+            reason: AdjustReason::Count,
+            note: String::new(),
+        };
         assert!(adj.validated(&ttu).is_err());
-        let to_self = MovementKind::TransferOut { quantity: 1, transfer_id: "t1".into(), to: "ttu".into() };
+        let to_self = MovementKind::TransferOut {
+            quantity: 1,
+            transfer_id: "t1".into(),
+            to: "ttu".into(),
+        };
         assert!(to_self.validated(&ttu).is_err());
     }
 }

@@ -46,7 +46,10 @@ pub fn optional(field: &'static str, value: &str) -> Result<String, DomainError>
     if value.len() > MAX_TEXT_BYTES {
         return Err(DomainError::invalid(
             field,
-            format!("must be at most {MAX_TEXT_BYTES} bytes, got {}", value.len()),
+            format!(
+                "must be at most {MAX_TEXT_BYTES} bytes, got {}",
+                value.len()
+            ),
         ));
     }
     if value.chars().any(char::is_control) {

@@ -45,7 +45,9 @@ impl GroupCommit {
                         tracing::error!(error = %e, "flush failed");
                     }
                     thread_stats.flushes.fetch_add(1, Ordering::Relaxed);
-                    thread_stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    thread_stats
+                        .writes
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     for waiter in batch {
                         let _ = waiter.send(result.clone());
                     }
@@ -64,7 +66,9 @@ impl GroupCommit {
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(EngineError::NotDurable(e)),
-            Err(_) => Err(EngineError::NotDurable("the flushing thread has stopped".into())),
+            Err(_) => Err(EngineError::NotDurable(
+                "the flushing thread has stopped".into(),
+            )),
         }
     }
 
@@ -97,7 +101,10 @@ mod tests {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
             self.0.get(key)
         }
-        fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, crate::store::StoreError> {
+        fn scan_prefix(
+            &self,
+            prefix: &[u8],
+        ) -> Result<Vec<crate::store::KeyValue>, crate::store::StoreError> {
             self.0.scan_prefix(prefix)
         }
         fn write(&self, batch: Batch) -> Result<(), crate::store::StoreError> {
@@ -111,7 +118,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_share_flushes() {
-        let commits = Arc::new(GroupCommit::start(Arc::new(SlowFlush(MemoryBackend::new()))));
+        let commits = Arc::new(GroupCommit::start(Arc::new(
+            SlowFlush(MemoryBackend::new()),
+        )));
         let waits: Vec<_> = (0..64)
             .map(|_| {
                 let commits = commits.clone();

@@ -118,13 +118,16 @@ impl Engine {
         let own_catalog = match DocId::own_catalog(&identity.node, &identity.hub) {
             DocId::ProvincialCatalog => None,
             own => {
-                let replica = Replica::open(&store, own, &actor, || Replica::genesis(&actor, |tx| catalog::init(tx)))?;
+                let replica = Replica::open(&store, own, &actor, || {
+                    Replica::genesis(&actor, |tx| catalog::init(tx))
+                })?;
                 Some(CatalogReplica::read(replica)?)
             }
         };
-        let ledger_replica = Replica::open(&store, DocId::Ledger(identity.node.clone()), &actor, || {
-            Replica::genesis(&actor, |tx| ledger::init(tx))
-        })?;
+        let ledger_replica =
+            Replica::open(&store, DocId::Ledger(identity.node.clone()), &actor, || {
+                Replica::genesis(&actor, |tx| ledger::init(tx))
+            })?;
         let movements = ledger::read_range(ledger_replica.doc(), &ledger_replica.name(), ..)?;
         let ledger = LedgerReplica {
             ledger: Ledger::replay(&movements),
@@ -156,7 +159,9 @@ impl Engine {
     fn docs(&self) -> MutexGuard<'_, Documents> {
         // A panic while holding the lock leaves documents that may not match the
         // store: refuse to go on rather than serve them.
-        self.docs.lock().expect("documents lock poisoned: restart the node")
+        self.docs
+            .lock()
+            .expect("documents lock poisoned: restart the node")
     }
 
     fn store(&self) -> DocStore<'_> {

@@ -79,12 +79,18 @@ impl Engine {
         let producer = producer.validated()?;
         let doc_id = {
             let mut docs = self.docs();
-            if docs.catalogs().any(|c| c.catalog.producers.contains_key(&producer.id)) {
+            if docs
+                .catalogs()
+                .any(|c| c.catalog.producers.contains_key(&producer.id))
+            {
                 return Err(DomainError::DuplicateProducer(producer.id).into());
             }
             let own = docs.own_catalog_mut();
-            own.replica.commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
-            own.catalog.producers.insert(producer.id.clone(), producer.clone());
+            own.replica
+                .commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
+            own.catalog
+                .producers
+                .insert(producer.id.clone(), producer.clone());
             own.replica.id().clone()
         };
         self.commits.durable().await?;
@@ -99,12 +105,18 @@ impl Engine {
             if Self::find_product(docs.catalogs(), &product.sku).is_some() {
                 return Err(DomainError::DuplicateSku(product.sku).into());
             }
-            if !docs.catalogs().any(|c| c.catalog.producers.contains_key(&product.producer_id)) {
+            if !docs
+                .catalogs()
+                .any(|c| c.catalog.producers.contains_key(&product.producer_id))
+            {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
             let own = docs.own_catalog_mut();
-            own.replica.commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
-            own.catalog.products.insert(product.sku.clone(), product.clone());
+            own.replica
+                .commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
+            own.catalog
+                .products
+                .insert(product.sku.clone(), product.clone());
             own.replica.id().clone()
         };
         self.commits.durable().await?;
@@ -115,7 +127,12 @@ impl Engine {
     pub fn producers(&self, district: Option<&str>) -> Vec<(Producer, DocId)> {
         let docs = self.docs();
         docs.catalogs()
-            .flat_map(|c| c.catalog.producers.values().map(|p| (p.clone(), c.replica.id().clone())))
+            .flat_map(|c| {
+                c.catalog
+                    .producers
+                    .values()
+                    .map(|p| (p.clone(), c.replica.id().clone()))
+            })
             .filter(|(p, _)| district.is_none_or(|d| p.district == d))
             .collect()
     }
@@ -125,7 +142,12 @@ impl Engine {
         let docs = self.docs();
         let mut products: Vec<_> = docs
             .catalogs()
-            .flat_map(|c| c.catalog.products.values().map(|p| (p.clone(), c.replica.id().clone())))
+            .flat_map(|c| {
+                c.catalog
+                    .products
+                    .values()
+                    .map(|p| (p.clone(), c.replica.id().clone()))
+            })
             .filter(|(p, _)| category.is_none_or(|c| p.category == c))
             .collect();
         products.sort_by(|a, b| a.0.sku.cmp(&b.0.sku));
@@ -152,21 +174,36 @@ impl Engine {
         let kind = request.kind.validated(&self.identity.node)?;
         let ack = {
             let mut docs = self.docs();
-            let (product, _) =
-                Self::find_product(docs.catalogs(), &sku).ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
+            let (product, _) = Self::find_product(docs.catalogs(), &sku)
+                .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
             let default_price = product.price_rupiah;
             let default_producer = product.producer_id.clone();
-            let known_producer = |id: &str| docs.catalogs().any(|c| c.catalog.producers.contains_key(id));
-            if let MovementKind::Receipt { producer: Some(p), .. } = &kind {
+            let known_producer = |id: &str| {
+                docs.catalogs()
+                    .any(|c| c.catalog.producers.contains_key(id))
+            };
+            if let MovementKind::Receipt {
+                producer: Some(p), ..
+            } = &kind
+            {
                 if !known_producer(p) {
                     return Err(DomainError::UnknownProducer(p.clone()).into());
                 }
             }
             let ledger_doc = &mut docs.ledger;
             let document = ledger_doc.replica.id().clone();
-            if let Some(position) = request_id.as_deref().and_then(|id| ledger_doc.ledger.position(id)) {
-                let recorded = ledger::read_range(ledger_doc.replica.doc(), &document.to_string(), position..=position)?;
-                let recorded = recorded.first().ok_or_else(|| DomainError::schema(document.to_string(), "movement index out of range"))?;
+            if let Some(position) = request_id
+                .as_deref()
+                .and_then(|id| ledger_doc.ledger.position(id))
+            {
+                let recorded = ledger::read_range(
+                    ledger_doc.replica.doc(),
+                    &document.to_string(),
+                    position..=position,
+                )?;
+                let recorded = recorded.first().ok_or_else(|| {
+                    DomainError::schema(document.to_string(), "movement index out of range")
+                })?;
                 if !recorded.answers(&sku, &kind) {
                     return Err(DomainError::RequestIdReused(recorded.id.clone()).into());
                 }
@@ -185,7 +222,9 @@ impl Engine {
                     kind: fill_from_catalog(kind, default_price, default_producer),
                 };
                 ledger_doc.ledger.check(&movement)?;
-                ledger_doc.replica.commit(&self.store(), |tx| ledger::append(tx, &movement))?;
+                ledger_doc
+                    .replica
+                    .commit(&self.store(), |tx| ledger::append(tx, &movement))?;
                 ledger_doc.ledger.apply(&movement);
                 MovementAck {
                     movement_id: movement.id,
@@ -208,7 +247,12 @@ impl Engine {
             let (name, unit) = Self::find_product(docs.catalogs(), sku)
                 .map(|(p, _)| (p.name.clone(), p.unit.clone()))
                 .unwrap_or_default();
-            StockLine { sku: sku.to_string(), name, unit, quantity }
+            StockLine {
+                sku: sku.to_string(),
+                name,
+                unit,
+                quantity,
+            }
         };
         match sku {
             Some(sku) => {
@@ -218,7 +262,13 @@ impl Engine {
                 }
                 Ok(vec![line(&sku, docs.ledger.ledger.on_hand(&sku))])
             }
-            None => Ok(docs.ledger.ledger.stock().iter().map(|(sku, q)| line(sku, *q)).collect()),
+            None => Ok(docs
+                .ledger
+                .ledger
+                .stock()
+                .iter()
+                .map(|(sku, q)| line(sku, *q))
+                .collect()),
         }
     }
 
@@ -247,7 +297,13 @@ impl Engine {
             started_at_ms: self.started_at_ms,
             documents: docs.catalogs().count() as u32 + 1,
             movements: docs.ledger.ledger.len() as u64,
-            skus_in_stock: docs.ledger.ledger.stock().values().filter(|q| **q > 0).count() as u64,
+            skus_in_stock: docs
+                .ledger
+                .ledger
+                .stock()
+                .values()
+                .filter(|q| **q > 0)
+                .count() as u64,
             durable_writes: stats.writes.load(Ordering::Relaxed),
             flushes: stats.flushes.load(Ordering::Relaxed),
         }
@@ -256,7 +312,10 @@ impl Engine {
     pub fn documents(&self) -> Vec<DocumentInfo> {
         use automerge::ReadDoc;
         let docs = self.docs();
-        let replicas = docs.catalogs().map(|c| &c.replica).chain(std::iter::once(&docs.ledger.replica));
+        let replicas = docs
+            .catalogs()
+            .map(|c| &c.replica)
+            .chain(std::iter::once(&docs.ledger.replica));
         replicas
             .map(|r| DocumentInfo {
                 id: r.id().clone(),
@@ -274,13 +333,22 @@ impl Engine {
 /// the producer of a receipt.
 fn fill_from_catalog(kind: MovementKind, price: i64, producer: String) -> MovementKind {
     match kind {
-        MovementKind::Sale { quantity, unit_price, channel, buyer } => MovementKind::Sale {
+        MovementKind::Sale {
+            quantity,
+            unit_price,
+            channel,
+            buyer,
+        } => MovementKind::Sale {
             quantity,
             unit_price: Some(unit_price.unwrap_or(price)),
             channel,
             buyer,
         },
-        MovementKind::Receipt { quantity, unit_cost, producer: p } => MovementKind::Receipt {
+        MovementKind::Receipt {
+            quantity,
+            unit_cost,
+            producer: p,
+        } => MovementKind::Receipt {
             quantity,
             unit_cost,
             producer: Some(p.unwrap_or(producer)),

@@ -54,7 +54,10 @@ impl Replica {
                 if !missing.is_empty() {
                     return Err(EngineError::Document {
                         doc: name,
-                        reason: format!("{} changes depend on changes that are not stored", missing.len()),
+                        reason: format!(
+                            "{} changes depend on changes that are not stored",
+                            missing.len()
+                        ),
                     });
                 }
                 Replica {
@@ -149,10 +152,13 @@ impl Replica {
                 self.id
             )));
         }
-        let success = self.doc.transact(f).map_err(|failure| EngineError::Document {
-            doc: self.name(),
-            reason: failure.error.to_string(),
-        })?;
+        let success = self
+            .doc
+            .transact(f)
+            .map_err(|failure| EngineError::Document {
+                doc: self.name(),
+                reason: failure.error.to_string(),
+            })?;
         let Some(hash) = success.hash else {
             return Ok(success.result);
         };
@@ -206,7 +212,12 @@ mod tests {
             id: format!("r{i}"),
             sku: format!("SKU-{}", i % 7),
             at_ms: i as i64,
-            kind: MovementKind::Sale { quantity: 1, unit_price: Some(500), channel: Channel::Store, buyer: Buyer::Asn },
+            kind: MovementKind::Sale {
+                quantity: 1,
+                unit_price: Some(500),
+                channel: Channel::Store,
+                buyer: Buyer::Asn,
+            },
         }
     }
 

@@ -16,7 +16,10 @@ fn cert_kind(value: i32) -> Result<CertKind, Status> {
         Ok(pb::CertificationKind::Bpom) => Ok(CertKind::Bpom),
         Ok(pb::CertificationKind::Pirt) => Ok(CertKind::Pirt),
         Ok(pb::CertificationKind::Trademark) => Ok(CertKind::Trademark),
-        _ => Err(invalid("certifications.kind", format!("must be halal, bpom, pirt or trademark, got {value}"))),
+        _ => Err(invalid(
+            "certifications.kind",
+            format!("must be halal, bpom, pirt or trademark, got {value}"),
+        )),
     }
 }
 
@@ -122,7 +125,10 @@ pub fn reason(value: i32) -> Result<AdjustReason, Status> {
         Ok(pb::AdjustmentReason::Count) => Ok(AdjustReason::Count),
         Ok(pb::AdjustmentReason::Damage) => Ok(AdjustReason::Damage),
         Ok(pb::AdjustmentReason::Expiry) => Ok(AdjustReason::Expiry),
-        _ => Err(invalid("reason", format!("must be count, damage or expiry, got {value}"))),
+        _ => Err(invalid(
+            "reason",
+            format!("must be count, damage or expiry, got {value}"),
+        )),
     }
 }
 
@@ -147,12 +153,33 @@ pub fn stock_to_pb(line: StockLine) -> pb::StockLevel {
 
 pub fn movement_to_pb(m: Movement) -> pb::Movement {
     let (unit_rupiah, detail) = match &m.kind {
-        MovementKind::Receipt { unit_cost, producer, .. } => {
-            (*unit_cost, producer.clone().map(|p| format!("from {p}")).unwrap_or_default())
-        }
-        MovementKind::Sale { unit_price, channel, buyer, .. } => {
-            let channel = if *channel == Channel::Online { "online" } else { "store" };
-            let buyer = if *buyer == Buyer::Asn { "asn" } else { "public" };
+        MovementKind::Receipt {
+            unit_cost,
+            producer,
+            ..
+        } => (
+            *unit_cost,
+            producer
+                .clone()
+                .map(|p| format!("from {p}"))
+                .unwrap_or_default(),
+        ),
+        MovementKind::Sale {
+            unit_price,
+            channel,
+            buyer,
+            ..
+        } => {
+            let channel = if *channel == Channel::Online {
+                "online"
+            } else {
+                "store"
+            };
+            let buyer = if *buyer == Buyer::Asn {
+                "asn"
+            } else {
+                "public"
+            };
             (unit_price.unwrap_or(0), format!("{channel}, {buyer}"))
         }
         MovementKind::Adjustment { reason, note, .. } => {
@@ -161,10 +188,21 @@ pub fn movement_to_pb(m: Movement) -> pb::Movement {
                 AdjustReason::Damage => "damage",
                 AdjustReason::Expiry => "expiry",
             };
-            (0, if note.is_empty() { reason.to_string() } else { format!("{reason}: {note}") })
+            (
+                0,
+                if note.is_empty() {
+                    reason.to_string()
+                } else {
+                    format!("{reason}: {note}")
+                },
+            )
         }
-        MovementKind::TransferOut { transfer_id, to, .. } => (0, format!("{transfer_id} to {to}")),
-        MovementKind::TransferIn { transfer_id, from, .. } => (0, format!("{transfer_id} from {from}")),
+        MovementKind::TransferOut {
+            transfer_id, to, ..
+        } => (0, format!("{transfer_id} to {to}")),
+        MovementKind::TransferIn {
+            transfer_id, from, ..
+        } => (0, format!("{transfer_id} from {from}")),
     };
     pb::Movement {
         kind: m.kind.name().to_string(),

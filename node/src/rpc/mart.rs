@@ -44,9 +44,16 @@ fn non_empty(value: String) -> Option<String> {
 
 #[tonic::async_trait]
 impl MartService for MartApi {
-    async fn add_producer(&self, request: Request<pb::AddProducerRequest>) -> Result<Response<pb::Producer>, Status> {
+    async fn add_producer(
+        &self,
+        request: Request<pb::AddProducerRequest>,
+    ) -> Result<Response<pb::Producer>, Status> {
         let producer = convert::producer_from_pb(request.into_inner().producer)?;
-        let (producer, doc) = self.engine.add_producer(producer).await.map_err(to_status)?;
+        let (producer, doc) = self
+            .engine
+            .add_producer(producer)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(convert::producer_to_pb(&producer, &doc)))
     }
 
@@ -64,7 +71,10 @@ impl MartService for MartApi {
         Ok(Response::new(pb::ListProducersResponse { producers }))
     }
 
-    async fn add_product(&self, request: Request<pb::AddProductRequest>) -> Result<Response<pb::Product>, Status> {
+    async fn add_product(
+        &self,
+        request: Request<pb::AddProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
         let product = convert::product_from_pb(request.into_inner().product)?;
         let (product, doc) = self.engine.add_product(product).await.map_err(to_status)?;
         Ok(Response::new(convert::product_to_pb(&product, &doc)))
@@ -84,12 +94,21 @@ impl MartService for MartApi {
         Ok(Response::new(pb::ListProductsResponse { products }))
     }
 
-    async fn get_product(&self, request: Request<pb::GetProductRequest>) -> Result<Response<pb::Product>, Status> {
-        let (product, doc) = self.engine.product(&request.into_inner().sku).map_err(to_status)?;
+    async fn get_product(
+        &self,
+        request: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        let (product, doc) = self
+            .engine
+            .product(&request.into_inner().sku)
+            .map_err(to_status)?;
         Ok(Response::new(convert::product_to_pb(&product, &doc)))
     }
 
-    async fn record_receipt(&self, request: Request<pb::ReceiptRequest>) -> Result<Response<pb::MovementAck>, Status> {
+    async fn record_receipt(
+        &self,
+        request: Request<pb::ReceiptRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
         let r = request.into_inner();
         let kind = MovementKind::Receipt {
             quantity: r.quantity,
@@ -99,7 +118,10 @@ impl MartService for MartApi {
         self.record(r.request_id, r.sku, kind).await
     }
 
-    async fn record_sale(&self, request: Request<pb::SaleRequest>) -> Result<Response<pb::MovementAck>, Status> {
+    async fn record_sale(
+        &self,
+        request: Request<pb::SaleRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
         let r = request.into_inner();
         let kind = MovementKind::Sale {
             quantity: r.quantity,
@@ -149,7 +171,10 @@ impl MartService for MartApi {
         self.record(r.request_id, r.sku, kind).await
     }
 
-    async fn get_stock(&self, request: Request<pb::StockRequest>) -> Result<Response<pb::StockResponse>, Status> {
+    async fn get_stock(
+        &self,
+        request: Request<pb::StockRequest>,
+    ) -> Result<Response<pb::StockResponse>, Status> {
         let sku = non_empty(request.into_inner().sku);
         let levels = self.engine.stock(sku.as_deref()).map_err(to_status)?;
         Ok(Response::new(pb::StockResponse {

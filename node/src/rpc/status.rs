@@ -41,13 +41,23 @@ mod tests {
     fn rules_map_to_their_codes() {
         let code = |e: DomainError| to_status(EngineError::Domain(e)).code();
         assert_eq!(code(DomainError::UnknownSku("X".into())), Code::NotFound);
-        assert_eq!(code(DomainError::DuplicateSku("X".into())), Code::AlreadyExists);
         assert_eq!(
-            code(DomainError::InsufficientStock { sku: "X".into(), on_hand: 1, requested: 2 }),
+            code(DomainError::DuplicateSku("X".into())),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            code(DomainError::InsufficientStock {
+                sku: "X".into(),
+                on_hand: 1,
+                requested: 2
+            }),
             Code::FailedPrecondition
         );
         assert_eq!(
-            code(DomainError::InvalidField { field: "quantity", reason: "must be positive".into() }),
+            code(DomainError::InvalidField {
+                field: "quantity",
+                reason: "must be positive".into()
+            }),
             Code::InvalidArgument
         );
     }

@@ -34,7 +34,8 @@ impl Listeners {
 
 /// Creates a directory (and its parents) readable by the owner only.
 pub fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
-    std::fs::create_dir_all(dir).map_err(|e| ServerError::io(format!("create {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ServerError::io(format!("create {}", dir.display()), e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| ServerError::io(format!("restrict {}", dir.display()), e))
 }
@@ -50,10 +51,11 @@ async fn bind_admin_socket(path: &Path) -> Result<UnixListener, ServerError> {
                 path.display()
             )));
         }
-        std::fs::remove_file(path).map_err(|e| ServerError::io(format!("remove stale {}", path.display()), e))?;
+        std::fs::remove_file(path)
+            .map_err(|e| ServerError::io(format!("remove stale {}", path.display()), e))?;
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| ServerError::io(format!("bind {}", path.display()), e))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| ServerError::io(format!("bind {}", path.display()), e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ServerError::io(format!("restrict {}", path.display()), e))?;
     Ok(listener)

@@ -28,7 +28,11 @@ pub use listeners::Listeners;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the node's store and serves it until `shutdown` is cancelled.
-pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     listeners::create_private_dir(&config.data_dir)?;
     let backend = Arc::new(SledBackend::open(&config.data_dir.join("db"))?);
     let engine = {
@@ -68,7 +72,9 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     let stop_serving = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
     if let Some(tcp) = listeners.grpc {
-        let addr = tcp.local_addr().map_err(|e| ServerError::io("read the gRPC address", e))?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|e| ServerError::io("read the gRPC address", e))?;
         tracing::info!(%addr, "serving gRPC");
         let routes = routes.clone();
         let stop = stop_serving.clone();
@@ -84,7 +90,10 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     servers.spawn(async move {
         Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.admin), stop.cancelled_owned())
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listeners.admin),
+                stop.cancelled_owned(),
+            )
             .await
     });
 
@@ -98,7 +107,9 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     };
     tracing::info!("shutting down");
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
-    health.set_not_serving::<AdminServiceServer<AdminApi>>().await;
+    health
+        .set_not_serving::<AdminServiceServer<AdminApi>>()
+        .await;
     stop_serving.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while servers.join_next().await.is_some() {}

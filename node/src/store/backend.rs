@@ -2,6 +2,9 @@
 
 use super::StoreError;
 
+/// A key and its value, as a scan returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// One write of a [`Batch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOp {
@@ -37,7 +40,7 @@ impl Batch {
 /// - [`Backend::scan_prefix`] returns keys in ascending byte order.
 pub trait Backend: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Applies a batch atomically. Not durable until the next [`Backend::flush`].
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
     /// Makes every earlier write durable. May block for an fsync.

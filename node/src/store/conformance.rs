@@ -43,7 +43,10 @@ fn batches_are_atomic_and_ordered(backend: &dyn Backend) {
         .delete(&b"s/old"[..]);
     backend.write(batch).unwrap();
     let scanned = backend.scan_prefix(b"s/c/").unwrap();
-    let keys: Vec<_> = scanned.iter().map(|(k, _)| String::from_utf8_lossy(k).to_string()).collect();
+    let keys: Vec<_> = scanned
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k).to_string())
+        .collect();
     assert_eq!(keys, ["s/c/02", "s/c/10"]);
     assert_eq!(backend.get(b"s/old").unwrap(), None);
     assert!(backend.scan_prefix(b"nothing/").unwrap().is_empty());
@@ -54,10 +57,15 @@ fn doc_store_round_trips_and_compacts(backend: &dyn Backend) {
     assert!(store.load("ledger/ttu").unwrap().is_none());
     store.append_chunk("ledger/ttu", 0, b"chunk-0").unwrap();
     store.append_chunk("ledger/ttu", 1, b"chunk-1").unwrap();
-    store.append_chunk("ledger/ttuv", 0, b"other doc, same prefix").unwrap();
+    store
+        .append_chunk("ledger/ttuv", 0, b"other doc, same prefix")
+        .unwrap();
     let loaded = store.load("ledger/ttu").unwrap().unwrap();
     assert_eq!(loaded.snapshot, None);
-    assert_eq!(loaded.chunks, vec![b"chunk-0".to_vec(), b"chunk-1".to_vec()]);
+    assert_eq!(
+        loaded.chunks,
+        vec![b"chunk-0".to_vec(), b"chunk-1".to_vec()]
+    );
     assert_eq!(loaded.next_chunk, 2);
 
     store.compact("ledger/ttu", b"snapshot-0-1", 2).unwrap();
@@ -78,7 +86,9 @@ fn doc_store_round_trips_and_compacts(backend: &dyn Backend) {
 fn doc_store_detects_corruption(backend: &dyn Backend) {
     let store = DocStore::new(backend);
     store.append_chunk("catalog/ttu", 0, b"good chunk").unwrap();
-    store.append_chunk("catalog/ttu", 1, b"will be damaged").unwrap();
+    store
+        .append_chunk("catalog/ttu", 1, b"will be damaged")
+        .unwrap();
     let key = DocStore::chunk_key("catalog/ttu", 1);
     let mut stored = backend.get(&key).unwrap().unwrap();
     let last = stored.len() - 1;
@@ -97,11 +107,17 @@ fn doc_store_detects_corruption(backend: &dyn Backend) {
     let mut batch = Batch::default();
     batch.put(key, stored[..2].to_vec());
     backend.write(batch).unwrap();
-    assert!(matches!(store.load("catalog/ttu"), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        store.load("catalog/ttu"),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 fn flushed_writes_survive_reopen(backend: &dyn Backend) {
-    assert_eq!(backend.get(b"s/c/02").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        backend.get(b"s/c/02").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
     let store = DocStore::new(backend);
     let loaded = store.load("ledger/ttu").unwrap().unwrap();
     assert_eq!(loaded.chunks, vec![b"chunk-2".to_vec()]);

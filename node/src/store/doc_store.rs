@@ -154,10 +154,14 @@ impl<'a> DocStore<'a> {
         let current = match self.backend.get(INCARNATION_KEY)? {
             Some(record) => {
                 let payload = Self::open(INCARNATION_KEY, &record)?;
-                let bytes: [u8; 4] = payload.as_slice().try_into().map_err(|_| StoreError::Corrupt {
-                    key: "m/incarnation".into(),
-                    reason: format!("{} bytes, expected 4", payload.len()),
-                })?;
+                let bytes: [u8; 4] =
+                    payload
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt {
+                            key: "m/incarnation".into(),
+                            reason: format!("{} bytes, expected 4", payload.len()),
+                        })?;
                 u32::from_be_bytes(bytes)
             }
             None => 0,

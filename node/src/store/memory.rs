@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, Batch, BatchOp, StoreError};
+use super::{Backend, Batch, BatchOp, KeyValue, StoreError};
 
 #[derive(Debug, Default)]
 struct Maps {
@@ -37,10 +37,16 @@ impl MemoryBackend {
 
 impl Backend for MemoryBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.maps.lock().expect("memory backend lock").live.get(key).cloned())
+        Ok(self
+            .maps
+            .lock()
+            .expect("memory backend lock")
+            .live
+            .get(key)
+            .cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let maps = self.maps.lock().expect("memory backend lock");
         Ok(maps
             .live

@@ -12,7 +12,7 @@ mod error;
 mod memory;
 mod sled_backend;
 
-pub use backend::{Backend, Batch, BatchOp};
+pub use backend::{Backend, Batch, BatchOp, KeyValue};
 pub use doc_store::{DocStore, StoredDoc};
 pub use error::StoreError;
 pub use memory::MemoryBackend;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Backend, Batch, BatchOp, StoreError};
+use super::{Backend, Batch, BatchOp, KeyValue, StoreError};
 
 /// A sled database. sled flushes on its own every 500 ms; callers that acknowledge
 /// writes must still call [`Backend::flush`] first.
@@ -35,10 +35,13 @@ impl Backend for SledBackend {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.db
             .scan_prefix(prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
             .collect()
     }
 

@@ -1,0 +1,143 @@
+//! `status` and `docs`: the operator's view of one node, its identity, counters and
+//! the automerge documents it holds.
+//!
+//! It must never change anything on the node: every call here is a read.
+
+use anyhow::Result;
+use mart_proto::v1::{ListDocumentsRequest, StatusRequest};
+use serde::Serialize;
+
+use crate::clock::wita;
+use crate::output::{bytes, duration, fields, print_json, Format, Table};
+use crate::rpc::Node;
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    node_id: String,
+    role: String,
+    hub_id: String,
+    version: String,
+    actor: String,
+    data_dir: String,
+    started_at_unix_ms: i64,
+    uptime_seconds: u64,
+    documents: u32,
+    movements: u64,
+    skus_in_stock: u64,
+    durable_writes: u64,
+    flushes: u64,
+}
+
+pub async fn status(node: &Node, format: Format) -> Result<()> {
+    let req = node.request(StatusRequest {});
+    let s = node.call(node.admin().status(req)).await?;
+    let view = StatusView {
+        node_id: s.node_id,
+        role: s.role,
+        hub_id: s.hub_id,
+        version: s.version,
+        actor: s.actor,
+        data_dir: s.data_dir,
+        started_at_unix_ms: s.started_at_unix_ms,
+        uptime_seconds: s.uptime_seconds,
+        documents: s.documents,
+        movements: s.movements,
+        skus_in_stock: s.skus_in_stock,
+        durable_writes: s.durable_writes,
+        flushes: s.flushes,
+    };
+    if format == Format::Json {
+        return print_json(&view);
+    }
+    print!(
+        "{}",
+        fields(&[
+            ("node", view.node_id),
+            ("role", view.role),
+            ("hub", view.hub_id),
+            ("version", view.version),
+            ("actor", view.actor),
+            ("data dir", view.data_dir),
+            ("started", wita(view.started_at_unix_ms)),
+            ("uptime", duration(view.uptime_seconds)),
+            ("documents", view.documents.to_string()),
+            ("movements", view.movements.to_string()),
+            ("skus in stock", view.skus_in_stock.to_string()),
+            ("durable writes", view.durable_writes.to_string()),
+            ("flushes", view.flushes.to_string()),
+        ])
+    );
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct DocumentView {
+    id: String,
+    kind: String,
+    owner: String,
+    heads: Vec<String>,
+    changes: u64,
+    bytes_on_disk: u64,
+    chunks_since_snapshot: u32,
+}
+
+pub async fn docs(node: &Node, format: Format) -> Result<()> {
+    let req = node.request(ListDocumentsRequest {});
+    let list = node.call(node.admin().list_documents(req)).await?;
+    let views: Vec<DocumentView> = list
+        .documents
+        .into_iter()
+        .map(|d| DocumentView {
+            id: d.id,
+            kind: d.kind,
+            owner: d.owner,
+            heads: d.heads,
+            changes: d.changes,
+            bytes_on_disk: d.bytes_on_disk,
+            chunks_since_snapshot: d.chunks_since_snapshot,
+        })
+        .collect();
+    if format == Format::Json {
+        return print_json(&views);
+    }
+    let mut table = Table::new(&[
+        "DOCUMENT", "KIND", "OWNER", "CHANGES", "ON DISK", "CHUNKS", "HEADS",
+    ])
+    .right_align(&[3, 4, 5]);
+    for d in &views {
+        table.row(vec![
+            d.id.clone(),
+            d.kind.clone(),
+            d.owner.clone(),
+            d.changes.to_string(),
+            bytes(d.bytes_on_disk),
+            d.chunks_since_snapshot.to_string(),
+            short_heads(&d.heads),
+        ]);
+    }
+    table.print_or("no documents");
+    Ok(())
+}
+
+/// Heads abbreviated to 8 hex digits each, like short git hashes.
+fn short_heads(heads: &[String]) -> String {
+    if heads.is_empty() {
+        return "-".into();
+    }
+    let short: Vec<&str> = heads.iter().map(|h| h.get(..8).unwrap_or(h)).collect();
+    short.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_heads;
+
+    #[test]
+    fn abbreviates_heads() {
+        assert_eq!(short_heads(&[]), "-");
+        assert_eq!(
+            short_heads(&["0123456789abcdef".into(), "abc".into()]),
+            "01234567,abc"
+        );
+    }
+}
