@@ -7,14 +7,17 @@
 
 mod error;
 mod group_commit;
+mod held;
 mod operations;
 mod replica;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
+use tokio::sync::watch;
 
 use crate::domain::actor::actor_for;
 use crate::domain::catalog::{self, Catalog};
@@ -26,6 +29,7 @@ use crate::store::{Backend, DocStore};
 pub use error::EngineError;
 pub use group_commit::GroupCommit;
 pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
+use held::Held;
 use replica::Replica;
 
 /// Who this node is.
@@ -49,37 +53,35 @@ impl Identity {
     }
 }
 
-/// A catalog document and the catalog read from it.
-struct CatalogReplica {
-    replica: Replica,
-    catalog: Catalog,
-}
-
-/// The ledger document and the stock derived from it.
-struct LedgerReplica {
-    replica: Replica,
-    ledger: Ledger,
-}
-
 /// Every document the node holds, behind one lock.
 struct Documents {
-    provincial: CatalogReplica,
-    /// The catalog this node writes: its local catalog, or for the hub the provincial
-    /// one (then `None` and writes go to `provincial`).
-    own_catalog: Option<CatalogReplica>,
-    ledger: LedgerReplica,
+    held: BTreeMap<DocId, Held>,
+    /// The catalog this node writes: `catalog/<node>`, or the provincial one at the hub.
+    own_catalog: DocId,
+    own_ledger: DocId,
 }
 
 impl Documents {
-    fn own_catalog_mut(&mut self) -> &mut CatalogReplica {
-        match &mut self.own_catalog {
-            Some(own) => own,
-            None => &mut self.provincial,
-        }
+    fn held(&self, id: &DocId) -> &Held {
+        self.held.get(id).expect("the node's own documents are always held")
     }
 
-    fn catalogs(&self) -> impl Iterator<Item = &CatalogReplica> {
-        std::iter::once(&self.provincial).chain(self.own_catalog.as_ref())
+    fn held_mut(&mut self, id: &DocId) -> &mut Held {
+        self.held.get_mut(id).expect("the node's own documents are always held")
+    }
+
+    /// The catalogs products are looked up in: the provincial one and the node's own.
+    fn catalogs(&self) -> impl Iterator<Item = (&DocId, &Catalog)> {
+        let mut ids = vec![&DocId::ProvincialCatalog];
+        if self.own_catalog != DocId::ProvincialCatalog {
+            ids.push(&self.own_catalog);
+        }
+        ids.into_iter()
+            .filter_map(|id| self.held.get(id).and_then(|h| h.catalog()).map(|c| (id, c)))
+    }
+
+    fn own_ledger(&self) -> &Ledger {
+        self.held(&self.own_ledger).ledger().expect("a ledger document has a ledger view")
     }
 }
 
@@ -93,6 +95,8 @@ pub struct Engine {
     commits: GroupCommit,
     next_generated_id: AtomicU64,
     started_at_ms: i64,
+    /// Counts durable local writes; sync sessions watch it to push soon after one.
+    local_writes: watch::Sender<u64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -111,34 +115,42 @@ impl Engine {
         let incarnation = store.next_incarnation()?;
         let actor = actor_for(&identity.node, incarnation);
 
+        let own_catalog = DocId::own_catalog(&identity.node, &identity.hub);
+        let own_ledger = DocId::Ledger(identity.node.clone());
+        let mut held = BTreeMap::new();
         let provincial = Replica::open(&store, DocId::ProvincialCatalog, &actor, || {
             Replica::provincial_genesis(&identity.hub, &seed::provincial_catalog())
         })?;
-        let provincial = CatalogReplica::read(provincial)?;
-        let own_catalog = match DocId::own_catalog(&identity.node, &identity.hub) {
-            DocId::ProvincialCatalog => None,
-            own => {
-                let replica = Replica::open(&store, own, &actor, || {
-                    Replica::genesis(&actor, |tx| catalog::init(tx))
-                })?;
-                Some(CatalogReplica::read(replica)?)
-            }
-        };
-        let ledger_replica =
-            Replica::open(&store, DocId::Ledger(identity.node.clone()), &actor, || {
-                Replica::genesis(&actor, |tx| ledger::init(tx))
+        held.insert(DocId::ProvincialCatalog, Held::new(provincial)?);
+        if own_catalog != DocId::ProvincialCatalog {
+            let replica = Replica::open(&store, own_catalog.clone(), &actor, || {
+                Replica::genesis(&actor, |tx| catalog::init(tx))
             })?;
-        let movements = ledger::read_range(ledger_replica.doc(), &ledger_replica.name(), ..)?;
-        let ledger = LedgerReplica {
-            ledger: Ledger::replay(&movements),
-            replica: ledger_replica,
-        };
+            held.insert(own_catalog.clone(), Held::new(replica)?);
+        }
+        let replica = Replica::open(&store, own_ledger.clone(), &actor, || {
+            Replica::genesis(&actor, |tx| ledger::init(tx))
+        })?;
+        held.insert(own_ledger.clone(), Held::new(replica)?);
+        // Documents received from peers (at the hub: every district's).
+        for name in store.document_ids()? {
+            let id = DocId::parse(&name).map_err(|e| EngineError::Document {
+                doc: name.clone(),
+                reason: e.to_string(),
+            })?;
+            if !held.contains_key(&id) {
+                let replica = Replica::open(&store, id.clone(), &actor, || {
+                    unreachable!("a listed document has records")
+                })?;
+                held.insert(id, Held::new(replica)?);
+            }
+        }
         backend.flush()?;
 
         let docs = Documents {
-            provincial,
+            held,
             own_catalog,
-            ledger,
+            own_ledger,
         };
         Ok(Engine {
             commits: GroupCommit::start(backend.clone()),
@@ -149,6 +161,7 @@ impl Engine {
             docs: Mutex::new(docs),
             next_generated_id: AtomicU64::new(1),
             started_at_ms: now_ms(),
+            local_writes: watch::Sender::new(0),
         })
     }
 
@@ -173,15 +186,20 @@ impl Engine {
         format!("@{}.{n}", self.incarnation)
     }
 
+    /// Waits until a local write is durable, then tells the sync sessions about it.
+    async fn after_local_write(&self) -> Result<(), EngineError> {
+        self.commits.durable().await?;
+        self.local_writes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// A receiver that changes after every durable local write.
+    pub fn watch_local_writes(&self) -> watch::Receiver<u64> {
+        self.local_writes.subscribe()
+    }
+
     /// Makes every staged write durable (used at shutdown).
     pub fn flush(&self) -> Result<(), EngineError> {
         Ok(self.backend.flush()?)
-    }
-}
-
-impl CatalogReplica {
-    fn read(replica: Replica) -> Result<Self, EngineError> {
-        let catalog = catalog::read(replica.doc(), &replica.name())?;
-        Ok(CatalogReplica { replica, catalog })
     }
 }

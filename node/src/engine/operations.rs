@@ -3,8 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{now_ms, CatalogReplica, Engine, EngineError};
-use crate::domain::catalog::{self, Producer, Product};
+use super::held::{Held, View};
+use super::{now_ms, Engine, EngineError};
+use crate::domain::catalog::{self, Catalog, Producer, Product};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
 use crate::domain::movement::{Movement, MovementKind};
@@ -66,12 +67,10 @@ pub struct DocumentInfo {
 
 impl Engine {
     fn find_product<'a>(
-        catalogs: impl Iterator<Item = &'a CatalogReplica>,
+        mut catalogs: impl Iterator<Item = (&'a DocId, &'a Catalog)>,
         sku: &str,
     ) -> Option<(&'a Product, &'a DocId)> {
-        catalogs
-            .into_iter()
-            .find_map(|c| c.catalog.products.get(sku).map(|p| (p, c.replica.id())))
+        catalogs.find_map(|(id, c)| c.products.get(sku).map(|p| (p, id)))
     }
 
     /// Adds a producer to the catalog this node owns.
@@ -79,21 +78,18 @@ impl Engine {
         let producer = producer.validated()?;
         let doc_id = {
             let mut docs = self.docs();
-            if docs
-                .catalogs()
-                .any(|c| c.catalog.producers.contains_key(&producer.id))
-            {
+            if docs.catalogs().any(|(_, c)| c.producers.contains_key(&producer.id)) {
                 return Err(DomainError::DuplicateProducer(producer.id).into());
             }
-            let own = docs.own_catalog_mut();
-            own.replica
-                .commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
-            own.catalog
-                .producers
-                .insert(producer.id.clone(), producer.clone());
-            own.replica.id().clone()
+            let own = docs.own_catalog.clone();
+            let held = docs.held_mut(&own);
+            held.replica.commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
+            if let View::Catalog(c) = &mut held.view {
+                c.producers.insert(producer.id.clone(), producer.clone());
+            }
+            own
         };
-        self.commits.durable().await?;
+        self.after_local_write().await?;
         Ok((producer, doc_id))
     }
 
@@ -105,49 +101,36 @@ impl Engine {
             if Self::find_product(docs.catalogs(), &product.sku).is_some() {
                 return Err(DomainError::DuplicateSku(product.sku).into());
             }
-            if !docs
-                .catalogs()
-                .any(|c| c.catalog.producers.contains_key(&product.producer_id))
-            {
+            if !docs.catalogs().any(|(_, c)| c.producers.contains_key(&product.producer_id)) {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
-            let own = docs.own_catalog_mut();
-            own.replica
-                .commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
-            own.catalog
-                .products
-                .insert(product.sku.clone(), product.clone());
-            own.replica.id().clone()
+            let own = docs.own_catalog.clone();
+            let held = docs.held_mut(&own);
+            held.replica.commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
+            if let View::Catalog(c) = &mut held.view {
+                c.products.insert(product.sku.clone(), product.clone());
+            }
+            own
         };
-        self.commits.durable().await?;
+        self.after_local_write().await?;
         Ok((product, doc_id))
     }
 
-    /// Producers of every catalog the node holds, optionally of one district.
+    /// Producers of the catalogs products are looked up in, optionally of one district.
     pub fn producers(&self, district: Option<&str>) -> Vec<(Producer, DocId)> {
         let docs = self.docs();
         docs.catalogs()
-            .flat_map(|c| {
-                c.catalog
-                    .producers
-                    .values()
-                    .map(|p| (p.clone(), c.replica.id().clone()))
-            })
+            .flat_map(|(id, c)| c.producers.values().map(|p| (p.clone(), id.clone())))
             .filter(|(p, _)| district.is_none_or(|d| p.district == d))
             .collect()
     }
 
-    /// Products of every catalog the node holds, optionally of one category.
+    /// Products of the provincial and the node's own catalog, optionally of one category.
     pub fn products(&self, category: Option<&str>) -> Vec<(Product, DocId)> {
         let docs = self.docs();
         let mut products: Vec<_> = docs
             .catalogs()
-            .flat_map(|c| {
-                c.catalog
-                    .products
-                    .values()
-                    .map(|p| (p.clone(), c.replica.id().clone()))
-            })
+            .flat_map(|(id, c)| c.products.values().map(|p| (p.clone(), id.clone())))
             .filter(|(p, _)| category.is_none_or(|c| p.category == c))
             .collect();
         products.sort_by(|a, b| a.0.sku.cmp(&b.0.sku));
@@ -172,70 +155,67 @@ impl Engine {
             .map(|id| text::identifier("request_id", &id))
             .transpose()?;
         let kind = request.kind.validated(&self.identity.node)?;
-        let ack = {
+        let (ack, fresh) = {
             let mut docs = self.docs();
             let (product, _) = Self::find_product(docs.catalogs(), &sku)
                 .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
             let default_price = product.price_rupiah;
             let default_producer = product.producer_id.clone();
-            let known_producer = |id: &str| {
-                docs.catalogs()
-                    .any(|c| c.catalog.producers.contains_key(id))
-            };
-            if let MovementKind::Receipt {
-                producer: Some(p), ..
-            } = &kind
-            {
-                if !known_producer(p) {
+            if let MovementKind::Receipt { producer: Some(p), .. } = &kind {
+                if !docs.catalogs().any(|(_, c)| c.producers.contains_key(p)) {
                     return Err(DomainError::UnknownProducer(p.clone()).into());
                 }
             }
-            let ledger_doc = &mut docs.ledger;
-            let document = ledger_doc.replica.id().clone();
-            if let Some(position) = request_id
-                .as_deref()
-                .and_then(|id| ledger_doc.ledger.position(id))
-            {
-                let recorded = ledger::read_range(
-                    ledger_doc.replica.doc(),
-                    &document.to_string(),
-                    position..=position,
-                )?;
-                let recorded = recorded.first().ok_or_else(|| {
-                    DomainError::schema(document.to_string(), "movement index out of range")
-                })?;
-                if !recorded.answers(&sku, &kind) {
-                    return Err(DomainError::RequestIdReused(recorded.id.clone()).into());
+            let document = docs.own_ledger.clone();
+            let Held { replica, view } = docs.held_mut(&document);
+            let View::Ledger(ledger_view) = view else {
+                unreachable!("a ledger document has a ledger view")
+            };
+            match request_id.as_deref().and_then(|id| ledger_view.position(id)) {
+                Some(position) => {
+                    let recorded = ledger::read_range(replica.doc(), &document.to_string(), position..=position)?;
+                    let recorded = recorded.first().ok_or_else(|| {
+                        DomainError::schema(document.to_string(), "movement index out of range")
+                    })?;
+                    if !recorded.answers(&sku, &kind) {
+                        return Err(DomainError::RequestIdReused(recorded.id.clone()).into());
+                    }
+                    let ack = MovementAck {
+                        movement_id: recorded.id.clone(),
+                        quantity_on_hand: ledger_view.on_hand(&sku),
+                        sku,
+                        document,
+                        duplicate: true,
+                    };
+                    (ack, false)
                 }
-                MovementAck {
-                    movement_id: recorded.id.clone(),
-                    quantity_on_hand: ledger_doc.ledger.on_hand(&sku),
-                    sku,
-                    document,
-                    duplicate: true,
-                }
-            } else {
-                let movement = Movement {
-                    id: request_id.unwrap_or_else(|| self.generate_id()),
-                    sku: sku.clone(),
-                    at_ms: now_ms(),
-                    kind: fill_from_catalog(kind, default_price, default_producer),
-                };
-                ledger_doc.ledger.check(&movement)?;
-                ledger_doc
-                    .replica
-                    .commit(&self.store(), |tx| ledger::append(tx, &movement))?;
-                ledger_doc.ledger.apply(&movement);
-                MovementAck {
-                    movement_id: movement.id,
-                    quantity_on_hand: ledger_doc.ledger.on_hand(&sku),
-                    sku,
-                    document,
-                    duplicate: false,
+                None => {
+                    let movement = Movement {
+                        id: request_id.unwrap_or_else(|| self.generate_id()),
+                        sku: sku.clone(),
+                        at_ms: now_ms(),
+                        kind: fill_from_catalog(kind, default_price, default_producer),
+                    };
+                    ledger_view.check(&movement)?;
+                    let end = ledger_view.len();
+                    replica.commit(&self.store(), |tx| ledger::append(tx, end, &movement))?;
+                    ledger_view.apply(&movement);
+                    let ack = MovementAck {
+                        movement_id: movement.id,
+                        quantity_on_hand: ledger_view.on_hand(&sku),
+                        sku,
+                        document,
+                        duplicate: false,
+                    };
+                    (ack, true)
                 }
             }
         };
-        self.commits.durable().await?;
+        if fresh {
+            self.after_local_write().await?;
+        } else {
+            self.commits.durable().await?;
+        }
         Ok(ack)
     }
 
@@ -254,28 +234,23 @@ impl Engine {
                 quantity,
             }
         };
+        let ledger_view = docs.own_ledger();
         match sku {
             Some(sku) => {
                 let sku = text::identifier("sku", sku)?;
                 if Self::find_product(docs.catalogs(), &sku).is_none() {
                     return Err(DomainError::UnknownSku(sku).into());
                 }
-                Ok(vec![line(&sku, docs.ledger.ledger.on_hand(&sku))])
+                Ok(vec![line(&sku, ledger_view.on_hand(&sku))])
             }
-            None => Ok(docs
-                .ledger
-                .ledger
-                .stock()
-                .iter()
-                .map(|(sku, q)| line(sku, *q))
-                .collect()),
+            None => Ok(ledger_view.stock().iter().map(|(sku, q)| line(sku, *q)).collect()),
         }
     }
 
     /// The newest `limit` movements (all when 0), optionally of one SKU, oldest first.
     pub fn movements(&self, sku: Option<&str>, limit: usize) -> Result<Vec<Movement>, EngineError> {
         let docs = self.docs();
-        let replica = &docs.ledger.replica;
+        let replica = &docs.held(&docs.own_ledger).replica;
         let mut movements = ledger::read_range(replica.doc(), &replica.name(), ..)?;
         if let Some(sku) = sku {
             movements.retain(|m| m.sku == sku);
@@ -289,21 +264,16 @@ impl Engine {
     pub fn status(&self) -> NodeStatus {
         let docs = self.docs();
         let stats = self.commits.stats();
+        let ledger_view = docs.own_ledger();
         NodeStatus {
             node: self.identity.node.clone(),
             hub: self.identity.hub.clone(),
             role: self.identity.role(),
             actor_hex: self.actor.to_hex_string(),
             started_at_ms: self.started_at_ms,
-            documents: docs.catalogs().count() as u32 + 1,
-            movements: docs.ledger.ledger.len() as u64,
-            skus_in_stock: docs
-                .ledger
-                .ledger
-                .stock()
-                .values()
-                .filter(|q| **q > 0)
-                .count() as u64,
+            documents: docs.held.len() as u32,
+            movements: ledger_view.len() as u64,
+            skus_in_stock: ledger_view.stock().values().filter(|q| **q > 0).count() as u64,
             durable_writes: stats.writes.load(Ordering::Relaxed),
             flushes: stats.flushes.load(Ordering::Relaxed),
         }
@@ -312,11 +282,9 @@ impl Engine {
     pub fn documents(&self) -> Vec<DocumentInfo> {
         use automerge::ReadDoc;
         let docs = self.docs();
-        let replicas = docs
-            .catalogs()
-            .map(|c| &c.replica)
-            .chain(std::iter::once(&docs.ledger.replica));
-        replicas
+        docs.held
+            .values()
+            .map(|h| &h.replica)
             .map(|r| DocumentInfo {
                 id: r.id().clone(),
                 owner: r.id().owner(&self.identity.hub).clone(),
