@@ -222,9 +222,10 @@ impl Engine {
                     kind: fill_from_catalog(kind, default_price, default_producer),
                 };
                 ledger_doc.ledger.check(&movement)?;
+                let end = ledger_doc.ledger.len();
                 ledger_doc
                     .replica
-                    .commit(&self.store(), |tx| ledger::append(tx, &movement))?;
+                    .commit(&self.store(), |tx| ledger::append(tx, end, &movement))?;
                 ledger_doc.ledger.apply(&movement);
                 MovementAck {
                     movement_id: movement.id,

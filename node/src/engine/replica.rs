@@ -236,7 +236,7 @@ mod tests {
             let mut n = 0;
             for batch in batches {
                 for _ in 0..batch {
-                    replica.commit(&store, |tx| ledger::append(tx, &sale(n))).unwrap();
+                    replica.commit(&store, |tx| ledger::append(tx, n, &sale(n))).unwrap();
                     n += 1;
                 }
                 backend.flush().unwrap();
