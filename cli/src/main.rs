@@ -1,10 +1,12 @@
 //! `martctl`, the operator CLI of NTT Mart sync: parses the command line, connects to
-//! one node and hands the command to its module.
+//! one node and hands the command to its module. `pki` (the certificate authority)
+//! works on local files only and connects to nothing.
 //!
 //! It must never depend on node internals (only on the gRPC API in `mart-proto`), and
 //! never exit 0 when the node refused or did not confirm an operation.
 //!
-//! Exit codes: 0 done, 1 refused by the node or node unreachable, 2 bad usage.
+//! Exit codes: 0 done, 1 refused (by the node, or by `pki` to protect existing files) or
+//! node unreachable, 2 bad usage.
 
 mod admin;
 mod args;
@@ -14,6 +16,7 @@ mod clock;
 mod connect;
 mod movements;
 mod output;
+mod pki;
 mod rpc;
 mod stock;
 
@@ -27,6 +30,7 @@ use crate::catalog::{ProducerCmd, ProductCmd};
 use crate::connect::NodeAddr;
 use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
+use crate::pki::PkiCmd;
 use crate::rpc::{Node, RpcError};
 
 /// Operate an NTT Mart node: catalog, stock movements, stock and sync state.
@@ -99,6 +103,9 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         limit: u32,
     },
+    /// Certificate authority: make the provincial CA, issue node certificates
+    #[command(subcommand)]
+    Pki(PkiCmd),
 }
 
 fn main() -> ExitCode {
@@ -128,10 +135,16 @@ async fn run(cli: Cli) -> Result<()> {
     } else {
         Format::Table
     };
+    let command = match cli.command {
+        // Local files only: no node to connect to.
+        Command::Pki(cmd) => return pki::run(cmd, format),
+        command => command,
+    };
     let timeout = Duration::from_secs(cli.timeout);
     let channel = connect::connect(&cli.node, timeout).await?;
     let node = Node::new(channel, timeout, cli.node.to_string());
-    match cli.command {
+    match command {
+        Command::Pki(_) => unreachable!("handled before connecting"),
         Command::Status => admin::status(&node, format).await,
         Command::Docs => admin::docs(&node, format).await,
         Command::Producer(cmd) => catalog::producer(&node, cmd, format).await,
@@ -187,6 +200,17 @@ mod tests {
             err.to_string().contains("https is not supported yet"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pki_takes_the_global_json_flag() {
+        let cli = parse(&[
+            "pki", "issue", "--ca", "ca", "--id", "ttu", "--role", "district", "--out", "o",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Pki(PkiCmd::Issue(_))));
     }
 
     #[test]
