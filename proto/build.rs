@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/nttmart/v1/mart.proto",
         "proto/nttmart/v1/admin.proto",
+        "proto/nttmart/v1/sync.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

@@ -17,3 +17,4 @@ pub mod engine;
 pub mod rpc;
 pub mod server;
 pub mod store;
+pub mod sync;

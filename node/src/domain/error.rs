@@ -21,6 +21,10 @@ pub enum DomainError {
     },
     #[error("request id {0} was already used for a different movement")]
     RequestIdReused(String),
+    #[error("permission denied for document {doc}: {reason}")]
+    Forbidden { doc: String, reason: String },
+    #[error("document {doc}: {count} changes this bundle depends on are missing; send them first")]
+    MissingDependencies { doc: String, count: usize },
     #[error("document {doc} does not follow its schema: {reason}")]
     Schema { doc: String, reason: String },
 }

@@ -4,6 +4,7 @@
 //! can be tested in microseconds.
 
 pub mod actor;
+pub mod authz;
 pub mod catalog;
 pub mod districts;
 pub mod doc_id;

@@ -1,4 +1,7 @@
-//! Errors of the engine: a domain rule refused, or storage failed.
+//! Errors of the engine: a domain rule refused, or storage failed; and the gRPC code
+//! each one maps to.
+
+use mart_proto::tonic::Code;
 
 use crate::domain::DomainError;
 use crate::store::StoreError;
@@ -13,4 +16,26 @@ pub enum EngineError {
     Document { doc: String, reason: String },
     #[error("the write could not be made durable: {0}")]
     NotDurable(String),
+}
+
+impl EngineError {
+    /// The gRPC status code of this error: the one place codes are decided.
+    pub fn code(&self) -> Code {
+        match self {
+            EngineError::Domain(domain) => match domain {
+                DomainError::InvalidField { .. } => Code::InvalidArgument,
+                DomainError::UnknownSku(_) | DomainError::UnknownProducer(_) => Code::NotFound,
+                DomainError::DuplicateSku(_)
+                | DomainError::DuplicateProducer(_)
+                | DomainError::RequestIdReused(_) => Code::AlreadyExists,
+                DomainError::InsufficientStock { .. } | DomainError::MissingDependencies { .. } => {
+                    Code::FailedPrecondition
+                }
+                DomainError::Forbidden { .. } => Code::PermissionDenied,
+                DomainError::Schema { .. } => Code::Internal,
+            },
+            EngineError::Store(StoreError::Io(_)) | EngineError::NotDurable(_) => Code::Unavailable,
+            EngineError::Store(_) | EngineError::Document { .. } => Code::Internal,
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! staged when a rule refuses the write.
 
 mod error;
+mod exchange;
 mod group_commit;
 mod held;
 mod operations;
@@ -27,9 +28,10 @@ use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
 pub use error::EngineError;
+pub use exchange::OutBundle;
 pub use group_commit::GroupCommit;
-pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
 use held::Held;
+pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
 use replica::Replica;
 
 /// Who this node is.
@@ -63,11 +65,15 @@ struct Documents {
 
 impl Documents {
     fn held(&self, id: &DocId) -> &Held {
-        self.held.get(id).expect("the node's own documents are always held")
+        self.held
+            .get(id)
+            .expect("the node's own documents are always held")
     }
 
     fn held_mut(&mut self, id: &DocId) -> &mut Held {
-        self.held.get_mut(id).expect("the node's own documents are always held")
+        self.held
+            .get_mut(id)
+            .expect("the node's own documents are always held")
     }
 
     /// The catalogs products are looked up in: the provincial one and the node's own.
@@ -81,7 +87,9 @@ impl Documents {
     }
 
     fn own_ledger(&self) -> &Ledger {
-        self.held(&self.own_ledger).ledger().expect("a ledger document has a ledger view")
+        self.held(&self.own_ledger)
+            .ledger()
+            .expect("a ledger document has a ledger view")
     }
 }
 

@@ -78,12 +78,16 @@ impl Engine {
         let producer = producer.validated()?;
         let doc_id = {
             let mut docs = self.docs();
-            if docs.catalogs().any(|(_, c)| c.producers.contains_key(&producer.id)) {
+            if docs
+                .catalogs()
+                .any(|(_, c)| c.producers.contains_key(&producer.id))
+            {
                 return Err(DomainError::DuplicateProducer(producer.id).into());
             }
             let own = docs.own_catalog.clone();
             let held = docs.held_mut(&own);
-            held.replica.commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
+            held.replica
+                .commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
             if let View::Catalog(c) = &mut held.view {
                 c.producers.insert(producer.id.clone(), producer.clone());
             }
@@ -101,12 +105,16 @@ impl Engine {
             if Self::find_product(docs.catalogs(), &product.sku).is_some() {
                 return Err(DomainError::DuplicateSku(product.sku).into());
             }
-            if !docs.catalogs().any(|(_, c)| c.producers.contains_key(&product.producer_id)) {
+            if !docs
+                .catalogs()
+                .any(|(_, c)| c.producers.contains_key(&product.producer_id))
+            {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
             let own = docs.own_catalog.clone();
             let held = docs.held_mut(&own);
-            held.replica.commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
+            held.replica
+                .commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
             if let View::Catalog(c) = &mut held.view {
                 c.products.insert(product.sku.clone(), product.clone());
             }
@@ -161,7 +169,10 @@ impl Engine {
                 .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
             let default_price = product.price_rupiah;
             let default_producer = product.producer_id.clone();
-            if let MovementKind::Receipt { producer: Some(p), .. } = &kind {
+            if let MovementKind::Receipt {
+                producer: Some(p), ..
+            } = &kind
+            {
                 if !docs.catalogs().any(|(_, c)| c.producers.contains_key(p)) {
                     return Err(DomainError::UnknownProducer(p.clone()).into());
                 }
@@ -171,9 +182,16 @@ impl Engine {
             let View::Ledger(ledger_view) = view else {
                 unreachable!("a ledger document has a ledger view")
             };
-            match request_id.as_deref().and_then(|id| ledger_view.position(id)) {
+            match request_id
+                .as_deref()
+                .and_then(|id| ledger_view.position(id))
+            {
                 Some(position) => {
-                    let recorded = ledger::read_range(replica.doc(), &document.to_string(), position..=position)?;
+                    let recorded = ledger::read_range(
+                        replica.doc(),
+                        &document.to_string(),
+                        position..=position,
+                    )?;
                     let recorded = recorded.first().ok_or_else(|| {
                         DomainError::schema(document.to_string(), "movement index out of range")
                     })?;
@@ -243,7 +261,11 @@ impl Engine {
                 }
                 Ok(vec![line(&sku, ledger_view.on_hand(&sku))])
             }
-            None => Ok(ledger_view.stock().iter().map(|(sku, q)| line(sku, *q)).collect()),
+            None => Ok(ledger_view
+                .stock()
+                .iter()
+                .map(|(sku, q)| line(sku, *q))
+                .collect()),
         }
     }
 

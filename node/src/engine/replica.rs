@@ -87,6 +87,45 @@ impl Replica {
         Ok(replica)
     }
 
+    /// A document known only from a peer, not stored until its first changes arrive.
+    pub fn empty(id: DocId, actor: &ActorId) -> Self {
+        Replica {
+            id,
+            doc: Automerge::new().with_actor(actor.clone()),
+            next_chunk: 0,
+            chunks_since_snapshot: 0,
+            bytes_on_disk: 0,
+            broken: None,
+        }
+    }
+
+    /// Applies changes received from a peer and stages them as one chunk (the
+    /// bundle they came in). The caller must wait for a flush before acknowledging.
+    pub fn apply_remote(
+        &mut self,
+        store: &DocStore<'_>,
+        changes: Vec<automerge::Change>,
+        bundle: &[u8],
+    ) -> Result<(), EngineError> {
+        if let Some(reason) = &self.broken {
+            return Err(EngineError::NotDurable(format!(
+                "document {} refuses writes after a storage failure ({reason}): restart the node",
+                self.id
+            )));
+        }
+        self.doc
+            .apply_changes(changes)
+            .map_err(|e| EngineError::Document {
+                doc: self.name(),
+                reason: e.to_string(),
+            })?;
+        if let Err(e) = self.stage(store, bundle) {
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// A new document whose first change, by `actor`, is made by `init`.
     pub fn genesis(
         actor: &ActorId,
@@ -152,9 +191,10 @@ impl Replica {
                 self.id
             )));
         }
+        let now = super::now_ms();
         let success = self
             .doc
-            .transact(f)
+            .transact_with(|_| CommitOptions::default().with_time(now), f)
             .map_err(|failure| EngineError::Document {
                 doc: self.name(),
                 reason: failure.error.to_string(),

@@ -1,27 +1,14 @@
-//! Maps engine errors to gRPC status codes, the only place that does.
+//! Turns engine errors into gRPC statuses.
 
 use tonic::{Code, Status};
 
-use crate::domain::DomainError;
 use crate::engine::EngineError;
-use crate::store::StoreError;
 use mart_proto::tonic;
 
-/// The status a client gets for an engine error.
+/// The status a client gets for an engine error (the code is
+/// [`EngineError::code`]); server-side failures are logged here.
 pub fn to_status(error: EngineError) -> Status {
-    let code = match &error {
-        EngineError::Domain(domain) => match domain {
-            DomainError::InvalidField { .. } => Code::InvalidArgument,
-            DomainError::UnknownSku(_) | DomainError::UnknownProducer(_) => Code::NotFound,
-            DomainError::DuplicateSku(_)
-            | DomainError::DuplicateProducer(_)
-            | DomainError::RequestIdReused(_) => Code::AlreadyExists,
-            DomainError::InsufficientStock { .. } => Code::FailedPrecondition,
-            DomainError::Schema { .. } => Code::Internal,
-        },
-        EngineError::Store(StoreError::Io(_)) | EngineError::NotDurable(_) => Code::Unavailable,
-        EngineError::Store(_) | EngineError::Document { .. } => Code::Internal,
-    };
+    let code = error.code();
     if matches!(code, Code::Internal | Code::Unavailable) {
         tracing::error!(error = %error, "request failed");
     }
@@ -36,6 +23,7 @@ pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::DomainError;
 
     #[test]
     fn rules_map_to_their_codes() {

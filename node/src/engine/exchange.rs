@@ -1,0 +1,223 @@
+//! What the sync layer asks of the engine: heads, the changes a peer lacks as
+//! bundles, and applying a peer's bundle durably after checking who wrote it.
+
+use automerge::{Automerge, Change, ChangeHash};
+
+use super::held::Held;
+use super::replica::Replica;
+use super::{Engine, EngineError};
+use crate::domain::authz;
+use crate::domain::doc_id::{DocId, NodeId};
+use crate::domain::DomainError;
+
+/// Raw change bytes gathered before a bundle is cut; bundles compress them about
+/// twentyfold, so a bundle stays well under the 1 MiB message limit.
+const RAW_BYTES_PER_BUNDLE: usize = 4 << 20;
+
+/// A bundle of changes ready to send.
+#[derive(Debug, Clone)]
+pub struct OutBundle {
+    pub doc: DocId,
+    pub data: Vec<u8>,
+    pub changes: u32,
+}
+
+fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    heads
+        .iter()
+        .filter(|h| doc.get_change_meta_by_hash(h).is_some())
+        .copied()
+        .collect()
+}
+
+impl Engine {
+    /// The documents this node offers to `peer`, with their current heads.
+    pub fn offered_to(&self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)> {
+        let docs = self.docs();
+        docs.held
+            .iter()
+            .filter(|(id, _)| authz::shared_with(id, &self.identity.node, peer, &self.identity.hub))
+            .map(|(id, h)| (id.clone(), h.replica.doc().get_heads()))
+            .collect()
+    }
+
+    /// Every document held, with its heads.
+    pub fn held_heads(&self) -> Vec<(DocId, Vec<ChangeHash>)> {
+        let docs = self.docs();
+        docs.held
+            .iter()
+            .map(|(id, h)| (id.clone(), h.replica.doc().get_heads()))
+            .collect()
+    }
+
+    /// Timestamp (ms) of the oldest change of `doc` not covered by `have`.
+    pub fn oldest_missing_ms(&self, doc: &DocId, have: &[ChangeHash]) -> Option<i64> {
+        let docs = self.docs();
+        let d = docs.held.get(doc)?.replica.doc();
+        d.get_changes_meta(&known(d, have))
+            .iter()
+            .map(|m| m.timestamp)
+            .min()
+    }
+
+    /// Current heads of a document, if held.
+    pub fn heads(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        self.docs()
+            .held
+            .get(doc)
+            .map(|h| h.replica.doc().get_heads())
+    }
+
+    /// Whether every hash in `heads` is a change this node holds.
+    pub fn knows_all(&self, doc: &DocId, heads: &[ChangeHash]) -> bool {
+        let docs = self.docs();
+        match docs.held.get(doc) {
+            Some(h) => known(h.replica.doc(), heads).len() == heads.len(),
+            None => heads.is_empty(),
+        }
+    }
+
+    /// How many changes of `doc` a peer that has `have` lacks.
+    pub fn count_missing(&self, doc: &DocId, have: &[ChangeHash]) -> usize {
+        let docs = self.docs();
+        docs.held.get(doc).map_or(0, |h| {
+            let d = h.replica.doc();
+            d.get_changes_meta(&known(d, have)).len()
+        })
+    }
+
+    /// The changes of `doc` not covered by `have`, as bundles of at most
+    /// `max_bytes` each, in an order the receiver can apply one by one.
+    pub fn bundles_after(
+        &self,
+        doc: &DocId,
+        have: &[ChangeHash],
+        max_bytes: usize,
+    ) -> Result<Vec<OutBundle>, EngineError> {
+        let docs = self.docs();
+        let Some(held) = docs.held.get(doc) else {
+            return Ok(Vec::new());
+        };
+        let d = held.replica.doc();
+        let changes = d.get_changes(&known(d, have));
+        let mut groups: Vec<Vec<ChangeHash>> = Vec::new();
+        let mut raw = 0;
+        for change in &changes {
+            if groups.is_empty() || raw + change.raw_bytes().len() > RAW_BYTES_PER_BUNDLE {
+                groups.push(Vec::new());
+                raw = 0;
+            }
+            raw += change.raw_bytes().len();
+            groups
+                .last_mut()
+                .expect("a group was pushed")
+                .push(change.hash());
+        }
+        let mut out = Vec::new();
+        for group in groups {
+            bundle_within(d, doc, &group, max_bytes, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Applies a bundle from `from` to `doc`, durably, after checking that `from`
+    /// may send this document and that every change was written by its owner.
+    /// Returns the document's new heads. Nothing is stored if any check fails.
+    pub async fn apply_bundle(
+        &self,
+        from: &NodeId,
+        doc: &DocId,
+        data: &[u8],
+    ) -> Result<Vec<ChangeHash>, EngineError> {
+        let hub = &self.identity.hub;
+        authz::check_sender(doc, from, hub)?;
+        if !authz::accepted_from(doc, &self.identity.node, from, hub) {
+            return Err(DomainError::Forbidden {
+                doc: doc.to_string(),
+                reason: format!(
+                    "{} does not take this document from {from}",
+                    self.identity.node
+                ),
+            }
+            .into());
+        }
+        let bundle = automerge::Bundle::try_from(data).map_err(|e| {
+            DomainError::invalid("bundle.data", format!("not an automerge bundle: {e}"))
+        })?;
+        let changes: Vec<Change> = bundle
+            .to_changes()
+            .map_err(|e| DomainError::invalid("bundle.data", format!("unreadable changes: {e}")))?;
+        for change in &changes {
+            authz::check_author(doc, change.actor_id(), hub)?;
+        }
+        let heads = {
+            let mut docs = self.docs();
+            let store = self.store();
+            if !docs.held.contains_key(doc) {
+                if !bundle.deps().is_empty() {
+                    return Err(missing(doc, bundle.deps().len()));
+                }
+                let replica = Replica::empty(doc.clone(), &self.actor);
+                let mut replica = replica;
+                replica.apply_remote(&store, changes, data)?;
+                docs.held.insert(doc.clone(), Held::new(replica)?);
+            } else {
+                let held = docs.held.get_mut(doc).expect("checked above");
+                let unknown = bundle.deps().len() - known(held.replica.doc(), bundle.deps()).len();
+                if unknown > 0 {
+                    return Err(missing(doc, unknown));
+                }
+                held.replica.apply_remote(&store, changes, data)?;
+                held.refresh()?;
+            }
+            docs.held[doc].replica.doc().get_heads()
+        };
+        self.commits.durable().await?;
+        Ok(heads)
+    }
+}
+
+fn missing(doc: &DocId, count: usize) -> EngineError {
+    DomainError::MissingDependencies {
+        doc: doc.to_string(),
+        count,
+    }
+    .into()
+}
+
+/// Bundles `hashes`, halving the group until each bundle fits in `max_bytes`.
+fn bundle_within(
+    d: &Automerge,
+    doc: &DocId,
+    hashes: &[ChangeHash],
+    max_bytes: usize,
+    out: &mut Vec<OutBundle>,
+) -> Result<(), EngineError> {
+    let bundle = d
+        .bundle(hashes.iter().copied())
+        .map_err(|e| EngineError::Document {
+            doc: doc.to_string(),
+            reason: format!("cannot bundle changes: {e}"),
+        })?;
+    let data = bundle.bytes().to_vec();
+    if data.len() <= max_bytes {
+        out.push(OutBundle {
+            doc: doc.clone(),
+            data,
+            changes: hashes.len() as u32,
+        });
+        return Ok(());
+    }
+    if hashes.len() == 1 {
+        return Err(EngineError::Document {
+            doc: doc.to_string(),
+            reason: format!(
+                "one change of {} bytes exceeds the {max_bytes}-byte message limit",
+                data.len()
+            ),
+        });
+    }
+    let (first, second) = hashes.split_at(hashes.len() / 2);
+    bundle_within(d, doc, first, max_bytes, out)?;
+    bundle_within(d, doc, second, max_bytes, out)
+}

@@ -1,0 +1,17 @@
+//! Sync between a district and the hub: the protocol state machine ([`Session`]),
+//! what each side knows of each peer ([`PeerBook`]), and the district's dialer.
+//!
+//! The session is written against plain messages so tests can drive two of them
+//! against each other without sockets; the transports live in [`dial`] (district)
+//! and `crate::rpc::SyncApi` (hub).
+
+pub mod dial;
+mod peers;
+mod session;
+mod wire;
+
+pub use peers::{DocSync, PeerBook, PeerStatus};
+pub use session::{Session, SessionError, PROTOCOL_VERSION};
+
+/// Largest sync message either side sends or accepts.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;

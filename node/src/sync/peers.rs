@@ -1,0 +1,240 @@
+//! What this node knows of each sync peer, for the protocol and for operators:
+//! connection state, last attempt, success and error, traffic, and each document's
+//! heads as the peer last acknowledged them (kept on disk, so pending work is
+//! visible while the link is down).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use automerge::ChangeHash;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::doc_id::{DocId, NodeId};
+use crate::engine::{now_ms, Engine};
+use crate::store::{Backend, Batch};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PeerRecord {
+    #[serde(default)]
+    last_attempt_ms: Option<i64>,
+    #[serde(default)]
+    last_success_ms: Option<i64>,
+    #[serde(default)]
+    last_error: Option<String>,
+    /// Document id -> the peer's heads (hex) as last reported.
+    #[serde(default)]
+    acked: BTreeMap<String, Vec<String>>,
+    #[serde(skip)]
+    connected: bool,
+    #[serde(skip)]
+    traffic: Traffic,
+}
+
+/// Traffic with a peer since this node started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub changes_sent: u64,
+    pub bytes_sent: u64,
+    pub changes_received: u64,
+    pub bytes_received: u64,
+    pub refusals: u64,
+}
+
+/// Sync state of one document with one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocSync {
+    pub doc: DocId,
+    /// Changes this node holds that the peer has not acknowledged.
+    pub changes_to_send: u64,
+    /// The peer reported heads this node does not hold yet.
+    pub behind: bool,
+    /// Age of the oldest change the peer has not acknowledged, in ms.
+    pub lag_ms: Option<i64>,
+}
+
+/// Sync state of one peer.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub peer: NodeId,
+    pub connected: bool,
+    pub last_attempt_ms: Option<i64>,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub traffic: Traffic,
+    pub docs: Vec<DocSync>,
+}
+
+/// Every peer this node has synced with (or is configured to).
+pub struct PeerBook {
+    backend: Arc<dyn Backend>,
+    peers: Mutex<BTreeMap<NodeId, PeerRecord>>,
+}
+
+fn key(peer: &NodeId) -> Vec<u8> {
+    format!("p/{peer}").into_bytes()
+}
+
+impl PeerBook {
+    /// Loads what was recorded of every peer.
+    pub fn load(backend: Arc<dyn Backend>) -> Self {
+        let mut peers = BTreeMap::new();
+        for (k, v) in backend.scan_prefix(b"p/").unwrap_or_default() {
+            let Ok(peer) = NodeId::parse(&String::from_utf8_lossy(&k[2..])) else {
+                continue;
+            };
+            match serde_json::from_slice::<PeerRecord>(&v) {
+                Ok(record) => {
+                    peers.insert(peer, record);
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "unreadable peer record ignored")
+                }
+            }
+        }
+        PeerBook {
+            backend,
+            peers: Mutex::new(peers),
+        }
+    }
+
+    fn update(&self, peer: &NodeId, persist: bool, f: impl FnOnce(&mut PeerRecord)) {
+        let mut peers = self.peers.lock().expect("peer book lock");
+        let record = peers.entry(peer.clone()).or_default();
+        f(record);
+        if persist {
+            let mut batch = Batch::default();
+            batch.put(
+                key(peer),
+                serde_json::to_vec(record).expect("peer record serializes"),
+            );
+            // Best effort: this is bookkeeping; the protocol re-learns it on connect.
+            if let Err(e) = self.backend.write(batch) {
+                tracing::warn!(peer = %peer, error = %e, "cannot record peer state");
+            }
+        }
+    }
+
+    /// Makes sure a peer is listed (e.g. the hub, before the first connection).
+    pub fn ensure(&self, peer: &NodeId) {
+        self.update(peer, false, |_| {});
+    }
+
+    pub fn record_attempt(&self, peer: &NodeId) {
+        self.update(peer, true, |r| r.last_attempt_ms = Some(now_ms()));
+    }
+
+    pub fn record_connected(&self, peer: &NodeId, connected: bool) {
+        self.update(peer, false, |r| r.connected = connected);
+    }
+
+    pub fn record_success(&self, peer: &NodeId) {
+        self.update(peer, true, |r| {
+            r.last_success_ms = Some(now_ms());
+            r.last_error = None;
+        });
+    }
+
+    pub fn record_error(&self, peer: &NodeId, error: &str) {
+        self.update(peer, true, |r| r.last_error = Some(error.to_string()));
+    }
+
+    pub fn record_refusal(&self, peer: &NodeId, error: &str) {
+        self.update(peer, true, |r| {
+            r.traffic.refusals += 1;
+            r.last_error = Some(error.to_string());
+        });
+    }
+
+    pub fn record_peer_heads(&self, peer: &NodeId, doc: &DocId, heads: &[ChangeHash]) {
+        self.update(peer, true, |r| {
+            r.acked.insert(
+                doc.to_string(),
+                heads.iter().map(|h| h.to_string()).collect(),
+            );
+        });
+    }
+
+    pub fn record_sent(&self, peer: &NodeId, changes: u64, bytes: u64) {
+        self.update(peer, false, |r| {
+            r.traffic.changes_sent += changes;
+            r.traffic.bytes_sent += bytes;
+        });
+    }
+
+    pub fn record_received(&self, peer: &NodeId, changes: u64, bytes: u64) {
+        self.update(peer, false, |r| {
+            r.traffic.changes_received += changes;
+            r.traffic.bytes_received += bytes;
+        });
+    }
+
+    /// Traffic with a peer since start.
+    pub fn traffic(&self, peer: &NodeId) -> Traffic {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).map(|r| r.traffic).unwrap_or_default()
+    }
+
+    /// The state of every peer, with pending work computed against the engine.
+    pub fn status(&self, engine: &Engine) -> Vec<PeerStatus> {
+        let peers = self.peers.lock().expect("peer book lock").clone();
+        let identity = engine.identity();
+        let held = engine.held_heads();
+        peers
+            .into_iter()
+            .map(|(peer, record)| {
+                let docs = held
+                    .iter()
+                    .filter(|(doc, _)| {
+                        crate::domain::authz::shared_with(doc, &identity.node, &peer, &identity.hub)
+                            || crate::domain::authz::accepted_from(
+                                doc,
+                                &identity.node,
+                                &peer,
+                                &identity.hub,
+                            )
+                    })
+                    .map(|(doc, _)| {
+                        let acked: Vec<ChangeHash> = record
+                            .acked
+                            .get(&doc.to_string())
+                            .map(|hs| hs.iter().filter_map(|h| h.parse().ok()).collect())
+                            .unwrap_or_default();
+                        let offered = crate::domain::authz::shared_with(
+                            doc,
+                            &identity.node,
+                            &peer,
+                            &identity.hub,
+                        );
+                        let changes_to_send = if offered {
+                            engine.count_missing(doc, &acked) as u64
+                        } else {
+                            0
+                        };
+                        let lag_ms = if changes_to_send > 0 {
+                            engine
+                                .oldest_missing_ms(doc, &acked)
+                                .map(|t| (now_ms() - t).max(0))
+                        } else {
+                            None
+                        };
+                        DocSync {
+                            doc: doc.clone(),
+                            changes_to_send,
+                            behind: !engine.knows_all(doc, &acked),
+                            lag_ms,
+                        }
+                    })
+                    .collect();
+                PeerStatus {
+                    peer,
+                    connected: record.connected,
+                    last_attempt_ms: record.last_attempt_ms,
+                    last_success_ms: record.last_success_ms,
+                    last_error: record.last_error,
+                    traffic: record.traffic,
+                    docs,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,470 @@
+//! The sync protocol of one session with one peer, as a state machine over
+//! messages: feed it what arrives, send what it returns.
+//!
+//! Per document it remembers the peer's last reported heads (its acknowledgement)
+//! and the heads up to which changes were already sent in this session, so nothing
+//! is sent twice within a session and a new session starts from what the peer
+//! durably holds. A refused bundle affects its document only.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use automerge::ChangeHash;
+use mart_proto::tonic::Code;
+use mart_proto::v1::{sync_message::Body, SyncMessage};
+
+use super::{wire, PeerBook, MAX_MESSAGE_BYTES};
+use crate::domain::authz;
+use crate::domain::doc_id::{DocId, NodeId};
+use crate::engine::{Engine, EngineError};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A peer broke the protocol; the session ends.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("protocol violation by {peer}: {reason}")]
+    Protocol { peer: String, reason: String },
+    #[error("{peer} claims to be {claimed}")]
+    WrongIdentity { peer: String, claimed: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl SessionError {
+    pub fn code(&self) -> Code {
+        match self {
+            SessionError::Protocol { .. } => Code::InvalidArgument,
+            SessionError::WrongIdentity { .. } => Code::PermissionDenied,
+            SessionError::Engine(_) => Code::Internal,
+        }
+    }
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    book: Arc<PeerBook>,
+    peer: NodeId,
+    hello_seen: bool,
+    /// The peer's heads as it last reported them.
+    peer_heads: HashMap<DocId, Vec<ChangeHash>>,
+    /// Our heads as of the last bundles sent, per document.
+    promised: HashMap<DocId, Vec<ChangeHash>>,
+    /// Documents the peer refused as not ours to write: never offered again here.
+    refused_by_peer: HashSet<DocId>,
+    /// Documents whose heads this side told the peer in this session.
+    announced: HashSet<DocId>,
+}
+
+impl Session {
+    /// A session with an authenticated `peer`.
+    pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, peer: NodeId) -> Self {
+        Session {
+            engine,
+            book,
+            peer,
+            hello_seen: false,
+            peer_heads: HashMap::new(),
+            promised: HashMap::new(),
+            refused_by_peer: HashSet::new(),
+            announced: HashSet::new(),
+        }
+    }
+
+    pub fn peer(&self) -> &NodeId {
+        &self.peer
+    }
+
+    fn me(&self) -> &NodeId {
+        &self.engine.identity().node
+    }
+
+    fn hub(&self) -> &NodeId {
+        &self.engine.identity().hub
+    }
+
+    /// The documents this session exchanges: those offered to the peer and those
+    /// taken from it.
+    fn exchanged(&self, doc: &DocId) -> bool {
+        authz::shared_with(doc, self.me(), &self.peer, self.hub())
+            || authz::accepted_from(doc, self.me(), &self.peer, self.hub())
+    }
+
+    /// What a side sends first: `Hello`, then `Have` for every exchanged document.
+    pub fn opening(&mut self) -> Vec<SyncMessage> {
+        let mut out = vec![wire::hello(self.me().as_str(), PROTOCOL_VERSION)];
+        for (doc, heads) in self.engine.held_heads() {
+            if self.exchanged(&doc) {
+                out.push(wire::have(&doc, &heads));
+                self.announced.insert(doc);
+            }
+        }
+        out
+    }
+
+    /// Handles one message from the peer and returns the answers to send.
+    pub async fn handle(&mut self, message: SyncMessage) -> Result<Vec<SyncMessage>, SessionError> {
+        let protocol = |reason: String| SessionError::Protocol {
+            peer: self.peer.to_string(),
+            reason,
+        };
+        let Some(body) = message.body else {
+            return Err(protocol("empty message".into()));
+        };
+        match body {
+            Body::Hello(hello) => {
+                if hello.node_id != self.peer.as_str() {
+                    return Err(SessionError::WrongIdentity {
+                        peer: self.peer.to_string(),
+                        claimed: hello.node_id,
+                    });
+                }
+                if hello.protocol != PROTOCOL_VERSION {
+                    return Err(protocol(format!(
+                        "protocol version {} is not {PROTOCOL_VERSION}",
+                        hello.protocol
+                    )));
+                }
+                self.hello_seen = true;
+                Ok(Vec::new())
+            }
+            _ if !self.hello_seen => Err(protocol("the first message must be hello".into())),
+            Body::Have(have) => {
+                let doc = match DocId::parse(&have.doc_id) {
+                    Ok(doc) => doc,
+                    Err(e) => {
+                        return Ok(vec![wire::refused(
+                            &have.doc_id,
+                            Code::InvalidArgument as i32,
+                            e.to_string(),
+                        )])
+                    }
+                };
+                let Some(heads) = wire::heads(&have.heads) else {
+                    return Ok(vec![wire::refused(
+                        &have.doc_id,
+                        Code::InvalidArgument as i32,
+                        "heads must be 32 bytes each".into(),
+                    )]);
+                };
+                if !self.exchanged(&doc) {
+                    return Ok(Vec::new());
+                }
+                self.book.record_peer_heads(&self.peer, &doc, &heads);
+                self.peer_heads.insert(doc.clone(), heads);
+                let mut out = Vec::new();
+                // A document the peer has and this side never announced (it holds
+                // none of it yet): ask for all of it.
+                if !self.announced.contains(&doc) {
+                    out.push(wire::have(
+                        &doc,
+                        &self.engine.heads(&doc).unwrap_or_default(),
+                    ));
+                    self.announced.insert(doc.clone());
+                }
+                out.extend(self.push(&doc)?);
+                Ok(out)
+            }
+            Body::Bundle(bundle) => {
+                let doc = match DocId::parse(&bundle.doc_id) {
+                    Ok(doc) => doc,
+                    Err(e) => {
+                        return Ok(vec![wire::refused(
+                            &bundle.doc_id,
+                            Code::InvalidArgument as i32,
+                            e.to_string(),
+                        )])
+                    }
+                };
+                let bytes = bundle.data.len() as u64;
+                match self
+                    .engine
+                    .apply_bundle(&self.peer, &doc, &bundle.data)
+                    .await
+                {
+                    Ok(heads) => {
+                        self.book
+                            .record_received(&self.peer, bundle.changes as u64, bytes);
+                        Ok(vec![wire::have(&doc, &heads)])
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %self.peer, doc = %doc, error = %e, "bundle refused");
+                        self.book.record_refusal(&self.peer, &e.to_string());
+                        Ok(vec![wire::refused(
+                            &bundle.doc_id,
+                            e.code() as i32,
+                            e.to_string(),
+                        )])
+                    }
+                }
+            }
+            Body::Refused(refused) => {
+                tracing::warn!(peer = %self.peer, doc = %refused.doc_id, code = refused.code, message = %refused.message, "peer refused our bundle");
+                self.book.record_error(
+                    &self.peer,
+                    &format!(
+                        "{} refused {}: {}",
+                        self.peer, refused.doc_id, refused.message
+                    ),
+                );
+                if let Ok(doc) = DocId::parse(&refused.doc_id) {
+                    self.promised.remove(&doc);
+                    if refused.code == Code::PermissionDenied as i32 {
+                        self.refused_by_peer.insert(doc);
+                    }
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// Bundles of every offered document the peer lacks, after local writes.
+    pub fn push_all(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
+        let docs: Vec<DocId> = self.peer_heads.keys().cloned().collect();
+        let mut out = Vec::new();
+        for doc in docs {
+            out.extend(self.push(&doc)?);
+        }
+        Ok(out)
+    }
+
+    /// Bundles of `doc` the peer lacks that this session has not sent yet.
+    fn push(&mut self, doc: &DocId) -> Result<Vec<SyncMessage>, SessionError> {
+        if !authz::shared_with(doc, self.me(), &self.peer, self.hub())
+            || self.refused_by_peer.contains(doc)
+        {
+            return Ok(Vec::new());
+        }
+        let Some(ours) = self.engine.heads(doc) else {
+            return Ok(Vec::new());
+        };
+        let mut have = self.peer_heads.get(doc).cloned().unwrap_or_default();
+        have.extend(self.promised.get(doc).cloned().unwrap_or_default());
+        let bundles = self
+            .engine
+            .bundles_after(doc, &have, MAX_MESSAGE_BYTES - 1024)?;
+        self.promised.insert(doc.clone(), ours);
+        let mut out = Vec::with_capacity(bundles.len());
+        for b in bundles {
+            self.book
+                .record_sent(&self.peer, b.changes as u64, b.data.len() as u64);
+            out.push(wire::bundle(doc, b.data, b.changes));
+        }
+        Ok(out)
+    }
+
+    /// Whether both sides hold the same heads of every exchanged document.
+    pub fn in_sync(&self) -> bool {
+        self.engine
+            .held_heads()
+            .into_iter()
+            .filter(|(doc, _)| self.exchanged(doc))
+            .all(|(doc, ours)| {
+                self.peer_heads.get(&doc).is_some_and(|theirs| {
+                    let mut a = theirs.clone();
+                    let mut b = ours.clone();
+                    a.sort();
+                    b.sort();
+                    a == b
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::actor_for;
+    use crate::domain::ledger;
+    use crate::domain::movement::{Buyer, Channel, Movement, MovementKind};
+    use crate::engine::{Identity, MovementRequest};
+    use crate::store::MemoryBackend;
+    use automerge::{transaction::Transactable, Automerge, ReadDoc};
+
+    fn node(id: &str) -> NodeId {
+        NodeId::parse(id).unwrap()
+    }
+
+    fn engine(id: &str) -> (Arc<Engine>, Arc<PeerBook>) {
+        let backend: Arc<dyn crate::store::Backend> = Arc::new(MemoryBackend::new());
+        let identity = Identity {
+            node: node(id),
+            hub: node("kupang"),
+        };
+        let engine = Arc::new(Engine::open(backend.clone(), identity).unwrap());
+        (engine, Arc::new(PeerBook::load(backend)))
+    }
+
+    /// Delivers messages both ways until neither side has anything to say:
+    /// `to_b` are messages `a` sent, `to_a` messages `b` sent.
+    async fn pump(
+        a: &mut Session,
+        b: &mut Session,
+        mut to_b: Vec<SyncMessage>,
+        mut to_a: Vec<SyncMessage>,
+    ) {
+        while !to_a.is_empty() || !to_b.is_empty() {
+            let mut next_a = Vec::new();
+            for m in to_b.drain(..) {
+                next_a.extend(b.handle(m).await.unwrap());
+            }
+            let mut next_b = Vec::new();
+            for m in to_a.drain(..) {
+                next_b.extend(a.handle(m).await.unwrap());
+            }
+            to_a = next_a;
+            to_b = next_b;
+        }
+    }
+
+    fn sale(sku: &str, qty: i64) -> MovementRequest {
+        MovementRequest {
+            request_id: None,
+            sku: sku.into(),
+            kind: MovementKind::Sale {
+                quantity: qty,
+                unit_price: None,
+                channel: Channel::Store,
+                buyer: Buyer::Public,
+            },
+        }
+    }
+
+    fn receipt(sku: &str, qty: i64) -> MovementRequest {
+        MovementRequest {
+            request_id: None,
+            sku: sku.into(),
+            kind: MovementKind::Receipt {
+                quantity: qty,
+                unit_cost: 1000,
+                producer: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn district_and_hub_converge_both_ways() {
+        let (hub, hub_book) = engine("kupang");
+        let (ttu, ttu_book) = engine("ttu");
+        ttu.record(receipt("TTU-MKP-060", 50)).await.unwrap();
+        for _ in 0..20 {
+            ttu.record(sale("TTU-MKP-060", 2)).await.unwrap();
+        }
+        let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
+        let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+        let (from_hub, from_ttu) = (at_hub.opening(), at_ttu.opening());
+        pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu).await;
+
+        let ledger = DocId::Ledger(node("ttu"));
+        assert_eq!(hub.heads(&ledger), ttu.heads(&ledger));
+        assert_eq!(
+            hub.heads(&DocId::LocalCatalog(node("ttu"))),
+            ttu.heads(&DocId::LocalCatalog(node("ttu")))
+        );
+        assert!(at_hub.in_sync() && at_ttu.in_sync());
+
+        // A catalog edit at the hub reaches the district on the next push.
+        let mut product = ttu.product("TTU-MKP-060").unwrap().0;
+        product.sku = "TTU-MKP-250".into();
+        hub.add_product(product).await.unwrap();
+        let pushed = at_hub.push_all().unwrap();
+        assert!(!pushed.is_empty());
+        pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+        assert!(ttu.product("TTU-MKP-250").is_ok());
+        assert_eq!(
+            hub.heads(&DocId::ProvincialCatalog),
+            ttu.heads(&DocId::ProvincialCatalog)
+        );
+        // Nothing is sent twice: a second push has nothing to say.
+        assert!(at_ttu.push_all().unwrap().is_empty());
+    }
+
+    /// A change authored in a document the sender does not own.
+    fn forged_bundle(target: &Engine, doc: &DocId, author: &NodeId) -> Vec<u8> {
+        let heads = target.heads(doc).unwrap();
+        let mut forged = Automerge::new().with_actor(actor_for(author, 9));
+        for b in target.bundles_after(doc, &[], usize::MAX).unwrap() {
+            forged.load_incremental(&b.data).unwrap();
+        }
+        let list = match forged.get(automerge::ROOT, "movements").unwrap() {
+            Some((_, id)) => id,
+            None => automerge::ROOT,
+        };
+        let n = ledger::len(&forged);
+        let movement = Movement {
+            id: "forged".into(),
+            sku: "TTU-MKP-060".into(),
+            at_ms: 0,
+            kind: MovementKind::Receipt {
+                quantity: 1000,
+                unit_cost: 0,
+                producer: None,
+            },
+        };
+        forged
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                tx.insert(&list, n, movement.to_json())?;
+                Ok(())
+            })
+            .unwrap();
+        let new = forged.get_changes(&heads);
+        forged
+            .bundle(new.iter().map(|c| c.hash()))
+            .unwrap()
+            .bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn forged_changes_are_refused_and_the_session_goes_on() {
+        let (hub, hub_book) = engine("kupang");
+        let (sikka, sikka_book) = engine("sikka");
+        let (ttu, ttu_book) = engine("ttu");
+        // The hub first learns sikka's ledger.
+        let mut hub_sikka = Session::new(hub.clone(), hub_book.clone(), node("sikka"));
+        let mut at_sikka = Session::new(sikka.clone(), sikka_book, node("kupang"));
+        let (a, b) = (hub_sikka.opening(), at_sikka.opening());
+        pump(&mut hub_sikka, &mut at_sikka, a, b).await;
+
+        let mut hub_ttu = Session::new(hub.clone(), hub_book, node("ttu"));
+        let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+        let (a, b) = (hub_ttu.opening(), at_ttu.opening());
+        pump(&mut hub_ttu, &mut at_ttu, a, b).await;
+
+        let sikka_ledger = DocId::Ledger(node("sikka"));
+        let before = hub.heads(&sikka_ledger);
+        // ttu writes into sikka's ledger with its own actor, and with sikka's actor.
+        for author in [node("ttu"), node("sikka")] {
+            let data = forged_bundle(&hub, &sikka_ledger, &author);
+            let answer = hub_ttu
+                .handle(wire::bundle(&sikka_ledger, data, 1))
+                .await
+                .unwrap();
+            match &answer[..] {
+                [SyncMessage {
+                    body: Some(Body::Refused(r)),
+                }] => {
+                    assert_eq!(r.code, Code::PermissionDenied as i32, "{}", r.message);
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+            assert_eq!(hub.heads(&sikka_ledger), before, "nothing stored");
+        }
+        // Garbage bytes in a bundle of ttu's own ledger: refused, nothing stored.
+        let ttu_ledger = DocId::Ledger(node("ttu"));
+        let answer = hub_ttu
+            .handle(wire::bundle(&ttu_ledger, b"garbage".to_vec(), 1))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&answer[..], [SyncMessage { body: Some(Body::Refused(r)) }] if r.code == Code::InvalidArgument as i32)
+        );
+
+        // ttu's own documents still sync in the same session.
+        ttu.record(receipt("TTU-MKP-060", 5)).await.unwrap();
+        let pushed = at_ttu.push_all().unwrap();
+        pump(&mut hub_ttu, &mut at_ttu, vec![], pushed).await;
+        assert_eq!(hub.heads(&ttu_ledger), ttu.heads(&ttu_ledger));
+    }
+}

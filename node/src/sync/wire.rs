@@ -1,0 +1,51 @@
+//! Building and reading `SyncMessage`s.
+
+use automerge::ChangeHash;
+use mart_proto::v1::{sync_message::Body, Bundle, Have, Hello, Refused, SyncMessage};
+
+use crate::domain::doc_id::DocId;
+
+pub fn hello(node: &str, protocol: u32) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Hello(Hello {
+            node_id: node.to_string(),
+            protocol,
+        })),
+    }
+}
+
+pub fn have(doc: &DocId, heads: &[ChangeHash]) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Have(Have {
+            doc_id: doc.to_string(),
+            heads: heads.iter().map(|h| h.0.to_vec()).collect(),
+        })),
+    }
+}
+
+pub fn bundle(doc: &DocId, data: Vec<u8>, changes: u32) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Bundle(Bundle {
+            doc_id: doc.to_string(),
+            data,
+            changes,
+        })),
+    }
+}
+
+pub fn refused(doc: &str, code: i32, message: String) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Refused(Refused {
+            doc_id: doc.to_string(),
+            code,
+            message,
+        })),
+    }
+}
+
+/// Heads as sent on the wire: 32 bytes each.
+pub fn heads(raw: &[Vec<u8>]) -> Option<Vec<ChangeHash>> {
+    raw.iter()
+        .map(|h| <[u8; 32]>::try_from(h.as_slice()).ok().map(ChangeHash))
+        .collect()
+}
