@@ -27,6 +27,10 @@ listen = "127.0.0.1:7443"
 
 [admin]
 socket = "./mart-data/admin.sock"
+
+# No certificates yet: gRPC over TCP is plaintext, and the node warns at every start.
+[tls]
+insecure = true
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,25 @@ struct RawConfig {
     node: RawNode,
     grpc: Option<RawGrpc>,
     admin: Option<RawAdmin>,
+    tls: Option<RawTls>,
+    sync: Option<RawSync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    #[serde(default)]
+    insecure: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    hub_url: Option<String>,
+    resync_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +103,23 @@ pub enum Role {
     District,
 }
 
+/// How the node secures gRPC over TCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Mutual TLS with certificates issued by the province's CA.
+    Mutual { ca: PathBuf, cert: PathBuf, key: PathBuf },
+    /// Plaintext: only for trying things out; warned about at every start.
+    Insecure,
+}
+
+/// How a district reaches its hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// `https://host:port` (or `http://` on an insecure node).
+    pub hub_url: String,
+    pub resync_every: std::time::Duration,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -90,6 +130,10 @@ pub struct NodeConfig {
     pub grpc_listen: Option<SocketAddr>,
     /// The local admin socket (gRPC over a Unix socket, no certificate needed).
     pub admin_socket: PathBuf,
+    /// `None` when the node neither listens on TCP nor dials a hub.
+    pub tls: Option<TlsMode>,
+    /// Districts only: the hub to sync with; `None` runs the district alone.
+    pub sync: Option<SyncConfig>,
 }
 
 impl NodeConfig {
@@ -172,12 +216,58 @@ impl NodeConfig {
             .admin
             .and_then(|a| a.socket)
             .unwrap_or_else(|| raw.node.data_dir.join("admin.sock"));
+        let sync = match raw.sync {
+            None => None,
+            Some(_) if role == Role::Hub => {
+                return Err(field("sync", "the hub never dials out; remove [sync]".into()))
+            }
+            Some(sync) => {
+                let hub_url = sync
+                    .hub_url
+                    .ok_or_else(|| field("sync.hub_url", "is required in [sync]".into()))?;
+                if !(hub_url.starts_with("https://") || hub_url.starts_with("http://")) {
+                    return Err(field("sync.hub_url", format!("must be https://host:port, got {hub_url:?}")));
+                }
+                let secs = sync.resync_secs.unwrap_or(30);
+                if secs == 0 {
+                    return Err(field("sync.resync_secs", "must be at least 1".into()));
+                }
+                Some(SyncConfig { hub_url, resync_every: std::time::Duration::from_secs(secs) })
+            }
+        };
+        let needs_tls = grpc_listen.is_some() || sync.is_some();
+        let tls = match raw.tls {
+            Some(RawTls { insecure: true, ca: None, cert: None, key: None }) => Some(TlsMode::Insecure),
+            Some(RawTls { insecure: true, .. }) => {
+                return Err(field("tls.insecure", "cannot be combined with ca, cert or key".into()))
+            }
+            Some(RawTls { ca, cert, key, insecure: false }) => {
+                let ca = ca.ok_or_else(|| field("tls.ca", "is required (or insecure = true)".into()))?;
+                let cert = cert.ok_or_else(|| field("tls.cert", "is required (or insecure = true)".into()))?;
+                let key = key.ok_or_else(|| field("tls.key", "is required (or insecure = true)".into()))?;
+                Some(TlsMode::Mutual { ca, cert, key })
+            }
+            None if needs_tls => {
+                return Err(field(
+                    "tls",
+                    "gRPC over TCP needs [tls] with ca, cert and key (or insecure = true to run plaintext)".into(),
+                ))
+            }
+            None => None,
+        };
+        if let (Some(SyncConfig { hub_url, .. }), Some(TlsMode::Mutual { .. })) = (&sync, &tls) {
+            if !hub_url.starts_with("https://") {
+                return Err(field("sync.hub_url", "must be https:// when tls is on".into()));
+            }
+        }
         Ok(NodeConfig {
             identity: Identity { node, hub },
             role,
             data_dir: raw.node.data_dir,
             grpc_listen,
             admin_socket,
+            tls,
+            sync,
         })
     }
 }
@@ -225,5 +315,12 @@ mod tests {
         assert!(error_of(&base.replace("127.0.0.1:7443", "nowhere")).contains("grpc.listen"));
         let unknown = error_of(&base.replace("[grpc]", "[grpc]\nlisten_tls = true"));
         assert!(unknown.contains("listen_tls"), "{unknown}");
+        let no_tls = error_of(&base.replace("[tls]\ninsecure = true", ""));
+        assert!(no_tls.contains("tls"), "{no_tls}");
+        let half_tls = error_of(&base.replace("insecure = true", "ca = \"ca.pem\""));
+        assert!(half_tls.contains("tls.cert"), "{half_tls}");
+        let hub = base.replace("role = \"district\"", "role = \"hub\"").replace("hub = \"kupang\"", "");
+        let hub_sync = error_of(&format!("{hub}[sync]\nhub_url = \"https://h:1\"\n"));
+        assert!(hub_sync.contains("sync"), "{hub_sync}");
     }
 }

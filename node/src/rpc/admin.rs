@@ -1,32 +1,79 @@
-//! `nttmart.v1.AdminService`: what an operator asks a node about itself.
+//! `nttmart.v1.AdminService`: what an operator asks a node about itself and its
+//! sync peers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mart_proto::tonic::{self, Request, Response, Status};
 use mart_proto::v1 as pb;
 use pb::admin_service_server::AdminService;
+use tokio::sync::watch;
 
 use crate::engine::{now_ms, Engine};
+use crate::sync::{PeerBook, PeerStatus};
 
 #[derive(Clone)]
 pub struct AdminApi {
     engine: Arc<Engine>,
+    book: Arc<PeerBook>,
+    resync: Arc<watch::Sender<u64>>,
     data_dir: PathBuf,
 }
 
 impl AdminApi {
-    pub fn new(engine: Arc<Engine>, data_dir: PathBuf) -> Self {
-        AdminApi { engine, data_dir }
+    pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, resync: watch::Sender<u64>, data_dir: PathBuf) -> Self {
+        AdminApi {
+            engine,
+            book,
+            resync: Arc::new(resync),
+            data_dir,
+        }
     }
+
+    fn peers(&self, only: Option<&str>) -> Vec<PeerStatus> {
+        self.book
+            .status(&self.engine)
+            .into_iter()
+            .filter(|p| only.is_none_or(|id| p.peer.as_str() == id))
+            .collect()
+    }
+}
+
+fn peer_to_pb(p: PeerStatus) -> pb::PeerInfo {
+    pb::PeerInfo {
+        peer_id: p.peer.to_string(),
+        connected: p.connected,
+        last_attempt_unix_ms: p.last_attempt_ms.unwrap_or(0),
+        last_success_unix_ms: p.last_success_ms.unwrap_or(0),
+        last_error: p.last_error.unwrap_or_default(),
+        changes_sent: p.traffic.changes_sent,
+        bytes_sent: p.traffic.bytes_sent,
+        changes_received: p.traffic.changes_received,
+        bytes_received: p.traffic.bytes_received,
+        refusals: p.traffic.refusals,
+        documents: p
+            .docs
+            .into_iter()
+            .map(|d| pb::DocumentSync {
+                doc_id: d.doc.to_string(),
+                changes_to_send: d.changes_to_send,
+                behind: d.behind,
+                lag_ms: d.lag_ms.unwrap_or(-1),
+            })
+            .collect(),
+    }
+}
+
+fn in_sync(peers: &[PeerStatus]) -> bool {
+    peers
+        .iter()
+        .all(|p| p.connected && p.docs.iter().all(|d| d.changes_to_send == 0 && !d.behind))
 }
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn status(
-        &self,
-        _: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         let s = self.engine.status();
         Ok(Response::new(pb::StatusResponse {
             node_id: s.node.to_string(),
@@ -64,5 +111,54 @@ impl AdminService for AdminApi {
             })
             .collect();
         Ok(Response::new(pb::ListDocumentsResponse { documents }))
+    }
+
+    async fn list_peers(&self, request: Request<pb::ListPeersRequest>) -> Result<Response<pb::ListPeersResponse>, Status> {
+        let only = request.into_inner().peer_id;
+        let only = Some(only.as_str()).filter(|p| !p.is_empty());
+        let peers = self.peers(only);
+        if let (Some(id), true) = (only, peers.is_empty()) {
+            return Err(Status::not_found(format!("no sync peer {id}")));
+        }
+        Ok(Response::new(pb::ListPeersResponse {
+            peers: peers.into_iter().map(peer_to_pb).collect(),
+        }))
+    }
+
+    async fn sync_now(&self, request: Request<pb::SyncNowRequest>) -> Result<Response<pb::SyncNowResponse>, Status> {
+        let seconds = match request.into_inner().timeout_seconds {
+            0 => 30,
+            s => s.min(3600),
+        };
+        let started = Instant::now();
+        let before: Vec<_> = self.peers(None).into_iter().map(|p| (p.peer.clone(), p.traffic)).collect();
+        if before.is_empty() {
+            return Err(Status::failed_precondition("this node has no sync peer"));
+        }
+        self.resync.send_modify(|n| *n += 1);
+        let deadline = started + Duration::from_secs(seconds as u64);
+        // Give the announce a moment to reach the peer before judging the round.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let peers = loop {
+            let peers = self.peers(None);
+            if in_sync(&peers) || Instant::now() >= deadline {
+                break peers;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut answer = pb::SyncNowResponse {
+            in_sync: in_sync(&peers),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            ..Default::default()
+        };
+        for p in &peers {
+            let old = before.iter().find(|(id, _)| id == &p.peer).map(|(_, t)| *t).unwrap_or_default();
+            answer.changes_sent += p.traffic.changes_sent - old.changes_sent;
+            answer.bytes_sent += p.traffic.bytes_sent - old.bytes_sent;
+            answer.changes_received += p.traffic.changes_received - old.changes_received;
+            answer.bytes_received += p.traffic.bytes_received - old.bytes_received;
+        }
+        answer.peers = peers.into_iter().map(peer_to_pb).collect();
+        Ok(Response::new(answer))
     }
 }

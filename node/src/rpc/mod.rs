@@ -6,12 +6,15 @@
 
 mod admin;
 mod convert;
+pub mod identity;
 mod mart;
 mod status;
+mod sync;
 
 pub use admin::AdminApi;
 pub use mart::MartApi;
 pub use status::to_status;
+pub use sync::SyncApi;
 
 /// Largest request message the node decodes; anything bigger is refused with
 /// `RESOURCE_EXHAUSTED` before it reaches a handler.

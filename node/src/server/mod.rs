@@ -1,11 +1,14 @@
 //! Start-up, serving and ordered shutdown of a node.
 //!
 //! [`run`] takes listeners that are already bound (tests bind `127.0.0.1:0`) and a
-//! cancellation token. Shutdown order: health to not serving, stop accepting and
-//! finish the requests in flight, flush the store, remove the admin socket.
+//! cancellation token. Shutdown order: health to not serving, stop sync (the
+//! district's dialer and the hub's sessions), stop accepting and finish the requests
+//! in flight, flush the store, remove the admin socket.
 
 mod error;
 mod listeners;
+mod routes;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,26 +16,29 @@ use std::time::Duration;
 use mart_proto::tonic::transport::Server;
 use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
+use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
-use crate::rpc::{AdminApi, MartApi, MAX_REQUEST_BYTES};
+use crate::rpc::{AdminApi, MartApi, SyncApi};
 use crate::store::SledBackend;
+use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
 pub use error::ServerError;
 pub use listeners::Listeners;
+use routes::Services;
 
 /// How long in-flight requests may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the node's store and serves it until `shutdown` is cancelled.
-pub async fn run(
-    config: NodeConfig,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-) -> Result<(), ServerError> {
+pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let tls = tls::load(&config)?;
+    if config.tls == Some(TlsMode::Insecure) {
+        tracing::warn!("tls.insecure is set: gRPC over TCP is plaintext and peers are not authenticated; never use this in production");
+    }
     listeners::create_private_dir(&config.data_dir)?;
     let backend = Arc::new(SledBackend::open(&config.data_dir.join("db"))?);
     let engine = {
@@ -43,58 +49,69 @@ pub async fn run(
             .map_err(|e| ServerError::Task(e.to_string()))??
     };
     let engine = Arc::new(engine);
+    let book = Arc::new(PeerBook::load(backend.clone()));
     let status = engine.status();
     tracing::info!(node = %status.node, role = status.role, actor = %status.actor_hex, movements = status.movements, "documents loaded");
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let stop_sync = CancellationToken::new();
+    let (resync_tx, resync_rx) = watch::channel(0u64);
+    let wiring = Wiring {
+        local_writes: engine.watch_local_writes(),
+        resync: resync_rx,
+        rhythm: Rhythm {
+            resync_every: config.sync.as_ref().map_or(Duration::from_secs(30), |s| s.resync_every),
+        },
+        shutdown: stop_sync.clone(),
+    };
+    let services = Services {
+        mart: MartApi::new(engine.clone()),
+        admin: AdminApi::new(engine.clone(), book.clone(), resync_tx, config.data_dir.clone()),
+        sync: engine
+            .identity()
+            .is_hub()
+            .then(|| SyncApi::new(engine.clone(), book.clone(), wiring.clone())),
+        node: config.identity.node.clone(),
+    };
+    let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<MartServiceServer<MartApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mart_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(mart_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
-    let mart = MartServiceServer::new(MartApi::new(engine.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let admin = AdminServiceServer::new(AdminApi::new(engine.clone(), config.data_dir.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let routes = mart_proto::tonic::service::Routes::new(mart)
-        .add_service(admin)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
 
     let stop_serving = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
     if let Some(tcp) = listeners.grpc {
-        let addr = tcp
-            .local_addr()
-            .map_err(|e| ServerError::io("read the gRPC address", e))?;
-        tracing::info!(%addr, "serving gRPC");
-        let routes = routes.clone();
+        let addr = tcp.local_addr().map_err(|e| ServerError::io("read the gRPC address", e))?;
+        tracing::info!(%addr, tls = tls.is_some(), "serving gRPC");
+        let mut builder = Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.server.clone())
+                .map_err(|e| ServerError::Task(format!("tls: {e}")))?;
+        }
+        let router = builder.add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
         servers.spawn(async move {
-            Server::builder()
-                .add_routes(routes)
+            router
                 .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stop.cancelled_owned())
                 .await
         });
     }
     tracing::info!(socket = %config.admin_socket.display(), "serving the admin socket");
+    let router = Server::builder().add_routes(services.routes(&health, false)?);
     let stop = stop_serving.clone();
     servers.spawn(async move {
-        Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listeners.admin),
-                stop.cancelled_owned(),
-            )
+        router
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.admin), stop.cancelled_owned())
             .await
+    });
+
+    let dialer = config.sync.as_ref().map(|sync| {
+        let link = dial::HubLink {
+            hub: config.identity.hub.clone(),
+            url: sync.hub_url.clone(),
+            tls: tls.as_ref().map(|t| t.client.clone()),
+        };
+        tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
+        tokio::spawn(dial::run(engine.clone(), book.clone(), link, wiring.clone()))
     });
 
     let failure = tokio::select! {
@@ -107,9 +124,11 @@ pub async fn run(
     };
     tracing::info!("shutting down");
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
-    health
-        .set_not_serving::<AdminServiceServer<AdminApi>>()
-        .await;
+    health.set_not_serving::<AdminServiceServer<AdminApi>>().await;
+    stop_sync.cancel();
+    if let Some(dialer) = dialer {
+        let _ = dialer.await;
+    }
     stop_serving.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while servers.join_next().await.is_some() {}

@@ -1,1 +1,129 @@
-//! todo
+//! The district's side of sync: dial the hub, run a session, and on any failure
+//! wait with exponential backoff and jitter (capped) before dialing again. The hub
+//! never dials out: districts sit behind NAT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mart_proto::tonic::transport::{ClientTlsConfig, Endpoint};
+use mart_proto::v1::sync_service_client::SyncServiceClient;
+use mart_proto::v1::SyncMessage;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{drive, DriveError, PeerBook, Session, Wiring};
+use crate::domain::doc_id::NodeId;
+use crate::engine::Engine;
+
+/// First wait after a failure; doubled at each failure up to [`BACKOFF_CAP`].
+pub const BACKOFF_START: Duration = Duration::from_millis(250);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Where and how a district reaches its hub.
+#[derive(Debug, Clone)]
+pub struct HubLink {
+    pub hub: NodeId,
+    pub url: String,
+    pub tls: Option<ClientTlsConfig>,
+}
+
+/// The wait before the next dial: exponential with full jitter in [d/2, d].
+pub fn backoff(failures: u32) -> Duration {
+    let exp = BACKOFF_START.saturating_mul(1u32 << failures.min(16));
+    let capped = exp.min(BACKOFF_CAP);
+    let half = capped / 2;
+    half + rand::rng().random_range(Duration::ZERO..=half)
+}
+
+/// Dials the hub until `shutdown` fires.
+pub async fn run(
+    engine: Arc<Engine>,
+    book: Arc<PeerBook>,
+    link: HubLink,
+    wiring: Wiring,
+) {
+    let shutdown = wiring.shutdown.clone();
+    book.ensure(&link.hub);
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        book.record_attempt(&link.hub);
+        match session(&engine, &book, &link, wiring.clone()).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
+                book.record_error(&link.hub, &e.to_string());
+                failures += 1;
+            }
+        }
+        book.record_connected(&link.hub, false);
+        let wait = if failures == 0 { BACKOFF_START } else { backoff(failures - 1) };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn session(
+    engine: &Arc<Engine>,
+    book: &Arc<PeerBook>,
+    link: &HubLink,
+    wiring: Wiring,
+) -> Result<(), DriveError> {
+    let link_error = |e: &dyn std::fmt::Display| DriveError::Link(e.to_string());
+    let mut endpoint = Endpoint::from_shared(link.url.clone())
+        .map_err(|e| link_error(&e))?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    if let Some(tls) = &link.tls {
+        endpoint = endpoint.tls_config(tls.clone()).map_err(|e| link_error(&e))?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| link_error(&format!("cannot reach {}: {e}", link.url)))?;
+    let mut client = SyncServiceClient::new(channel)
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES + 4096)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES + 4096);
+    let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
+    let mut session = Session::new(engine.clone(), book.clone(), link.hub.clone());
+    // The opening goes out before the call returns: the hub reads hello first.
+    for m in session.opening() {
+        out_tx.send(m).await.map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
+    }
+    let inbound = client
+        .session(ReceiverStream::new(out_rx))
+        .await
+        .map_err(|s| DriveError::Link(format!("{}: {}", s.code(), s.message())))?
+        .into_inner();
+    book.record_connected(&link.hub, true);
+    tracing::info!(peer = %link.hub, url = %link.url, "connected to the hub");
+    let hub = link.hub.clone();
+    let book_for_sync = book.clone();
+    drive(
+        &mut session,
+        inbound,
+        out_tx,
+        wiring,
+        move |in_sync| {
+            if in_sync {
+                book_for_sync.record_success(&hub);
+            }
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_jittered_and_capped() {
+        for failures in 0..40 {
+            let d = backoff(failures);
+            let full = BACKOFF_START.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
+            assert!(d >= full / 2 && d <= full, "{failures}: {d:?} outside [{:?}, {full:?}]", full / 2);
+        }
+        assert!(backoff(30) <= BACKOFF_CAP);
+    }
+}

@@ -6,10 +6,12 @@
 //! and `crate::rpc::SyncApi` (hub).
 
 pub mod dial;
+mod driver;
 mod peers;
 mod session;
 mod wire;
 
+pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
 pub use peers::{DocSync, PeerBook, PeerStatus};
 pub use session::{Session, SessionError, PROTOCOL_VERSION};
 

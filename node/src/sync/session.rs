@@ -55,6 +55,7 @@ pub struct Session {
     refused_by_peer: HashSet<DocId>,
     /// Documents whose heads this side told the peer in this session.
     announced: HashSet<DocId>,
+    opened: bool,
 }
 
 impl Session {
@@ -69,7 +70,13 @@ impl Session {
             promised: HashMap::new(),
             refused_by_peer: HashSet::new(),
             announced: HashSet::new(),
+            opened: false,
         }
+    }
+
+    /// Whether [`Session::opening`] was sent.
+    pub fn opened(&self) -> bool {
+        self.opened
     }
 
     pub fn peer(&self) -> &NodeId {
@@ -93,7 +100,15 @@ impl Session {
 
     /// What a side sends first: `Hello`, then `Have` for every exchanged document.
     pub fn opening(&mut self) -> Vec<SyncMessage> {
+        self.opened = true;
         let mut out = vec![wire::hello(self.me().as_str(), PROTOCOL_VERSION)];
+        out.extend(self.announce());
+        out
+    }
+
+    /// `Have` for every exchanged document: starts a round.
+    pub fn announce(&mut self) -> Vec<SyncMessage> {
+        let mut out = Vec::new();
         for (doc, heads) in self.engine.held_heads() {
             if self.exchanged(&doc) {
                 out.push(wire::have(&doc, &heads));

@@ -1,0 +1,118 @@
+//! `nttmart.v1.SyncService` at the hub: one session per district connection.
+//!
+//! Only the hub serves it, and only districts may call it. The district's identity
+//! comes from its client certificate; on an insecure (plaintext) node it is taken
+//! from the first `Hello`, which is why plaintext must never be used in production.
+
+use std::sync::Arc;
+
+use mart_proto::tonic::{self, Request, Response, Status, Streaming};
+use mart_proto::v1::sync_message::Body;
+use mart_proto::v1::sync_service_server::SyncService;
+use mart_proto::v1::SyncMessage;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::identity::{caller, PeerRole};
+use crate::domain::doc_id::NodeId;
+use crate::engine::Engine;
+use crate::sync::{drive, DriveError, PeerBook, Session, Wiring};
+
+/// The hub's sync endpoint.
+#[derive(Clone)]
+pub struct SyncApi {
+    engine: Arc<Engine>,
+    book: Arc<PeerBook>,
+    wiring: Wiring,
+}
+
+impl SyncApi {
+    /// `wiring.local_writes` is ignored: each session subscribes to the engine.
+    pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, wiring: Wiring) -> Self {
+        SyncApi { engine, book, wiring }
+    }
+}
+
+impl SyncApi {
+    async fn serve(
+        &self,
+        session: &mut Session,
+        hello: SyncMessage,
+        inbound: Streaming<SyncMessage>,
+        out: mpsc::Sender<SyncMessage>,
+    ) -> Result<(), DriveError> {
+        session.handle(hello).await?;
+        let book = self.book.clone();
+        let peer = session.peer().clone();
+        drive(
+            session,
+            inbound,
+            out,
+            Wiring {
+                local_writes: self.engine.watch_local_writes(),
+                ..self.wiring.clone()
+            },
+            move |in_sync| {
+                if in_sync {
+                    book.record_success(&peer);
+                }
+            },
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl SyncService for SyncApi {
+    type SessionStream = tokio_stream::adapters::Map<ReceiverStream<SyncMessage>, fn(SyncMessage) -> Result<SyncMessage, Status>>;
+
+    async fn session(&self, request: Request<Streaming<SyncMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+        if !self.engine.identity().is_hub() {
+            return Err(Status::permission_denied("only the hub serves sync sessions"));
+        }
+        let certified = caller(&request).transpose()?;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before hello"))?;
+        let Some(Body::Hello(hello)) = &first.body else {
+            return Err(Status::invalid_argument("the first message must be hello"));
+        };
+        let peer = match certified {
+            Some(identity) => {
+                if identity.role != PeerRole::District {
+                    return Err(Status::permission_denied(format!(
+                        "sync sessions are for districts; {} has role {:?}",
+                        identity.node, identity.role
+                    )));
+                }
+                identity.node
+            }
+            None => NodeId::parse(&hello.node_id).map_err(|e| Status::invalid_argument(e.to_string()))?,
+        };
+        if peer == self.engine.identity().node {
+            return Err(Status::invalid_argument("a node cannot sync with itself"));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
+        let mut session = Session::new(self.engine.clone(), self.book.clone(), peer.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.book.record_connected(&peer, true);
+            this.book.record_attempt(&peer);
+            tracing::info!(peer = %peer, "sync session opened");
+            let result = this.serve(&mut session, first, inbound, out_tx).await;
+            this.book.record_connected(&peer, false);
+            match result {
+                Ok(()) => tracing::info!(peer = %peer, "sync session closed"),
+                Err(e) => {
+                    tracing::warn!(peer = %peer, error = %e, "sync session ended");
+                    this.book.record_error(&peer, &e.to_string());
+                }
+            }
+        });
+        let stream: Self::SessionStream = ReceiverStream::new(out_rx).map(Ok as fn(SyncMessage) -> Result<SyncMessage, Status>);
+        Ok(Response::new(stream))
+    }
+}

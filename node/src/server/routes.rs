@@ -1,0 +1,77 @@
+//! The gRPC services a node serves, per listener: the store and admin services
+//! (behind an authorization check on TCP), health, reflection (v1 and v1alpha, for
+//! grpcurl), and at the hub the sync service (TCP only).
+
+use mart_proto::tonic::service::interceptor::InterceptedService;
+use mart_proto::tonic::service::Routes;
+use mart_proto::tonic::{Request, Status};
+use mart_proto::v1::admin_service_server::AdminServiceServer;
+use mart_proto::v1::mart_service_server::MartServiceServer;
+use mart_proto::v1::sync_service_server::SyncServiceServer;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+
+use super::ServerError;
+use crate::domain::doc_id::NodeId;
+use crate::rpc::identity::{caller, PeerRole};
+use crate::rpc::{AdminApi, MartApi, SyncApi, MAX_REQUEST_BYTES};
+use crate::sync::MAX_MESSAGE_BYTES;
+
+/// Store operations and admin calls over TCP need an operator certificate or the
+/// node's own; without TLS (the admin socket) file permissions already decided.
+fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |request: Request<()>| match caller(&request) {
+        None => Ok(request),
+        Some(Err(status)) => Err(status),
+        Some(Ok(id)) if id.role == PeerRole::Operator || id.node == node => Ok(request),
+        Some(Ok(id)) => Err(Status::permission_denied(format!(
+            "{} ({:?}) may not call store or admin operations of {node}; use an operator certificate",
+            id.node, id.role
+        ))),
+    }
+}
+
+/// The services of one node.
+pub struct Services {
+    pub mart: MartApi,
+    pub admin: AdminApi,
+    pub sync: Option<SyncApi>,
+    pub node: NodeId,
+}
+
+impl Services {
+    /// Routes for one listener; `tcp` adds the sync service (when present).
+    pub fn routes(&self, health: &HealthReporter, tcp: bool) -> Result<Routes, ServerError> {
+        let guard = operators_only(self.node.clone());
+        let mart = InterceptedService::new(
+            MartServiceServer::new(self.mart.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            guard.clone(),
+        );
+        let admin = InterceptedService::new(
+            AdminServiceServer::new(self.admin.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            guard,
+        );
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(mart_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_error = |e: tonic_reflection::server::Error| ServerError::Task(format!("reflection: {e}"));
+        let v1 = reflection().build_v1().map_err(reflection_error)?;
+        let v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+        let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));
+        let mut routes = Routes::new(mart)
+            .add_service(admin)
+            .add_service(health)
+            .add_service(v1)
+            .add_service(v1alpha);
+        if let (true, Some(sync)) = (tcp, &self.sync) {
+            routes = routes.add_service(
+                SyncServiceServer::new(sync.clone())
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES + 4096)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES + 4096),
+            );
+        }
+        Ok(routes)
+    }
+}
