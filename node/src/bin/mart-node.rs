@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mart_node::config::NodeConfig;
+use mart_node::config::{NodeConfig, TlsMode};
 use mart_node::server::{self, Listeners};
 use tokio_util::sync::CancellationToken;
 
@@ -32,16 +32,23 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match args.command {
         Some(Command::CheckConfig { file }) => {
-            return match NodeConfig::load(&file) {
+            let checked = NodeConfig::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|config| match mart_node::server::tls::load(&config) {
+                    Ok(_) => Ok(config),
+                    Err(e) => Err(format!("config {}: {e}", file.display())),
+                });
+            return match checked {
                 Ok(config) => {
+                    let role = if config.identity.is_hub() { "hub" } else { "district" };
+                    let tls = match &config.tls {
+                        Some(TlsMode::Mutual { .. }) => "mutual tls, certificate checked",
+                        Some(TlsMode::Insecure) => "INSECURE plaintext",
+                        None => "admin socket only",
+                    };
                     println!(
-                        "{}: ok ({} {}, data in {})",
+                        "{}: ok ({role} {}, data in {}, {tls})",
                         file.display(),
-                        if config.identity.is_hub() {
-                            "hub"
-                        } else {
-                            "district"
-                        },
                         config.identity.node,
                         config.data_dir.display()
                     );
