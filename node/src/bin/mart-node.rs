@@ -40,7 +40,11 @@ fn main() -> ExitCode {
                 });
             return match checked {
                 Ok(config) => {
-                    let role = if config.identity.is_hub() { "hub" } else { "district" };
+                    let role = if config.identity.is_hub() {
+                        "hub"
+                    } else {
+                        "district"
+                    };
                     let tls = match &config.tls {
                         Some(TlsMode::Mutual { .. }) => "mutual tls, certificate checked",
                         Some(TlsMode::Insecure) => "INSECURE plaintext",

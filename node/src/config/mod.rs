@@ -107,7 +107,11 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsMode {
     /// Mutual TLS with certificates issued by the province's CA.
-    Mutual { ca: PathBuf, cert: PathBuf, key: PathBuf },
+    Mutual {
+        ca: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// Plaintext: only for trying things out; warned about at every start.
     Insecure,
 }
@@ -219,20 +223,29 @@ impl NodeConfig {
         let sync = match raw.sync {
             None => None,
             Some(_) if role == Role::Hub => {
-                return Err(field("sync", "the hub never dials out; remove [sync]".into()))
+                return Err(field(
+                    "sync",
+                    "the hub never dials out; remove [sync]".into(),
+                ))
             }
             Some(sync) => {
                 let hub_url = sync
                     .hub_url
                     .ok_or_else(|| field("sync.hub_url", "is required in [sync]".into()))?;
                 if !(hub_url.starts_with("https://") || hub_url.starts_with("http://")) {
-                    return Err(field("sync.hub_url", format!("must be https://host:port, got {hub_url:?}")));
+                    return Err(field(
+                        "sync.hub_url",
+                        format!("must be https://host:port, got {hub_url:?}"),
+                    ));
                 }
                 let secs = sync.resync_secs.unwrap_or(30);
                 if secs == 0 {
                     return Err(field("sync.resync_secs", "must be at least 1".into()));
                 }
-                Some(SyncConfig { hub_url, resync_every: std::time::Duration::from_secs(secs) })
+                Some(SyncConfig {
+                    hub_url,
+                    resync_every: std::time::Duration::from_secs(secs),
+                })
             }
         };
         let needs_tls = grpc_listen.is_some() || sync.is_some();
@@ -257,7 +270,10 @@ impl NodeConfig {
         };
         if let (Some(SyncConfig { hub_url, .. }), Some(TlsMode::Mutual { .. })) = (&sync, &tls) {
             if !hub_url.starts_with("https://") {
-                return Err(field("sync.hub_url", "must be https:// when tls is on".into()));
+                return Err(field(
+                    "sync.hub_url",
+                    "must be https:// when tls is on".into(),
+                ));
             }
         }
         Ok(NodeConfig {
@@ -319,7 +335,9 @@ mod tests {
         assert!(no_tls.contains("tls"), "{no_tls}");
         let half_tls = error_of(&base.replace("insecure = true", "ca = \"ca.pem\""));
         assert!(half_tls.contains("tls.cert"), "{half_tls}");
-        let hub = base.replace("role = \"district\"", "role = \"hub\"").replace("hub = \"kupang\"", "");
+        let hub = base
+            .replace("role = \"district\"", "role = \"hub\"")
+            .replace("hub = \"kupang\"", "");
         let hub_sync = error_of(&format!("{hub}[sync]\nhub_url = \"https://h:1\"\n"));
         assert!(hub_sync.contains("sync"), "{hub_sync}");
     }

@@ -7,6 +7,8 @@ pub enum DomainError {
     InvalidField { field: &'static str, reason: String },
     #[error("unknown sku {0}")]
     UnknownSku(String),
+    #[error("no ledger of outlet {0} is held here")]
+    UnknownOutlet(String),
     #[error("unknown producer {0}")]
     UnknownProducer(String),
     #[error("sku {0} already exists")]

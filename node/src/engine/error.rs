@@ -24,7 +24,9 @@ impl EngineError {
         match self {
             EngineError::Domain(domain) => match domain {
                 DomainError::InvalidField { .. } => Code::InvalidArgument,
-                DomainError::UnknownSku(_) | DomainError::UnknownProducer(_) => Code::NotFound,
+                DomainError::UnknownSku(_)
+                | DomainError::UnknownProducer(_)
+                | DomainError::UnknownOutlet(_) => Code::NotFound,
                 DomainError::DuplicateSku(_)
                 | DomainError::DuplicateProducer(_)
                 | DomainError::RequestIdReused(_) => Code::AlreadyExists,

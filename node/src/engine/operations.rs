@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::held::{Held, View};
-use super::{now_ms, Engine, EngineError};
+use super::{now_ms, Documents, Engine, EngineError};
 use crate::domain::catalog::{self, Catalog, Producer, Product};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
@@ -71,6 +71,22 @@ impl Engine {
         sku: &str,
     ) -> Option<(&'a Product, &'a DocId)> {
         catalogs.find_map(|(id, c)| c.products.get(sku).map(|p| (p, id)))
+    }
+
+    /// The ledger of `outlet` (this node's own when `None`), if held here.
+    fn ledger_of(docs: &Documents, outlet: Option<&str>) -> Result<DocId, EngineError> {
+        let Some(outlet) = outlet else {
+            return Ok(docs.own_ledger.clone());
+        };
+        let node = NodeId::parse(outlet).map_err(|_| DomainError::InvalidField {
+            field: "outlet",
+            reason: format!("not a node id: {outlet:?}"),
+        })?;
+        let id = DocId::Ledger(node);
+        if !docs.held.contains_key(&id) {
+            return Err(DomainError::UnknownOutlet(outlet.to_string()).into());
+        }
+        Ok(id)
     }
 
     /// Adds a producer to the catalog this node owns.
@@ -239,8 +255,13 @@ impl Engine {
 
     /// Stock on hand of one SKU (0 for a catalog SKU never moved), or of every SKU
     /// that has moved.
-    pub fn stock(&self, sku: Option<&str>) -> Result<Vec<StockLine>, EngineError> {
+    pub fn stock(
+        &self,
+        outlet: Option<&str>,
+        sku: Option<&str>,
+    ) -> Result<Vec<StockLine>, EngineError> {
         let docs = self.docs();
+        let ledger_id = Self::ledger_of(&docs, outlet)?;
         let line = |sku: &str, quantity: i64| {
             let (name, unit) = Self::find_product(docs.catalogs(), sku)
                 .map(|(p, _)| (p.name.clone(), p.unit.clone()))
@@ -252,7 +273,10 @@ impl Engine {
                 quantity,
             }
         };
-        let ledger_view = docs.own_ledger();
+        let ledger_view = docs
+            .held(&ledger_id)
+            .ledger()
+            .expect("a ledger document has a ledger view");
         match sku {
             Some(sku) => {
                 let sku = text::identifier("sku", sku)?;
@@ -270,9 +294,15 @@ impl Engine {
     }
 
     /// The newest `limit` movements (all when 0), optionally of one SKU, oldest first.
-    pub fn movements(&self, sku: Option<&str>, limit: usize) -> Result<Vec<Movement>, EngineError> {
+    pub fn movements(
+        &self,
+        outlet: Option<&str>,
+        sku: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Movement>, EngineError> {
         let docs = self.docs();
-        let replica = &docs.held(&docs.own_ledger).replica;
+        let ledger_id = Self::ledger_of(&docs, outlet)?;
+        let replica = &docs.held(&ledger_id).replica;
         let mut movements = ledger::read_range(replica.doc(), &replica.name(), ..)?;
         if let Some(sku) = sku {
             movements.retain(|m| m.sku == sku);

@@ -22,7 +22,12 @@ pub struct AdminApi {
 }
 
 impl AdminApi {
-    pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, resync: watch::Sender<u64>, data_dir: PathBuf) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        book: Arc<PeerBook>,
+        resync: watch::Sender<u64>,
+        data_dir: PathBuf,
+    ) -> Self {
         AdminApi {
             engine,
             book,
@@ -73,7 +78,10 @@ fn in_sync(peers: &[PeerStatus]) -> bool {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn status(&self, _: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let s = self.engine.status();
         Ok(Response::new(pb::StatusResponse {
             node_id: s.node.to_string(),
@@ -113,7 +121,10 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::ListDocumentsResponse { documents }))
     }
 
-    async fn list_peers(&self, request: Request<pb::ListPeersRequest>) -> Result<Response<pb::ListPeersResponse>, Status> {
+    async fn list_peers(
+        &self,
+        request: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
         let only = request.into_inner().peer_id;
         let only = Some(only.as_str()).filter(|p| !p.is_empty());
         let peers = self.peers(only);
@@ -125,13 +136,20 @@ impl AdminService for AdminApi {
         }))
     }
 
-    async fn sync_now(&self, request: Request<pb::SyncNowRequest>) -> Result<Response<pb::SyncNowResponse>, Status> {
+    async fn sync_now(
+        &self,
+        request: Request<pb::SyncNowRequest>,
+    ) -> Result<Response<pb::SyncNowResponse>, Status> {
         let seconds = match request.into_inner().timeout_seconds {
             0 => 30,
             s => s.min(3600),
         };
         let started = Instant::now();
-        let before: Vec<_> = self.peers(None).into_iter().map(|p| (p.peer.clone(), p.traffic)).collect();
+        let before: Vec<_> = self
+            .peers(None)
+            .into_iter()
+            .map(|p| (p.peer.clone(), p.traffic))
+            .collect();
         if before.is_empty() {
             return Err(Status::failed_precondition("this node has no sync peer"));
         }
@@ -152,7 +170,11 @@ impl AdminService for AdminApi {
             ..Default::default()
         };
         for p in &peers {
-            let old = before.iter().find(|(id, _)| id == &p.peer).map(|(_, t)| *t).unwrap_or_default();
+            let old = before
+                .iter()
+                .find(|(id, _)| id == &p.peer)
+                .map(|(_, t)| *t)
+                .unwrap_or_default();
             answer.changes_sent += p.traffic.changes_sent - old.changes_sent;
             answer.bytes_sent += p.traffic.bytes_sent - old.bytes_sent;
             answer.changes_received += p.traffic.changes_received - old.changes_received;

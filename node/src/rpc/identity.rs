@@ -23,7 +23,8 @@ pub struct PeerIdentity {
 
 /// Reads the identity URI of a DER certificate.
 pub fn identity_of_certificate(der: &[u8]) -> Result<PeerIdentity, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("unreadable certificate: {e}"))?;
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad subject alternative names: {e}"))?
@@ -45,8 +46,12 @@ pub fn identity_of_certificate(der: &[u8]) -> Result<PeerIdentity, String> {
 
 /// Parses `nttmart://<role>/<id>`.
 pub fn parse_identity_uri(uri: &str) -> Result<PeerIdentity, String> {
-    let rest = uri.strip_prefix("nttmart://").ok_or_else(|| format!("{uri:?} is not an nttmart:// URI"))?;
-    let (role, id) = rest.split_once('/').ok_or_else(|| format!("{uri:?} has no node id"))?;
+    let rest = uri
+        .strip_prefix("nttmart://")
+        .ok_or_else(|| format!("{uri:?} is not an nttmart:// URI"))?;
+    let (role, id) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("{uri:?} has no node id"))?;
     let role = match role {
         "hub" => PeerRole::Hub,
         "district" => PeerRole::District,
@@ -73,7 +78,10 @@ mod tests {
     fn identity_uris_parse_strictly() {
         let id = parse_identity_uri("nttmart://district/ttu").unwrap();
         assert_eq!((id.node.as_str(), id.role), ("ttu", PeerRole::District));
-        assert_eq!(parse_identity_uri("nttmart://hub/kupang").unwrap().role, PeerRole::Hub);
+        assert_eq!(
+            parse_identity_uri("nttmart://hub/kupang").unwrap().role,
+            PeerRole::Hub
+        );
         assert!(parse_identity_uri("https://district/ttu").is_err());
         assert!(parse_identity_uri("nttmart://mayor/ttu").is_err());
         assert!(parse_identity_uri("nttmart://district/TTU").is_err());

@@ -175,10 +175,14 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::StockRequest>,
     ) -> Result<Response<pb::StockResponse>, Status> {
-        let sku = non_empty(request.into_inner().sku);
-        let levels = self.engine.stock(sku.as_deref()).map_err(to_status)?;
+        let r = request.into_inner();
+        let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
+        let levels = self
+            .engine
+            .stock(outlet.as_deref(), sku.as_deref())
+            .map_err(to_status)?;
         Ok(Response::new(pb::StockResponse {
-            outlet: self.engine.identity().node.to_string(),
+            outlet: outlet.unwrap_or_else(|| self.engine.identity().node.to_string()),
             levels: levels.into_iter().map(convert::stock_to_pb).collect(),
         }))
     }
@@ -188,10 +192,10 @@ impl MartService for MartApi {
         request: Request<pb::ListMovementsRequest>,
     ) -> Result<Response<pb::ListMovementsResponse>, Status> {
         let r = request.into_inner();
-        let sku = non_empty(r.sku);
+        let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
         let movements = self
             .engine
-            .movements(sku.as_deref(), r.limit as usize)
+            .movements(outlet.as_deref(), sku.as_deref(), r.limit as usize)
             .map_err(to_status)?;
         Ok(Response::new(pb::ListMovementsResponse {
             movements: movements.into_iter().map(convert::movement_to_pb).collect(),

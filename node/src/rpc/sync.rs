@@ -30,7 +30,11 @@ pub struct SyncApi {
 impl SyncApi {
     /// `wiring.local_writes` is ignored: each session subscribes to the engine.
     pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, wiring: Wiring) -> Self {
-        SyncApi { engine, book, wiring }
+        SyncApi {
+            engine,
+            book,
+            wiring,
+        }
     }
 }
 
@@ -65,11 +69,19 @@ impl SyncApi {
 
 #[tonic::async_trait]
 impl SyncService for SyncApi {
-    type SessionStream = tokio_stream::adapters::Map<ReceiverStream<SyncMessage>, fn(SyncMessage) -> Result<SyncMessage, Status>>;
+    type SessionStream = tokio_stream::adapters::Map<
+        ReceiverStream<SyncMessage>,
+        fn(SyncMessage) -> Result<SyncMessage, Status>,
+    >;
 
-    async fn session(&self, request: Request<Streaming<SyncMessage>>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<SyncMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         if !self.engine.identity().is_hub() {
-            return Err(Status::permission_denied("only the hub serves sync sessions"));
+            return Err(Status::permission_denied(
+                "only the hub serves sync sessions",
+            ));
         }
         let certified = caller(&request).transpose()?;
         let mut inbound = request.into_inner();
@@ -90,7 +102,8 @@ impl SyncService for SyncApi {
                 }
                 identity.node
             }
-            None => NodeId::parse(&hello.node_id).map_err(|e| Status::invalid_argument(e.to_string()))?,
+            None => NodeId::parse(&hello.node_id)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
         };
         if peer == self.engine.identity().node {
             return Err(Status::invalid_argument("a node cannot sync with itself"));
@@ -112,7 +125,8 @@ impl SyncService for SyncApi {
                 }
             }
         });
-        let stream: Self::SessionStream = ReceiverStream::new(out_rx).map(Ok as fn(SyncMessage) -> Result<SyncMessage, Status>);
+        let stream: Self::SessionStream =
+            ReceiverStream::new(out_rx).map(Ok as fn(SyncMessage) -> Result<SyncMessage, Status>);
         Ok(Response::new(stream))
     }
 }

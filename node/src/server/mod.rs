@@ -34,7 +34,11 @@ use routes::Services;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the node's store and serves it until `shutdown` is cancelled.
-pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServerError> {
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
     let tls = tls::load(&config)?;
     if config.tls == Some(TlsMode::Insecure) {
         tracing::warn!("tls.insecure is set: gRPC over TCP is plaintext and peers are not authenticated; never use this in production");
@@ -59,13 +63,21 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
         local_writes: engine.watch_local_writes(),
         resync: resync_rx,
         rhythm: Rhythm {
-            resync_every: config.sync.as_ref().map_or(Duration::from_secs(30), |s| s.resync_every),
+            resync_every: config
+                .sync
+                .as_ref()
+                .map_or(Duration::from_secs(30), |s| s.resync_every),
         },
         shutdown: stop_sync.clone(),
     };
     let services = Services {
         mart: MartApi::new(engine.clone()),
-        admin: AdminApi::new(engine.clone(), book.clone(), resync_tx, config.data_dir.clone()),
+        admin: AdminApi::new(
+            engine.clone(),
+            book.clone(),
+            resync_tx,
+            config.data_dir.clone(),
+        ),
         sync: engine
             .identity()
             .is_hub()
@@ -79,7 +91,9 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     let stop_serving = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
     if let Some(tcp) = listeners.grpc {
-        let addr = tcp.local_addr().map_err(|e| ServerError::io("read the gRPC address", e))?;
+        let addr = tcp
+            .local_addr()
+            .map_err(|e| ServerError::io("read the gRPC address", e))?;
         tracing::info!(%addr, tls = tls.is_some(), "serving gRPC");
         let mut builder = Server::builder();
         if let Some(tls) = &tls {
@@ -100,7 +114,10 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     let stop = stop_serving.clone();
     servers.spawn(async move {
         router
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listeners.admin), stop.cancelled_owned())
+            .serve_with_incoming_shutdown(
+                UnixListenerStream::new(listeners.admin),
+                stop.cancelled_owned(),
+            )
             .await
     });
 
@@ -111,7 +128,12 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
             tls: tls.as_ref().map(|t| t.client.clone()),
         };
         tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
-        tokio::spawn(dial::run(engine.clone(), book.clone(), link, wiring.clone()))
+        tokio::spawn(dial::run(
+            engine.clone(),
+            book.clone(),
+            link,
+            wiring.clone(),
+        ))
     });
 
     let failure = tokio::select! {
@@ -124,7 +146,9 @@ pub async fn run(config: NodeConfig, listeners: Listeners, shutdown: Cancellatio
     };
     tracing::info!("shutting down");
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
-    health.set_not_serving::<AdminServiceServer<AdminApi>>().await;
+    health
+        .set_not_serving::<AdminServiceServer<AdminApi>>()
+        .await;
     stop_sync.cancel();
     if let Some(dialer) = dialer {
         let _ = dialer.await;

@@ -20,7 +20,8 @@ use crate::sync::MAX_MESSAGE_BYTES;
 /// Store operations and admin calls over TCP need an operator certificate or the
 /// node's own; without TLS (the admin socket) file permissions already decided.
 fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |request: Request<()>| match caller(&request) {
+    move |request: Request<()>| {
+        match caller(&request) {
         None => Ok(request),
         Some(Err(status)) => Err(status),
         Some(Ok(id)) if id.role == PeerRole::Operator || id.node == node => Ok(request),
@@ -28,6 +29,7 @@ fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, S
             "{} ({:?}) may not call store or admin operations of {node}; use an operator certificate",
             id.node, id.role
         ))),
+    }
     }
 }
 
@@ -48,7 +50,8 @@ impl Services {
             guard.clone(),
         );
         let admin = InterceptedService::new(
-            AdminServiceServer::new(self.admin.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            AdminServiceServer::new(self.admin.clone())
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
             guard,
         );
         let reflection = || {
@@ -56,7 +59,8 @@ impl Services {
                 .register_encoded_file_descriptor_set(mart_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let reflection_error = |e: tonic_reflection::server::Error| ServerError::Task(format!("reflection: {e}"));
+        let reflection_error =
+            |e: tonic_reflection::server::Error| ServerError::Task(format!("reflection: {e}"));
         let v1 = reflection().build_v1().map_err(reflection_error)?;
         let v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
         let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));

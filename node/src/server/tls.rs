@@ -19,7 +19,8 @@ pub struct NodeTls {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, ServerError> {
-    std::fs::read(path).map_err(|e| ServerError::io(format!("read the {what} {}", path.display()), e))
+    std::fs::read(path)
+        .map_err(|e| ServerError::io(format!("read the {what} {}", path.display()), e))
 }
 
 fn invalid(field: &str, reason: String) -> ServerError {
@@ -39,7 +40,10 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
     if identity.node != config.identity.node {
         return Err(invalid(
             "tls.cert",
-            format!("the certificate is for {}, the config for {}", identity.node, config.identity.node),
+            format!(
+                "the certificate is for {}, the config for {}",
+                identity.node, config.identity.node
+            ),
         ));
     }
     let expected_role = match config.role {
@@ -49,24 +53,33 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
     if identity.role != expected_role {
         return Err(invalid(
             "tls.cert",
-            format!("the certificate's role is {:?}, the config's {expected_role:?}", identity.role),
+            format!(
+                "the certificate's role is {:?}, the config's {expected_role:?}",
+                identity.role
+            ),
         ));
     }
     check_validity(&der).map_err(|e| invalid("tls.cert", e))?;
     first_certificate(&ca_pem).map_err(|e| invalid("tls.ca", e))?;
     if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY") {
-        return Err(invalid("tls.key", format!("{} holds no PEM private key", key.display())));
+        return Err(invalid(
+            "tls.key",
+            format!("{} holds no PEM private key", key.display()),
+        ));
     }
     let id = Identity::from_pem(&cert_pem, &key_pem);
     let ca = Certificate::from_pem(&ca_pem);
     Ok(Some(NodeTls {
-        server: ServerTlsConfig::new().identity(id.clone()).client_ca_root(ca.clone()),
+        server: ServerTlsConfig::new()
+            .identity(id.clone())
+            .client_ca_root(ca.clone()),
         client: ClientTlsConfig::new().identity(id).ca_certificate(ca),
     }))
 }
 
 fn first_certificate(pem: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, parsed) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let (_, parsed) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
     if parsed.label != "CERTIFICATE" {
         return Err(format!("PEM block is {:?}, not CERTIFICATE", parsed.label));
     }

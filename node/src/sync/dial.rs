@@ -37,12 +37,7 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// Dials the hub until `shutdown` fires.
-pub async fn run(
-    engine: Arc<Engine>,
-    book: Arc<PeerBook>,
-    link: HubLink,
-    wiring: Wiring,
-) {
+pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring: Wiring) {
     let shutdown = wiring.shutdown.clone();
     book.ensure(&link.hub);
     let mut failures = 0u32;
@@ -57,7 +52,11 @@ pub async fn run(
             }
         }
         book.record_connected(&link.hub, false);
-        let wait = if failures == 0 { BACKOFF_START } else { backoff(failures - 1) };
+        let wait = if failures == 0 {
+            BACKOFF_START
+        } else {
+            backoff(failures - 1)
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
@@ -78,9 +77,14 @@ async fn session(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20));
     if let Some(tls) = &link.tls {
-        endpoint = endpoint.tls_config(tls.clone()).map_err(|e| link_error(&e))?;
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| link_error(&e))?;
     }
-    let channel = endpoint.connect().await.map_err(|e| link_error(&format!("cannot reach {}: {e}", link.url)))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| link_error(&format!("cannot reach {}: {e}", link.url)))?;
     let mut client = SyncServiceClient::new(channel)
         .max_decoding_message_size(super::MAX_MESSAGE_BYTES + 4096)
         .max_encoding_message_size(super::MAX_MESSAGE_BYTES + 4096);
@@ -88,7 +92,10 @@ async fn session(
     let mut session = Session::new(engine.clone(), book.clone(), link.hub.clone());
     // The opening goes out before the call returns: the hub reads hello first.
     for m in session.opening() {
-        out_tx.send(m).await.map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
+        out_tx
+            .send(m)
+            .await
+            .map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
     }
     let inbound = client
         .session(ReceiverStream::new(out_rx))
@@ -99,17 +106,11 @@ async fn session(
     tracing::info!(peer = %link.hub, url = %link.url, "connected to the hub");
     let hub = link.hub.clone();
     let book_for_sync = book.clone();
-    drive(
-        &mut session,
-        inbound,
-        out_tx,
-        wiring,
-        move |in_sync| {
-            if in_sync {
-                book_for_sync.record_success(&hub);
-            }
-        },
-    )
+    drive(&mut session, inbound, out_tx, wiring, move |in_sync| {
+        if in_sync {
+            book_for_sync.record_success(&hub);
+        }
+    })
     .await
 }
 
@@ -121,8 +122,14 @@ mod tests {
     fn backoff_grows_jittered_and_capped() {
         for failures in 0..40 {
             let d = backoff(failures);
-            let full = BACKOFF_START.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
-            assert!(d >= full / 2 && d <= full, "{failures}: {d:?} outside [{:?}, {full:?}]", full / 2);
+            let full = BACKOFF_START
+                .saturating_mul(1u32 << failures.min(16))
+                .min(BACKOFF_CAP);
+            assert!(
+                d >= full / 2 && d <= full,
+                "{failures}: {d:?} outside [{:?}, {full:?}]",
+                full / 2
+            );
         }
         assert!(backoff(30) <= BACKOFF_CAP);
     }

@@ -42,9 +42,14 @@ pub struct Wiring {
     pub shutdown: CancellationToken,
 }
 
-async fn send_all(out: &mpsc::Sender<SyncMessage>, messages: Vec<SyncMessage>) -> Result<(), DriveError> {
+async fn send_all(
+    out: &mpsc::Sender<SyncMessage>,
+    messages: Vec<SyncMessage>,
+) -> Result<(), DriveError> {
     for m in messages {
-        out.send(m).await.map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
+        out.send(m)
+            .await
+            .map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
     }
     Ok(())
 }
