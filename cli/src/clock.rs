@@ -1,6 +1,8 @@
 //! Calendar arithmetic the CLI needs: node timestamps shown in WITA (UTC+8, the time
 //! of NTT) and validation of `YYYY-MM-DD` dates.
 //!
+//! Ages (`3m ago`) compare a node's timestamp with this machine's clock.
+//!
 //! It must never read the machine's local time zone: an operator's laptop set to WIB
 //! or UTC still shows the outlet's time, so reports follow the local date in NTT.
 
@@ -23,6 +25,38 @@ pub fn wita(unix_ms: i64) -> String {
         minutes / 60,
         minutes % 60
     )
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How long before `now_ms` the node's timestamp `then_ms` is, coarsely: `12s ago`,
+/// `3m ago`, `2h 15m ago`, `4d 3h ago`. A timestamp ahead of this machine's clock (the
+/// node's clock runs fast) shows as `in 2m`, never as a negative age.
+pub fn ago(then_ms: i64, now_ms: i64) -> String {
+    let diff = now_ms.saturating_sub(then_ms);
+    // A second of difference is rounding between two clocks, not news.
+    if diff > -1000 {
+        return format!("{} ago", coarse(diff.max(0).unsigned_abs() / 1000));
+    }
+    format!("in {}", coarse(diff.unsigned_abs() / 1000))
+}
+
+fn coarse(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
 }
 
 /// Checks that `s` is a real calendar date written `YYYY-MM-DD`.
@@ -82,6 +116,21 @@ mod tests {
         // 16:30 UTC is already the next day in WITA.
         assert_eq!(wita(1_798_734_600_000), "2027-01-01 00:30 WITA");
         assert_eq!(wita(0), "-");
+    }
+
+    #[test]
+    fn tells_ages_coarsely() {
+        let now = 1_796_018_700_000;
+        assert_eq!(ago(now, now), "0s ago");
+        assert_eq!(ago(now - 12_400, now), "12s ago");
+        assert_eq!(ago(now - 200_000, now), "3m ago");
+        assert_eq!(
+            ago(now - (2 * 3600 + 15 * 60 + 9) * 1000, now),
+            "2h 15m ago"
+        );
+        assert_eq!(ago(now - (4 * 86_400 + 3 * 3600) * 1000, now), "4d 3h ago");
+        assert_eq!(ago(now + 400, now), "0s ago");
+        assert_eq!(ago(now + 125_000, now), "in 2m");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Turns the `--node` address into a gRPC channel: a Unix domain socket
-//! (`unix:PATH`) or plain TCP (`http://HOST:PORT`).
+//! (`unix:PATH`), plain TCP (`http://HOST:PORT`) or mutual TLS (`https://HOST:PORT`,
+//! with the files of [`crate::tls`]).
 //!
-//! It must never fall back silently from one transport to another, and never pretend
-//! to speak TLS: `https://` is refused at argument parsing until mutual TLS lands.
+//! It must never fall back silently from one transport to another: an `https://` node
+//! is reached over TLS with the operator's certificate or not at all.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use hyper_util::rt::TokioIo;
 use mart_proto::tonic::transport::{Channel, Endpoint, Uri};
 use tokio::net::UnixStream;
 
+use crate::tls::ClientFiles;
+
 /// Where the node listens, as given by `--node` or `MARTCTL_NODE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeAddr {
@@ -21,6 +24,9 @@ pub enum NodeAddr {
     Unix(PathBuf),
     /// gRPC over plain TCP; the full `http://HOST:PORT` URI.
     Http(String),
+    /// gRPC over mutual TLS; the full `https://HOST:PORT` URI and the host the node's
+    /// certificate must name (brackets of an IPv6 address removed).
+    Https { uri: String, host: String },
 }
 
 impl FromStr for NodeAddr {
@@ -33,10 +39,22 @@ impl FromStr for NodeAddr {
             }
             return Ok(NodeAddr::Unix(PathBuf::from(path)));
         }
-        if s.starts_with("https://") {
-            return Err("https is not supported yet: TLS arrives with mutual TLS; \
-                 use unix:PATH or http://HOST:PORT"
-                .into());
+        if let Some(rest) = s.strip_prefix("https://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err("https:// needs HOST:PORT, e.g. https://kupang.example:7440".into());
+            }
+            let uri = s
+                .parse::<Uri>()
+                .map_err(|e| format!("not a valid https address: {e}"))?;
+            let host = uri
+                .host()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .filter(|h| !h.is_empty())
+                .ok_or("https:// needs HOST:PORT, e.g. https://kupang.example:7440")?;
+            return Ok(NodeAddr::Https {
+                host: host.to_string(),
+                uri: s.to_string(),
+            });
         }
         if let Some(rest) = s.strip_prefix("http://") {
             if rest.is_empty() || rest.starts_with('/') {
@@ -46,7 +64,7 @@ impl FromStr for NodeAddr {
                 .map_err(|e| format!("not a valid http address: {e}"))?;
             return Ok(NodeAddr::Http(s.to_string()));
         }
-        Err("expected unix:PATH or http://HOST:PORT".into())
+        Err("expected unix:PATH, http://HOST:PORT or https://HOST:PORT".into())
     }
 }
 
@@ -54,14 +72,26 @@ impl fmt::Display for NodeAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeAddr::Unix(path) => write!(f, "unix:{}", path.display()),
-            NodeAddr::Http(uri) => f.write_str(uri),
+            NodeAddr::Http(uri) | NodeAddr::Https { uri, .. } => f.write_str(uri),
         }
     }
 }
 
 /// Connects eagerly, so that an unreachable node is reported before any request is
-/// built, and gives up after `timeout`.
-pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<Channel> {
+/// built, and gives up after `timeout`. `tls` must be given for an `https://` node
+/// (see [`crate::tls::TlsFiles::for_node`]) and is ignored otherwise.
+pub async fn connect(
+    addr: &NodeAddr,
+    tls: Option<&ClientFiles>,
+    timeout: Duration,
+) -> Result<Channel> {
+    let tls = match (addr, tls) {
+        (NodeAddr::Https { host, .. }, Some(files)) => Some(files.load(host)?),
+        (NodeAddr::Https { .. }, None) => {
+            return Err(anyhow!("{addr} needs --ca, --cert and --key"));
+        }
+        _ => None,
+    };
     let attempt = async {
         match addr {
             NodeAddr::Unix(path) => {
@@ -83,9 +113,23 @@ pub async fn connect(addr: &NodeAddr, timeout: Duration) -> Result<Channel> {
                     .connect()
                     .await
             }
+            NodeAddr::Https { uri, .. } => {
+                let mut endpoint = Endpoint::from_shared(uri.clone())?;
+                if let Some(tls) = tls {
+                    endpoint = endpoint.tls_config(tls)?;
+                }
+                endpoint.connect_timeout(timeout).connect().await
+            }
         }
     };
-    let hint = "is mart-node running? choose the node with --node or MARTCTL_NODE";
+    let running = "is mart-node running? choose the node with --node or MARTCTL_NODE";
+    let hint = match addr {
+        NodeAddr::Https { host, .. } => format!(
+            "{running}; for TLS, --ca must be the CA that signed the node's certificate, \
+             that certificate must name {host}, and --key must be the key of --cert"
+        ),
+        _ => running.to_string(),
+    };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(channel)) => Ok(channel),
         Ok(Err(e)) => Err(anyhow!(
@@ -131,9 +175,23 @@ mod tests {
     }
 
     #[test]
-    fn refuses_https_and_garbage() {
-        let err = "https://kupang:50051".parse::<NodeAddr>().unwrap_err();
-        assert!(err.contains("https is not supported yet"), "{err}");
+    fn parses_https_with_the_host_to_verify() {
+        assert_eq!(
+            "https://localhost:7440".parse::<NodeAddr>().unwrap(),
+            NodeAddr::Https {
+                uri: "https://localhost:7440".into(),
+                host: "localhost".into()
+            }
+        );
+        let v6: NodeAddr = "https://[::1]:7440".parse().unwrap();
+        assert!(matches!(v6, NodeAddr::Https { ref host, .. } if host == "::1"));
+        assert_eq!(v6.to_string(), "https://[::1]:7440");
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        assert!("https://".parse::<NodeAddr>().is_err());
+        assert!("https:///x".parse::<NodeAddr>().is_err());
         assert!("unix:".parse::<NodeAddr>().is_err());
         assert!("http://".parse::<NodeAddr>().is_err());
         assert!("127.0.0.1:50051".parse::<NodeAddr>().is_err());

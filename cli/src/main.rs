@@ -5,8 +5,8 @@
 //! It must never depend on node internals (only on the gRPC API in `mart-proto`), and
 //! never exit 0 when the node refused or did not confirm an operation.
 //!
-//! Exit codes: 0 done, 1 refused (by the node, or by `pki` to protect existing files) or
-//! node unreachable, 2 bad usage.
+//! Exit codes: 0 done, 1 refused (by the node, or by `pki` to protect existing files),
+//! node unreachable, or `sync now` ended out of sync, 2 bad usage.
 
 mod admin;
 mod args;
@@ -19,12 +19,17 @@ mod output;
 mod pki;
 mod rpc;
 mod stock;
+mod sync;
+mod tls;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::catalog::{ProducerCmd, ProductCmd};
 use crate::connect::NodeAddr;
@@ -32,12 +37,18 @@ use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
 use crate::rpc::{Node, RpcError};
+use crate::sync::SyncCmd;
+use crate::tls::{ClientFiles, TlsFiles};
+
+/// Heading of the TLS options in `--help`.
+const TLS_HEADING: &str = "Mutual TLS, for https:// (before the command)";
 
 /// Operate an NTT Mart node: catalog, stock movements, stock and sync state.
 #[derive(Debug, Parser)]
 #[command(name = "martctl", version)]
 struct Cli {
-    /// Node to talk to: unix:PATH or http://HOST:PORT (https arrives with mutual TLS)
+    /// Node to talk to: unix:PATH, http://HOST:PORT, or https://HOST:PORT (mutual TLS,
+    /// with --ca, --cert and --key)
     #[arg(
         long,
         global = true,
@@ -62,6 +73,21 @@ struct Cli {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     timeout: u64,
+
+    // The TLS files are not global: `pki issue --ca` and `product add --cert` take
+    // options of the same names, so these go before the command (or in the env).
+    /// CA certificate that signed the node's certificate, e.g. mart-pki/alice/ca.pem
+    #[arg(long, help_heading = TLS_HEADING, env = "MARTCTL_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
+
+    /// Your operator certificate (martctl pki issue --role operator), e.g.
+    /// mart-pki/alice/cert.pem
+    #[arg(long, help_heading = TLS_HEADING, env = "MARTCTL_CERT", value_name = "FILE")]
+    cert: Option<PathBuf>,
+
+    /// Private key of --cert, e.g. mart-pki/alice/key.pem
+    #[arg(long, help_heading = TLS_HEADING, env = "MARTCTL_KEY", value_name = "FILE")]
+    key: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -103,13 +129,18 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         limit: u32,
     },
+    /// Sync peers at a glance: connection, last sync, documents in sync, pending work
+    Peers,
+    /// Sync state per peer and document, or start a sync round now
+    #[command(subcommand)]
+    Sync(SyncCmd),
     /// Certificate authority: make the provincial CA, issue node certificates
     #[command(subcommand)]
     Pki(PkiCmd),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, tls) = parse_args(Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,7 +151,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             report(&err);
@@ -129,7 +160,28 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// The parsed command line and, for an `https://` node, the TLS files: a usage error
+/// (exit 2) when one is missing, or when typed for a node reached without TLS.
+fn parse_args(matches: ArgMatches) -> Result<(Cli, Option<ClientFiles>), clap::Error> {
+    let cli = Cli::from_arg_matches(&matches)?;
+    if matches!(cli.command, Command::Pki(_)) {
+        return Ok((cli, None));
+    }
+    let typed = ["ca", "cert", "key"]
+        .iter()
+        .any(|id| matches.value_source(id) == Some(ValueSource::CommandLine));
+    let files = TlsFiles {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    };
+    let tls = files
+        .for_node(&cli.node, typed)
+        .map_err(|msg| Cli::command().error(ErrorKind::MissingRequiredArgument, msg))?;
+    Ok((cli, tls))
+}
+
+async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     let format = if cli.json {
         Format::Json
     } else {
@@ -141,8 +193,12 @@ async fn run(cli: Cli) -> Result<()> {
         command => command,
     };
     let timeout = Duration::from_secs(cli.timeout);
-    let channel = connect::connect(&cli.node, timeout).await?;
-    let node = Node::new(channel, timeout, cli.node.to_string());
+    let channel = connect::connect(&cli.node, tls.as_ref(), timeout).await?;
+    let rpc_timeout = match &command {
+        Command::Sync(SyncCmd::Now(args)) => args.rpc_deadline(timeout),
+        _ => timeout,
+    };
+    let node = Node::new(channel, rpc_timeout, cli.node.to_string());
     match command {
         Command::Pki(_) => unreachable!("handled before connecting"),
         Command::Status => admin::status(&node, format).await,
@@ -155,6 +211,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Transfer(cmd) => movements::transfer(&node, cmd, format).await,
         Command::Stock { sku } => stock::stock(&node, sku, format).await,
         Command::Movements { sku, limit } => stock::movements(&node, sku, limit, format).await,
+        Command::Peers => sync::peers(&node, format).await,
+        Command::Sync(cmd) => sync::sync(&node, cmd, format).await,
     }
 }
 
@@ -170,10 +228,14 @@ fn report(err: &anyhow::Error) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("martctl").chain(args.iter().copied()))
+    }
+
+    fn parse_with_tls(args: &[&str]) -> Result<(Cli, Option<ClientFiles>), clap::Error> {
+        let argv = std::iter::once("martctl").chain(args.iter().copied());
+        parse_args(Cli::command().try_get_matches_from(argv)?)
     }
 
     #[test]
@@ -192,13 +254,119 @@ mod tests {
         assert!(parse(&["--timeout", "0", "status"]).is_err());
     }
 
+    // The env vars are read too (MARTCTL_CA...), so these tests assume they are unset,
+    // as in a clean test environment.
     #[test]
-    fn https_is_a_usage_error() {
-        let err = parse(&["--node", "https://kupang:50051", "status"]).unwrap_err();
+    fn https_takes_ca_cert_and_key() {
+        let (cli, tls) = parse_with_tls(&[
+            "--node",
+            "https://localhost:7440",
+            "--ca",
+            "a/ca.pem",
+            "--cert",
+            "a/cert.pem",
+            "--key",
+            "a/key.pem",
+            "status",
+        ])
+        .unwrap();
+        assert!(matches!(cli.node, NodeAddr::Https { ref host, .. } if host == "localhost"));
+        assert_eq!(tls.unwrap().key, PathBuf::from("a/key.pem"));
+    }
+
+    #[test]
+    fn https_without_a_tls_file_is_a_usage_error() {
+        let err = parse_with_tls(&[
+            "--node",
+            "https://localhost:7440",
+            "--ca",
+            "a/ca.pem",
+            "--key",
+            "a/key.pem",
+            "peers",
+        ])
+        .unwrap_err();
         assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("needs --cert FILE"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_with_a_plain_node_are_a_usage_error() {
+        let err = parse_with_tls(&[
+            "--node",
+            "http://127.0.0.1:7440",
+            "--ca",
+            "ca.pem",
+            "status",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("is not TLS"), "{err}");
+    }
+
+    #[test]
+    fn tls_options_do_not_clash_with_pki_and_catalog_options() {
+        let (cli, tls) = parse_with_tls(&[
+            "--ca", "x.pem", "pki", "issue", "--ca", "mart-pki", "--id", "alice", "--role",
+            "operator", "--out", "o",
+        ])
+        .unwrap();
+        assert!(tls.is_none(), "pki connects to nothing");
+        assert_eq!(cli.ca, Some(PathBuf::from("x.pem")));
+        assert!(format!("{:?}", cli.command).contains("ca: \"mart-pki\""));
+        let product = parse(&[
+            "product",
+            "add",
+            "--sku",
+            "S",
+            "--name",
+            "N",
+            "--producer",
+            "P",
+            "--category",
+            "C",
+            "--unit",
+            "U",
+            "--price",
+            "1",
+            "--cert",
+            "pirt:123",
+        ])
+        .unwrap();
+        assert_eq!(
+            product.cert, None,
+            "--cert after the command is the product's"
+        );
+    }
+
+    #[test]
+    fn sync_now_timeout_is_the_round_and_the_rpc_waits_longer() {
+        let timeout_of = |cli: Cli| match cli.command {
+            Command::Sync(SyncCmd::Now(args)) => (args.timeout, cli.timeout),
+            other => panic!("expected sync now, got {other:?}"),
+        };
+        assert_eq!(timeout_of(parse(&["sync", "now"]).unwrap()), (30, 30));
+        assert_eq!(
+            timeout_of(parse(&["sync", "now", "--timeout", "60"]).unwrap()),
+            (60, 60)
+        );
+        assert_eq!(
+            timeout_of(parse(&["--timeout", "5", "sync", "now"]).unwrap()),
+            (5, 5)
+        );
+        assert!(parse(&["sync", "now", "--timeout", "0"]).is_err());
+        assert!(parse(&["sync", "now", "--timeout", "3601"]).is_err());
+        // Elsewhere the global --timeout keeps its own default.
+        assert_eq!(parse(&["sync", "status"]).unwrap().timeout, 10);
+        assert_eq!(parse(&["peers"]).unwrap().timeout, 10);
+    }
+
+    #[test]
+    fn sync_status_takes_a_peer() {
+        let cli = parse(&["sync", "status", "--peer", "sikka", "--json"]).unwrap();
+        assert!(cli.json);
         assert!(
-            err.to_string().contains("https is not supported yet"),
-            "{err}"
+            matches!(cli.command, Command::Sync(SyncCmd::Status { peer: Some(ref p) }) if p == "sikka")
         );
     }
 

@@ -23,6 +23,8 @@ struct LevelView {
 pub async fn stock(node: &Node, sku: Option<String>, format: Format) -> Result<()> {
     let req = node.request(StockRequest {
         sku: sku.unwrap_or_default(),
+        // This node's own ledger; another outlet's is not offered here yet.
+        outlet: String::new(),
     });
     let stock = node.call(node.mart().get_stock(req)).await?;
     let views: Vec<LevelView> = stock
@@ -68,6 +70,8 @@ pub async fn movements(node: &Node, sku: Option<String>, limit: u32, format: For
     let req = node.request(ListMovementsRequest {
         sku: sku.unwrap_or_default(),
         limit,
+        // This node's own ledger; another outlet's is not offered here yet.
+        outlet: String::new(),
     });
     let list = node.call(node.mart().list_movements(req)).await?;
     let views: Vec<MovementView> = list
