@@ -140,6 +140,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like any Unix tool, end quietly when the reader of our output goes away
+    // (`martctl movements | head`) instead of panicking on a broken pipe.
+    // SAFETY: called before any other thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let (cli, tls) = parse_args(Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -84,7 +84,7 @@ async fn session(
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| link_error(&format!("cannot reach {}: {e}", link.url)))?;
+        .map_err(|e| link_error(&format!("cannot reach {}: {}", link.url, error_chain(&e))))?;
     let mut client = SyncServiceClient::new(channel)
         .max_decoding_message_size(super::MAX_MESSAGE_BYTES + 4096)
         .max_encoding_message_size(super::MAX_MESSAGE_BYTES + 4096);
@@ -112,6 +112,18 @@ async fn session(
         }
     })
     .await
+}
+
+/// An error and its causes, `outer: inner: innermost`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

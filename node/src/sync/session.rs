@@ -201,6 +201,12 @@ impl Session {
                     Ok(heads) => {
                         self.book
                             .record_received(&self.peer, bundle.changes as u64, bytes);
+                        // The peer holds what it sent. For a document it owns (one
+                        // writer) that is all of it: nothing is owed back.
+                        if doc.owner(self.hub()) == &self.peer {
+                            self.book.record_peer_heads(&self.peer, &doc, &heads);
+                            self.peer_heads.insert(doc.clone(), heads.clone());
+                        }
                         Ok(vec![wire::have(&doc, &heads)])
                     }
                     Err(e) => {
