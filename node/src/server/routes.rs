@@ -14,7 +14,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use super::ServerError;
 use crate::domain::doc_id::NodeId;
 use crate::rpc::identity::{caller, PeerRole};
-use crate::rpc::{AdminApi, MartApi, SyncApi, MAX_REQUEST_BYTES};
+use crate::rpc::{AdminApi, MartApi, SyncApi, MAX_DECODE_BYTES};
 use crate::sync::MAX_MESSAGE_BYTES;
 
 /// Store operations and admin calls over TCP need an operator certificate or the
@@ -46,12 +46,12 @@ impl Services {
     pub fn routes(&self, health: &HealthReporter, tcp: bool) -> Result<Routes, ServerError> {
         let guard = operators_only(self.node.clone());
         let mart = InterceptedService::new(
-            MartServiceServer::new(self.mart.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            MartServiceServer::new(self.mart.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
             guard.clone(),
         );
         let admin = InterceptedService::new(
             AdminServiceServer::new(self.admin.clone())
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
+                .max_decoding_message_size(MAX_DECODE_BYTES),
             guard,
         );
         let reflection = || {
