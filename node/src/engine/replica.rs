@@ -2,8 +2,10 @@
 //! in the store, kept in step.
 //!
 //! Every local commit is staged as one chunk before the caller may acknowledge it;
-//! every [`COMPACT_AFTER_CHUNKS`] chunks the document is saved whole as a snapshot
-//! that replaces them. If staging fails the replica refuses further writes: its
+//! once the chunks since the last snapshot take as many bytes as the snapshot (and
+//! at least [`COMPACT_MIN_BYTES`]), the document is saved whole as a snapshot that
+//! replaces them. Saving costs time proportional to the document, so this keeps its
+//! cost per write constant as history grows. If staging fails the replica refuses further writes: its
 //! memory holds a change the disk does not, and later changes would depend on it.
 
 use automerge::transaction::{CommitOptions, Transaction};
@@ -15,14 +17,18 @@ use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::store::DocStore;
 
-/// Chunks written before the document is compacted into a new snapshot.
-pub const COMPACT_AFTER_CHUNKS: u64 = 1000;
+/// Chunk bytes below which a document is never compacted.
+pub const COMPACT_MIN_BYTES: u64 = 256 * 1024;
 
 pub struct Replica {
     id: DocId,
     doc: Automerge,
     next_chunk: u64,
     chunks_since_snapshot: u64,
+    /// Bytes of the chunks written since the snapshot.
+    chunk_bytes: u64,
+    /// Bytes of the snapshot.
+    snapshot_bytes: u64,
     bytes_on_disk: u64,
     broken: Option<String>,
 }
@@ -65,6 +71,8 @@ impl Replica {
                     doc,
                     next_chunk: stored.next_chunk,
                     chunks_since_snapshot: stored.chunks.len() as u64,
+                    chunk_bytes: stored.chunks.iter().map(|c| c.len() as u64).sum(),
+                    snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
                     bytes_on_disk: stored.bytes,
                     broken: None,
                 }
@@ -78,6 +86,8 @@ impl Replica {
                     doc,
                     next_chunk: 0,
                     chunks_since_snapshot: 0,
+                    chunk_bytes: 0,
+                    snapshot_bytes: snapshot.len() as u64,
                     bytes_on_disk: snapshot.len() as u64,
                     broken: None,
                 }
@@ -178,11 +188,14 @@ impl Replica {
         store.append_chunk(&name, self.next_chunk, chunk)?;
         self.next_chunk += 1;
         self.chunks_since_snapshot += 1;
+        self.chunk_bytes += chunk.len() as u64;
         self.bytes_on_disk += chunk.len() as u64;
-        if self.chunks_since_snapshot >= COMPACT_AFTER_CHUNKS {
+        if self.chunk_bytes >= self.snapshot_bytes.max(COMPACT_MIN_BYTES) {
             let snapshot = self.doc.save();
             store.compact(&name, &snapshot, self.next_chunk)?;
             self.chunks_since_snapshot = 0;
+            self.chunk_bytes = 0;
+            self.snapshot_bytes = snapshot.len() as u64;
             self.bytes_on_disk = snapshot.len() as u64;
         }
         Ok(())
