@@ -6,6 +6,7 @@ use mart_proto::tonic::{self, Request, Response, Status};
 use mart_proto::v1 as pb;
 use pb::mart_service_server::MartService;
 
+use super::accept;
 use super::convert::{self, ack_to_pb};
 use super::status::to_status;
 use crate::domain::movement::MovementKind;
@@ -48,7 +49,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::AddProducerRequest>,
     ) -> Result<Response<pb::Producer>, Status> {
-        let producer = convert::producer_from_pb(request.into_inner().producer)?;
+        let producer = convert::producer_from_pb(accept(request)?.producer)?;
         let (producer, doc) = self
             .engine
             .add_producer(producer)
@@ -61,7 +62,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::ListProducersRequest>,
     ) -> Result<Response<pb::ListProducersResponse>, Status> {
-        let district = non_empty(request.into_inner().district);
+        let district = non_empty(accept(request)?.district);
         let producers = self
             .engine
             .producers(district.as_deref())
@@ -75,7 +76,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::AddProductRequest>,
     ) -> Result<Response<pb::Product>, Status> {
-        let product = convert::product_from_pb(request.into_inner().product)?;
+        let product = convert::product_from_pb(accept(request)?.product)?;
         let (product, doc) = self.engine.add_product(product).await.map_err(to_status)?;
         Ok(Response::new(convert::product_to_pb(&product, &doc)))
     }
@@ -84,7 +85,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::ListProductsRequest>,
     ) -> Result<Response<pb::ListProductsResponse>, Status> {
-        let category = non_empty(request.into_inner().category);
+        let category = non_empty(accept(request)?.category);
         let products = self
             .engine
             .products(category.as_deref())
@@ -100,7 +101,7 @@ impl MartService for MartApi {
     ) -> Result<Response<pb::Product>, Status> {
         let (product, doc) = self
             .engine
-            .product(&request.into_inner().sku)
+            .product(&accept(request)?.sku)
             .map_err(to_status)?;
         Ok(Response::new(convert::product_to_pb(&product, &doc)))
     }
@@ -109,7 +110,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::ReceiptRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let kind = MovementKind::Receipt {
             quantity: r.quantity,
             unit_cost: r.unit_cost_rupiah,
@@ -122,7 +123,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::SaleRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let kind = MovementKind::Sale {
             quantity: r.quantity,
             unit_price: r.unit_price_rupiah,
@@ -136,7 +137,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::AdjustmentRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let kind = MovementKind::Adjustment {
             delta: r.quantity,
             reason: convert::reason(r.reason)?,
@@ -149,7 +150,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::TransferOutRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let kind = MovementKind::TransferOut {
             quantity: r.quantity,
             transfer_id: r.transfer_id,
@@ -162,7 +163,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::TransferInRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let kind = MovementKind::TransferIn {
             quantity: r.quantity,
             transfer_id: r.transfer_id,
@@ -175,7 +176,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::StockRequest>,
     ) -> Result<Response<pb::StockResponse>, Status> {
-        let sku = non_empty(request.into_inner().sku);
+        let sku = non_empty(accept(request)?.sku);
         let levels = self.engine.stock(sku.as_deref()).map_err(to_status)?;
         Ok(Response::new(pb::StockResponse {
             outlet: self.engine.identity().node.to_string(),
@@ -187,7 +188,7 @@ impl MartService for MartApi {
         &self,
         request: Request<pb::ListMovementsRequest>,
     ) -> Result<Response<pb::ListMovementsResponse>, Status> {
-        let r = request.into_inner();
+        let r = accept(request)?;
         let sku = non_empty(r.sku);
         let movements = self
             .engine

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::NodeConfig;
 use crate::engine::Engine;
-use crate::rpc::{AdminApi, MartApi, MAX_REQUEST_BYTES};
+use crate::rpc::{AdminApi, MartApi, MAX_DECODE_BYTES};
 use crate::store::SledBackend;
 
 pub use error::ServerError;
@@ -60,9 +60,9 @@ pub async fn run(
         .build_v1alpha()
         .map_err(|e| ServerError::Task(format!("reflection: {e}")))?;
     let mart = MartServiceServer::new(MartApi::new(engine.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        .max_decoding_message_size(MAX_DECODE_BYTES);
     let admin = AdminServiceServer::new(AdminApi::new(engine.clone(), config.data_dir.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        .max_decoding_message_size(MAX_DECODE_BYTES);
     let routes = mart_proto::tonic::service::Routes::new(mart)
         .add_service(admin)
         .add_service(health_service)
