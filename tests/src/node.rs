@@ -1,0 +1,302 @@
+//! [`NodeProcess`]: one real `mart-node` process with its config and data in its own
+//! temp dir, started, stopped (gracefully or with SIGKILL) and restarted on the same
+//! data dir.
+//!
+//! Each run's stdout and stderr go to files in the temp dir; dropping the handle kills
+//! the process and prints what the node wrote on stderr, which the test runner shows
+//! only for a failing test. It must never leave a node running after its handle is
+//! gone, and never report a node ready before it answered a Status call.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::mart_service_client::MartServiceClient;
+use mart_proto::v1::StatusRequest;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use crate::binaries::mart_node_bin;
+use crate::client::{connect_unix, AdminClient, MartClient};
+use crate::wait::wait_until;
+
+/// How long a node may take to answer its first Status call.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to exit after SIGTERM (its drain timeout is 10 s).
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Who a node is: the `[node]` section of its config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub id: String,
+    /// `"district"` or `"hub"`.
+    pub role: String,
+    pub hub: String,
+}
+
+impl NodeSpec {
+    pub fn district(id: &str, hub: &str) -> Self {
+        NodeSpec {
+            id: id.into(),
+            role: "district".into(),
+            hub: hub.into(),
+        }
+    }
+
+    pub fn hub(id: &str) -> Self {
+        NodeSpec {
+            id: id.into(),
+            role: "hub".into(),
+            hub: id.into(),
+        }
+    }
+}
+
+impl Default for NodeSpec {
+    /// District `ttu` under hub `kupang`, as in `config/district-ttu.toml`.
+    fn default() -> Self {
+        NodeSpec::district("ttu", "kupang")
+    }
+}
+
+/// A `mart-node` process serving only its admin socket.
+pub struct NodeProcess {
+    dir: TempDir,
+    spec: NodeSpec,
+    child: Option<Child>,
+    /// How many times the node was launched; run `n` logs to `node-<n>.stderr`.
+    runs: u32,
+}
+
+impl NodeProcess {
+    /// Writes the config of `spec` into a fresh temp dir without starting anything.
+    pub fn new(spec: NodeSpec) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("mart-node-")
+            .tempdir()
+            .context("create the node's temp dir")?;
+        let node = NodeProcess {
+            dir,
+            spec,
+            child: None,
+            runs: 0,
+        };
+        std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
+        Ok(node)
+    }
+
+    /// Starts a node for `spec` and waits until it answers.
+    pub async fn start(spec: NodeSpec) -> Result<Self> {
+        let mut node = Self::new(spec)?;
+        node.launch()?;
+        node.wait_ready().await?;
+        Ok(node)
+    }
+
+    /// Starts district `ttu` and waits until it answers.
+    pub async fn start_default() -> Result<Self> {
+        Self::start(NodeSpec::default()).await
+    }
+
+    fn config_text(&self) -> String {
+        let hub = if self.spec.role == "hub" {
+            String::new()
+        } else {
+            format!("hub = {:?}\n", self.spec.hub)
+        };
+        format!(
+            "version = 1\n\n[node]\nid = {:?}\nrole = {:?}\n{hub}data_dir = {:?}\n\n[admin]\nsocket = {:?}\n",
+            self.spec.id,
+            self.spec.role,
+            self.data_dir().display().to_string(),
+            self.admin_socket().display().to_string(),
+        )
+    }
+
+    pub fn spec(&self) -> &NodeSpec {
+        &self.spec
+    }
+
+    /// The temp dir holding config, data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("node.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    /// The node's sled database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("db")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir().join("admin.sock")
+    }
+
+    fn log_path(&self, run: u32, stream: &str) -> PathBuf {
+        self.dir().join(format!("node-{run}.{stream}"))
+    }
+
+    /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
+    /// [`Self::wait_exit`].
+    pub fn launch(&mut self) -> Result<()> {
+        if self.is_running()? {
+            bail!("node {} is already running", self.spec.id);
+        }
+        self.runs += 1;
+        let stdout = File::create(self.log_path(self.runs, "stdout"))?;
+        let stderr = File::create(self.log_path(self.runs, "stderr"))?;
+        let child = Command::new(mart_node_bin())
+            .arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .current_dir(self.dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("spawn {}", mart_node_bin().display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the node answers a Status call; fails at once, with its stderr, if
+    /// the process exits first.
+    pub async fn wait_ready(&mut self) -> Result<()> {
+        let socket = self.admin_socket();
+        let child = self.child.as_mut().context("the node was not launched")?;
+        let waited = wait_until(
+            "the node answers Status on its admin socket",
+            READY_TIMEOUT,
+            || {
+                let exited = child.try_wait();
+                let socket = socket.clone();
+                async move {
+                    if let Some(status) = exited? {
+                        bail!("the node exited with {status} before it was ready");
+                    }
+                    let Ok(channel) = connect_unix(&socket).await else {
+                        return Ok(false);
+                    };
+                    Ok(AdminServiceClient::new(channel)
+                        .status(StatusRequest {})
+                        .await
+                        .is_ok())
+                }
+            },
+        )
+        .await;
+        waited.with_context(|| format!("node {} stderr:\n{}", self.spec.id, self.stderr()))
+    }
+
+    /// True while the process runs (reaps it if it has exited).
+    pub fn is_running(&mut self) -> Result<bool> {
+        match &mut self.child {
+            Some(child) => Ok(child.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the node with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill_9(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("the node is not running")?;
+        if child.try_wait()?.is_some() {
+            bail!(
+                "the node had already exited before kill -9:\n{}",
+                self.stderr()
+            );
+        }
+        child.kill().context("send SIGKILL")?;
+        child.wait().context("reap the killed node")?;
+        Ok(())
+    }
+
+    /// Sends `signal` to the running node.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let pid = self.pid().context("the node is not running")?;
+        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("send {signal}"))
+    }
+
+    /// Stops the node with SIGTERM and returns its exit status.
+    pub async fn terminate(&mut self) -> Result<ExitStatus> {
+        self.signal(Signal::SIGTERM)?;
+        self.wait_exit(EXIT_TIMEOUT).await
+    }
+
+    /// Waits for the process to exit by itself and returns its status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let child = self.child.as_mut().context("the node was not launched")?;
+        let mut status = None;
+        wait_until("the node exits", timeout, || {
+            let exited = child.try_wait();
+            let found = exited.map(|s| {
+                status = s;
+                s.is_some()
+            });
+            async move { Ok(found?) }
+        })
+        .await
+        .with_context(|| format!("node {} stderr:\n{}", self.spec.id, self.stderr()))?;
+        self.child = None;
+        status.context("exit status")
+    }
+
+    /// Starts the stopped node again on the same data dir and waits until it answers.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.launch()?;
+        self.wait_ready().await
+    }
+
+    /// What the latest run wrote on stderr.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.runs, "stderr")).unwrap_or_default()
+    }
+
+    /// What the latest run wrote on stdout.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log_path(self.runs, "stdout")).unwrap_or_default()
+    }
+
+    /// A fresh connection to the store operations.
+    pub async fn mart(&self) -> Result<MartClient> {
+        Ok(MartServiceClient::new(
+            connect_unix(&self.admin_socket()).await?,
+        ))
+    }
+
+    /// A fresh connection to the admin service.
+    pub async fn admin(&self) -> Result<AdminClient> {
+        Ok(AdminServiceClient::new(
+            connect_unix(&self.admin_socket()).await?,
+        ))
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Shown by the test runner only when the test fails.
+        for run in 1..=self.runs {
+            let stderr = std::fs::read_to_string(self.log_path(run, "stderr")).unwrap_or_default();
+            eprintln!("--- node {} run {run} stderr ---\n{stderr}", self.spec.id);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Short ways to make the requests and observations the tests repeat: receipts and
+//! sales over gRPC, and [`StoreState`], what a node has stored, to compare before and
+//! after a request that must store nothing.
+//!
+//! It must never decide what a test expects: helpers return what the node said.
+
+use anyhow::{ensure, Context, Result};
+use mart_proto::v1::{
+    ListDocumentsRequest, ListMovementsRequest, Movement, MovementAck, ReceiptRequest, SaleRequest,
+    StatusRequest, StockRequest,
+};
+
+use crate::client::{AdminClient, MartClient};
+
+/// A sale of `quantity` of `sku` at the catalog price, in the store, to the public.
+pub fn sale(request_id: &str, sku: &str, quantity: i64) -> SaleRequest {
+    SaleRequest {
+        request_id: request_id.into(),
+        sku: sku.into(),
+        quantity,
+        ..Default::default()
+    }
+}
+
+/// A receipt of `quantity` of `sku` from the product's own producer.
+pub fn receipt(
+    request_id: &str,
+    sku: &str,
+    quantity: i64,
+    unit_cost_rupiah: i64,
+) -> ReceiptRequest {
+    ReceiptRequest {
+        request_id: request_id.into(),
+        sku: sku.into(),
+        quantity,
+        unit_cost_rupiah,
+        producer_id: String::new(),
+    }
+}
+
+/// Records a receipt and checks it was recorded as new.
+pub async fn receive(
+    mart: &mut MartClient,
+    request_id: &str,
+    sku: &str,
+    quantity: i64,
+) -> Result<MovementAck> {
+    let ack = mart
+        .record_receipt(receipt(request_id, sku, quantity, 20_000))
+        .await
+        .with_context(|| format!("receipt {request_id} of {quantity} {sku}"))?
+        .into_inner();
+    ensure!(
+        !ack.duplicate,
+        "receipt {request_id} was taken for a duplicate: {ack:?}"
+    );
+    Ok(ack)
+}
+
+/// Every movement of the node's ledger, oldest first.
+pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
+    Ok(mart
+        .list_movements(ListMovementsRequest {
+            sku: String::new(),
+            limit: 0,
+        })
+        .await
+        .context("ListMovements")?
+        .into_inner()
+        .movements)
+}
+
+/// Stock on hand of one SKU.
+pub async fn on_hand(mart: &mut MartClient, sku: &str) -> Result<i64> {
+    let levels = mart
+        .get_stock(StockRequest { sku: sku.into() })
+        .await
+        .with_context(|| format!("GetStock {sku}"))?
+        .into_inner()
+        .levels;
+    ensure!(levels.len() == 1, "GetStock {sku} returned {levels:?}");
+    Ok(levels[0].quantity)
+}
+
+/// What a node has stored, as far as its API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreState {
+    pub movements: u64,
+    /// Per document: id, heads and number of changes, in the node's order.
+    pub documents: Vec<(String, Vec<String>, u64)>,
+}
+
+impl StoreState {
+    pub async fn read(admin: &mut AdminClient) -> Result<Self> {
+        let status = admin
+            .status(StatusRequest {})
+            .await
+            .context("Status")?
+            .into_inner();
+        let documents = admin
+            .list_documents(ListDocumentsRequest {})
+            .await
+            .context("ListDocuments")?
+            .into_inner()
+            .documents
+            .into_iter()
+            .map(|d| (d.id, d.heads, d.changes))
+            .collect();
+        Ok(StoreState {
+            movements: status.movements,
+            documents,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! Start-up and shutdown of a real `mart-node`: a graceful stop loses nothing that
+//! was acknowledged, a corrupt record on disk stops the node with an error naming
+//! it (it must never be skipped or served), and `check-config` accepts every shipped
+//! config and names the field of a bad one.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use mart_proto::v1::{AddProductRequest, GetProductRequest, Product};
+use mart_tests::ops::{movements, on_hand, receive, sale, StoreState};
+use mart_tests::{mart_node_bin, NodeProcess};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_zero_and_a_restart_sees_every_acknowledged_write() -> Result<()> {
+    let mut node = NodeProcess::start_default().await?;
+    let mut mart = node.mart().await?;
+    receive(&mut mart, "rcv-1", "TTU-MKP-060", 40).await?;
+    receive(&mut mart, "rcv-2", "NGD-KOP-250", 40).await?;
+    for i in 0..30 {
+        let sku = if i % 2 == 0 {
+            "TTU-MKP-060"
+        } else {
+            "NGD-KOP-250"
+        };
+        let ack = mart
+            .record_sale(sale(&format!("sale-{i:04}"), sku, 1))
+            .await?
+            .into_inner();
+        ensure!(
+            !ack.duplicate && ack.movement_id == format!("sale-{i:04}"),
+            "{ack:?}"
+        );
+    }
+    let product = Product {
+        sku: "TTU-MKP-030".into(),
+        name: "Minyak Kayu Putih Humusu Wini".into(),
+        producer_id: "ikm-humusu-wini".into(),
+        category: "minyak atsiri".into(),
+        unit: "30 ml bottle".into(),
+        price_rupiah: 20_000,
+        ..Default::default()
+    };
+    mart.add_product(AddProductRequest {
+        product: Some(product.clone()),
+    })
+    .await?;
+    let before_movements = movements(&mut mart).await?;
+    let before_state = StoreState::read(&mut node.admin().await?).await?;
+    drop(mart);
+
+    let status = node.terminate().await?;
+    ensure!(
+        status.code() == Some(0),
+        "SIGTERM gave {status}, expected exit 0:\n{}",
+        node.stderr()
+    );
+    ensure!(
+        !node.admin_socket().exists(),
+        "a stopped node left its admin socket behind"
+    );
+
+    node.restart().await?;
+    let mut mart = node.mart().await?;
+    let after_movements = movements(&mut mart).await?;
+    ensure!(
+        after_movements == before_movements,
+        "movements differ after a graceful restart"
+    );
+    ensure!(
+        after_movements.len() == 32,
+        "{} movements, expected 2 receipts and 30 sales",
+        after_movements.len()
+    );
+    let after_state = StoreState::read(&mut node.admin().await?).await?;
+    ensure!(
+        after_state == before_state,
+        "stored documents differ:\nbefore {before_state:?}\nafter {after_state:?}"
+    );
+    ensure!(on_hand(&mut mart, "TTU-MKP-060").await? == 25);
+    ensure!(on_hand(&mut mart, "NGD-KOP-250").await? == 25);
+    let stored = mart
+        .get_product(GetProductRequest {
+            sku: product.sku.clone(),
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        stored.name == product.name && stored.price_rupiah == product.price_rupiah,
+        "{stored:?}"
+    );
+    Ok(())
+}
+
+/// Flips the last byte of the newest chunk record of the ledger, as a torn or rotten
+/// sector would, and returns its key.
+fn corrupt_newest_ledger_chunk(db_path: &Path) -> Result<String> {
+    let db = sled::open(db_path).with_context(|| format!("open {}", db_path.display()))?;
+    let mut chunks = Vec::new();
+    for entry in db.scan_prefix(b"d/ledger/") {
+        let (key, _) = entry?;
+        let name = String::from_utf8(key.to_vec())?;
+        if name.contains("/c/") {
+            chunks.push(name);
+        }
+    }
+    let key = chunks.pop().context("no ledger chunk record on disk")?;
+    let mut value = db.get(key.as_bytes())?.context("chunk vanished")?.to_vec();
+    *value.last_mut().context("empty record")? ^= 0xff;
+    db.insert(key.as_bytes(), value)?;
+    db.flush()?;
+    Ok(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_chunk_stops_start_up_with_an_error_naming_its_key() -> Result<()> {
+    let mut node = NodeProcess::start_default().await?;
+    let mut mart = node.mart().await?;
+    receive(&mut mart, "rcv-1", "TTU-MKP-060", 10).await?;
+    for i in 0..3 {
+        mart.record_sale(sale(&format!("sale-{i}"), "TTU-MKP-060", 1))
+            .await?;
+    }
+    drop(mart);
+    let status = node.terminate().await?;
+    ensure!(status.success(), "SIGTERM gave {status}");
+
+    let key = corrupt_newest_ledger_chunk(&node.db_path())?;
+    ensure!(
+        key.starts_with("d/ledger/ttu/c/"),
+        "unexpected chunk key {key}"
+    );
+
+    node.launch()?;
+    let status = node.wait_exit(Duration::from_secs(30)).await?;
+    let stderr = node.stderr();
+    ensure!(
+        !status.success(),
+        "the node started on a corrupt record ({status}):\n{stderr}"
+    );
+    ensure!(
+        stderr.contains(&format!("corrupt record {key}")) && stderr.contains("checksum"),
+        "stderr does not name the corrupt key {key}:\n{stderr}"
+    );
+    Ok(())
+}
+
+fn check_config(file: &Path) -> Result<std::process::Output> {
+    Command::new(mart_node_bin())
+        .arg("check-config")
+        .arg(file)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .with_context(|| format!("run mart-node check-config {}", file.display()))
+}
+
+#[test]
+fn check_config_accepts_every_shipped_config() -> Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = check_config(&path)?;
+            ensure!(
+                out.status.success(),
+                "{} refused ({}): {}",
+                path.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    ensure!(
+        checked >= 3,
+        "only {checked} config files in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn check_config_refuses_a_bad_config_naming_the_field() -> Result<()> {
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/district-ttu.toml"),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let cases = [
+        ("role = \"district\"", "role = \"outlet\"", "node.role"),
+        ("version = 1", "version = 7", "version"),
+        ("id = \"ttu\"", "id = \"TTU Kefa\"", "node.id"),
+        ("hub = \"kupang\"", "hub = \"ttu\"", "node.hub"),
+        ("127.0.0.1:7443", "localhost", "grpc.listen"),
+        ("[grpc]", "[grpc]\nlisten_tls = true", "listen_tls"),
+    ];
+    for (from, to, field) in cases {
+        ensure!(
+            good.contains(from),
+            "district-ttu.toml no longer contains {from:?}"
+        );
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, good.replacen(from, to, 1))?;
+        let out = check_config(&path)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success(),
+            "{to:?} was accepted: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        ensure!(
+            stderr.contains(field),
+            "error for {to:?} does not name {field}: {stderr}"
+        );
+    }
+    Ok(())
+}
