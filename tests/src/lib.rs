@@ -44,4 +44,3 @@ pub fn test_seed() -> u64 {
         Err(_) => rand::random(),
     }
 }
-

@@ -63,6 +63,7 @@ pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
         .list_movements(ListMovementsRequest {
             sku: String::new(),
             limit: 0,
+            outlet: String::new(),
         })
         .await
         .context("ListMovements")?
@@ -73,7 +74,10 @@ pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
 /// Stock on hand of one SKU.
 pub async fn on_hand(mart: &mut MartClient, sku: &str) -> Result<i64> {
     let levels = mart
-        .get_stock(StockRequest { sku: sku.into() })
+        .get_stock(StockRequest {
+            sku: sku.into(),
+            outlet: String::new(),
+        })
         .await
         .with_context(|| format!("GetStock {sku}"))?
         .into_inner()

@@ -45,7 +45,9 @@ impl Proxy {
         let task_changes = changes.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 if task_state.cut.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -60,7 +62,12 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, state, changes, task })
+        Ok(Proxy {
+            addr,
+            state,
+            changes,
+            task,
+        })
     }
 
     /// The address clients should dial instead of the target.
@@ -95,7 +102,9 @@ impl Proxy {
     /// Cuts the link once `bytes` more bytes have crossed it, wherever that falls in
     /// a message.
     pub fn cut_after(&self, bytes: u64) {
-        self.state.cut_after.store(self.total_bytes() + bytes.max(1), Ordering::SeqCst);
+        self.state
+            .cut_after
+            .store(self.total_bytes() + bytes.max(1), Ordering::SeqCst);
     }
 
     pub fn is_cut(&self) -> bool {
@@ -127,10 +136,21 @@ impl Drop for Proxy {
     }
 }
 
-async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>, changes: watch::Receiver<u64>) {
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    state: Arc<State>,
+    changes: watch::Receiver<u64>,
+) {
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up = pump(client_read, server_write, state.clone(), changes.clone(), true);
+    let up = pump(
+        client_read,
+        server_write,
+        state.clone(),
+        changes.clone(),
+        true,
+    );
     let down = pump(server_read, client_write, state, changes, false);
     tokio::select! {
         _ = up => {}
@@ -165,7 +185,8 @@ async fn pump(
         let mut chunk = &buf[..n];
         let limit = state.cut_after.load(Ordering::SeqCst);
         if limit > 0 {
-            let passed = state.upstream.load(Ordering::SeqCst) + state.downstream.load(Ordering::SeqCst);
+            let passed =
+                state.upstream.load(Ordering::SeqCst) + state.downstream.load(Ordering::SeqCst);
             let room = limit.saturating_sub(passed) as usize;
             if room < chunk.len() {
                 chunk = &chunk[..room];
@@ -183,6 +204,10 @@ async fn pump(
 }
 
 fn count(state: &State, upstream: bool, n: usize) {
-    let counter = if upstream { &state.upstream } else { &state.downstream };
+    let counter = if upstream {
+        &state.upstream
+    } else {
+        &state.downstream
+    };
     counter.fetch_add(n as u64, Ordering::SeqCst);
 }

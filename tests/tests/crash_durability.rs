@@ -373,7 +373,10 @@ async fn kill_during_the_stream(test: u64, kill_range: std::ops::Range<usize>) -
         *expected.get_mut(s.sku).unwrap() -= s.quantity;
     }
     let levels = mart
-        .get_stock(StockRequest { sku: String::new() })
+        .get_stock(StockRequest {
+            sku: String::new(),
+            outlet: String::new(),
+        })
         .await?
         .into_inner()
         .levels;

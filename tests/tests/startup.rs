@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use mart_proto::v1::{AddProductRequest, GetProductRequest, Product};
 use mart_tests::ops::{movements, on_hand, receive, sale, StoreState};
-use mart_tests::{mart_node_bin, NodeProcess};
+use mart_tests::{mart_node_bin, martctl_bin, NodeProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_a_restart_sees_every_acknowledged_write() -> Result<()> {
@@ -146,23 +146,77 @@ async fn a_corrupt_chunk_stops_start_up_with_an_error_naming_its_key() -> Result
     Ok(())
 }
 
-fn check_config(file: &Path) -> Result<std::process::Output> {
+fn check_config(file: &Path, cwd: &Path) -> Result<std::process::Output> {
     Command::new(mart_node_bin())
         .arg("check-config")
         .arg(file)
-        .current_dir(std::env::temp_dir())
+        .current_dir(cwd)
         .output()
         .with_context(|| format!("run mart-node check-config {}", file.display()))
 }
 
+fn martctl(cwd: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new(martctl_bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "martctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A directory holding `./mart-pki` as the shipped configs expect it: the CA, the
+/// hub `kupang` and the district `sikka`.
+fn shipped_pki() -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    martctl(dir.path(), &["pki", "init", "--dir", "mart-pki"])?;
+    martctl(
+        dir.path(),
+        &[
+            "pki",
+            "issue",
+            "--ca",
+            "mart-pki",
+            "--id",
+            "kupang",
+            "--role",
+            "hub",
+            "--out",
+            "mart-pki/kupang",
+            "--host",
+            "localhost",
+        ],
+    )?;
+    martctl(
+        dir.path(),
+        &[
+            "pki",
+            "issue",
+            "--ca",
+            "mart-pki",
+            "--id",
+            "sikka",
+            "--role",
+            "district",
+            "--out",
+            "mart-pki/sikka",
+        ],
+    )?;
+    Ok(dir)
+}
+
 #[test]
 fn check_config_accepts_every_shipped_config() -> Result<()> {
+    let pki = shipped_pki()?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let out = check_config(&path)?;
+            let out = check_config(&path, pki.path())?;
             ensure!(
                 out.status.success(),
                 "{} refused ({}): {}",
@@ -177,6 +231,61 @@ fn check_config_accepts_every_shipped_config() -> Result<()> {
         checked >= 3,
         "only {checked} config files in {}",
         dir.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn check_config_refuses_certificates_that_do_not_match() -> Result<()> {
+    let pki = shipped_pki()?;
+    let hub = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.toml");
+    // Missing certificate files.
+    let out = check_config(&hub, &std::env::temp_dir())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(
+        !out.status.success() && stderr.contains("ca.pem"),
+        "missing files accepted: {stderr}"
+    );
+    // The hub's config with the district's certificate.
+    let text = std::fs::read_to_string(&hub)?.replace("mart-pki/kupang/", "mart-pki/sikka/");
+    let swapped = pki.path().join("swapped.toml");
+    std::fs::write(&swapped, text)?;
+    let out = check_config(&swapped, pki.path())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(
+        !out.status.success() && stderr.contains("tls.cert") && stderr.contains("sikka"),
+        "a certificate for another node was accepted: {stderr}"
+    );
+    // An expired certificate.
+    martctl(
+        pki.path(),
+        &[
+            "pki",
+            "issue",
+            "--ca",
+            "mart-pki",
+            "--id",
+            "kupang",
+            "--role",
+            "hub",
+            "--out",
+            "mart-pki/old",
+            "--host",
+            "localhost",
+            "--not-before",
+            "2020-01-01",
+            "--not-after",
+            "2020-12-31",
+        ],
+    )?;
+    let text = std::fs::read_to_string(&hub)?.replace("mart-pki/kupang/", "mart-pki/old/");
+    let expired = pki.path().join("expired.toml");
+    std::fs::write(&expired, text)?;
+    let out = check_config(&expired, pki.path())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(
+        !out.status.success() && stderr.contains("expired"),
+        "an expired certificate was accepted: {stderr}"
     );
     Ok(())
 }
@@ -202,7 +311,7 @@ fn check_config_refuses_a_bad_config_naming_the_field() -> Result<()> {
         );
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, good.replacen(from, to, 1))?;
-        let out = check_config(&path)?;
+        let out = check_config(&path, dir.path())?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         ensure!(
             !out.status.success(),

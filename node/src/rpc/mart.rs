@@ -6,8 +6,8 @@ use mart_proto::tonic::{self, Request, Response, Status};
 use mart_proto::v1 as pb;
 use pb::mart_service_server::MartService;
 
-use super::convert::{self, ack_to_pb};
 use super::accept;
+use super::convert::{self, ack_to_pb};
 use super::status::to_status;
 use crate::domain::movement::MovementKind;
 use crate::engine::{Engine, MovementRequest};

@@ -50,8 +50,7 @@ impl Services {
             guard.clone(),
         );
         let admin = InterceptedService::new(
-            AdminServiceServer::new(self.admin.clone())
-                .max_decoding_message_size(MAX_DECODE_BYTES),
+            AdminServiceServer::new(self.admin.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
             guard,
         );
         let reflection = || {
