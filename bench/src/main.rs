@@ -2,8 +2,10 @@
 //!
 //! `bench writes` measures durable writes on one disk in one run: raw sled
 //! insert-plus-flush (the reference), then sales acknowledged by a node over gRPC
-//! with one client and with several. It reports; it never fails on a slow figure.
+//! with one client and with several. `bench catchup` measures a district's catch-up
+//! with the hub after a partition. They report; they never fail on a slow figure.
 
+mod catchup;
 mod disk;
 mod measure;
 mod node_writes;
@@ -40,6 +42,18 @@ struct Args {
 enum Command {
     /// Durable writes: raw sled insert+flush, then node sales over gRPC with 1 and N clients.
     Writes(WritesArgs),
+    /// Catch-up after a partition: bytes and time beside automerge's encodings.
+    Catchup(CatchupArgs),
+}
+
+#[derive(clap::Args)]
+struct CatchupArgs {
+    /// Sales recorded while cut off, one measurement each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 100_000])]
+    sales: Vec<usize>,
+    /// Directory for the scratch stores [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -59,7 +73,46 @@ struct WritesArgs {
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Writes(args) => writes(args),
+        Command::Catchup(args) => catchup_report(args),
     }
+}
+
+fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!("bench catchup: a district records N sales cut off, then syncs with the hub");
+    println!("bytes = protobuf bytes of every sync message both ways; wall = reconnect until the hub holds all N");
+    println!("references: save_after = automerge's encoding of the same changes one after another (raw);");
+    println!("            one by one = each change in its own sync message; raw apply = Automerge::apply_changes at the hub\n");
+    println!(
+        "{:>7} | {:>9} | {:>8} | {:>10} | {:>9} | {:>10} | {:>9} | {:>10} | {:>10} | {:>9} | {:>11}",
+        "sales", "wire B", "B/sale", "save_after", "wire/s_a", "1-by-1 B/s", "wall", "hub apply", "raw apply", "hub/raw", "write 1st/last"
+    );
+    for sales in args.sales {
+        let scratch = disk::scratch_dir(args.dir.as_deref())?;
+        let r = runtime.block_on(catchup::run(scratch.path(), sales))?;
+        let per_sale = |b: u64| b as f64 / r.sales as f64;
+        println!(
+            "{:>7} | {:>9} | {:>8.1} | {:>10.1} | {:>9.2} | {:>10.1} | {:>9.2?} | {:>10.2?} | {:>10.2?} | {:>9.2} | {:>5.0?}/{:.0?}",
+            r.sales,
+            r.wire_bytes,
+            per_sale(r.wire_bytes),
+            per_sale(r.save_after_bytes),
+            r.wire_bytes as f64 / r.save_after_bytes as f64,
+            per_sale(r.one_by_one_bytes),
+            r.wall,
+            r.hub_apply,
+            r.raw_apply,
+            r.raw_apply.as_secs_f64() / r.hub_apply.as_secs_f64(),
+            r.first_write,
+            r.last_write,
+        );
+        let _ = r.messages;
+    }
+    println!("\naims: wire <= 1.25 x save_after; hub ingest >= 0.7 x raw apply (hub/raw >= 0.7); brief: <= 16.2 B/sale, 100k in < 2 s");
+    Ok(())
 }
 
 fn writes(args: WritesArgs) -> anyhow::Result<()> {

@@ -119,6 +119,9 @@ enum Command {
         /// Only this SKU
         #[arg(long)]
         sku: Option<String>,
+        /// Another outlet's ledger held by this node (at the hub: any district)
+        #[arg(long)]
+        outlet: Option<String>,
     },
     /// List stock movements, newest last as the node returns them
     Movements {
@@ -128,6 +131,9 @@ enum Command {
         /// At most this many of the newest movements (0 for all)
         #[arg(long, value_name = "N", default_value_t = 0)]
         limit: u32,
+        /// Another outlet's ledger held by this node (at the hub: any district)
+        #[arg(long)]
+        outlet: Option<String>,
     },
     /// Sync peers at a glance: connection, last sync, documents in sync, pending work
     Peers,
@@ -215,8 +221,10 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Sell(a) => movements::sell(&node, a, format).await,
         Command::Adjust(a) => movements::adjust(&node, a, format).await,
         Command::Transfer(cmd) => movements::transfer(&node, cmd, format).await,
-        Command::Stock { sku } => stock::stock(&node, sku, format).await,
-        Command::Movements { sku, limit } => stock::movements(&node, sku, limit, format).await,
+        Command::Stock { sku, outlet } => stock::stock(&node, sku, outlet, format).await,
+        Command::Movements { sku, limit, outlet } => {
+            stock::movements(&node, sku, limit, outlet, format).await
+        }
         Command::Peers => sync::peers(&node, format).await,
         Command::Sync(cmd) => sync::sync(&node, cmd, format).await,
     }

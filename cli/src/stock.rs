@@ -20,11 +20,15 @@ struct LevelView {
     outlet: String,
 }
 
-pub async fn stock(node: &Node, sku: Option<String>, format: Format) -> Result<()> {
+pub async fn stock(
+    node: &Node,
+    sku: Option<String>,
+    outlet: Option<String>,
+    format: Format,
+) -> Result<()> {
     let req = node.request(StockRequest {
         sku: sku.unwrap_or_default(),
-        // This node's own ledger; another outlet's is not offered here yet.
-        outlet: String::new(),
+        outlet: outlet.unwrap_or_default(),
     });
     let stock = node.call(node.mart().get_stock(req)).await?;
     let views: Vec<LevelView> = stock
@@ -66,12 +70,17 @@ struct MovementView {
     at_unix_ms: i64,
 }
 
-pub async fn movements(node: &Node, sku: Option<String>, limit: u32, format: Format) -> Result<()> {
+pub async fn movements(
+    node: &Node,
+    sku: Option<String>,
+    limit: u32,
+    outlet: Option<String>,
+    format: Format,
+) -> Result<()> {
     let req = node.request(ListMovementsRequest {
         sku: sku.unwrap_or_default(),
         limit,
-        // This node's own ledger; another outlet's is not offered here yet.
-        outlet: String::new(),
+        outlet: outlet.unwrap_or_default(),
     });
     let list = node.call(node.mart().list_movements(req)).await?;
     let views: Vec<MovementView> = list

@@ -86,6 +86,24 @@ impl Engine {
         })
     }
 
+    /// The changes of `doc` not covered by `have`, one by one (for diagnostics and
+    /// benchmarks; sync sends [`Engine::bundles_after`]).
+    pub fn changes_after(
+        &self,
+        doc: &DocId,
+        have: &[ChangeHash],
+    ) -> Result<Vec<Change>, EngineError> {
+        let docs = self.docs();
+        Ok(docs
+            .held
+            .get(doc)
+            .map(|h| {
+                let d = h.replica.doc();
+                d.get_changes(&known(d, have))
+            })
+            .unwrap_or_default())
+    }
+
     /// The changes of `doc` not covered by `have`, as bundles of at most
     /// `max_bytes` each, in an order the receiver can apply one by one.
     pub fn bundles_after(
