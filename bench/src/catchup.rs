@@ -103,12 +103,12 @@ fn sale(i: usize) -> MovementRequest {
         kind: MovementKind::Sale {
             quantity: 1 + (i % 3) as i64,
             unit_price: None,
-            channel: if i % 5 == 0 {
+            channel: if i.is_multiple_of(5) {
                 Channel::Online
             } else {
                 Channel::Store
             },
-            buyer: if i % 4 == 0 {
+            buyer: if i.is_multiple_of(4) {
                 Buyer::Asn
             } else {
                 Buyer::Public

@@ -146,11 +146,11 @@ impl Engine {
                 doc: name.clone(),
                 reason: e.to_string(),
             })?;
-            if !held.contains_key(&id) {
-                let replica = Replica::open(&store, id.clone(), &actor, || {
+            if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(id.clone()) {
+                let replica = Replica::open(&store, id, &actor, || {
                     unreachable!("a listed document has records")
                 })?;
-                held.insert(id, Held::new(replica)?);
+                slot.insert(Held::new(replica)?);
             }
         }
         backend.flush()?;
