@@ -1,4 +1,5 @@
-//! gRPC clients of a node over its admin Unix socket (no TLS, no certificate).
+//! gRPC clients of a node: over its admin Unix socket (no TLS, no certificate), or
+//! over TCP with mutual TLS.
 //!
 //! Every call has a deadline, so a node that hangs fails the test instead of hanging
 //! it. It must never retry a call: what the node answered is what the test sees.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hyper_util::rt::TokioIo;
-use mart_proto::tonic::transport::{Channel, Endpoint};
+use mart_proto::tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 
@@ -33,4 +34,17 @@ pub async fn connect_unix(socket: &Path) -> Result<Channel> {
         }))
         .await
         .with_context(|| format!("connect to {}", socket.display()))
+}
+
+/// Connects to `url` (`https://localhost:PORT`) with mutual TLS. A refused
+/// certificate may show here or only at the first call: TLS 1.3 clients finish their
+/// side of the handshake before the server has checked theirs.
+pub async fn connect_tls(url: &str, tls: ClientTlsConfig) -> Result<Channel> {
+    Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(CALL_TIMEOUT)
+        .tls_config(tls)?
+        .connect()
+        .await
+        .with_context(|| format!("connect to {url}"))
 }

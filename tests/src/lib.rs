@@ -1,19 +1,24 @@
 //! Harness for the tests that run real NTT Mart processes: the built `mart-node` and
 //! `martctl` binaries, a [`NodeProcess`] per node in its own temp dir, gRPC clients
-//! over the node's admin socket, and [`wait_until`] for every wait on readiness.
+//! over the node's admin socket (or mutual TLS), certificates from the real CLI
+//! ([`pki`]), a hub with districts behind cuttable proxies ([`TestCluster`]), and
+//! [`wait_until`] for every wait on readiness.
 //!
 //! It must never hide a failure: no retries of an operation under test, no sleeps in
 //! place of a condition, and every process it starts is killed when its handle drops.
 
 pub mod binaries;
 pub mod client;
+pub mod cluster;
 pub mod node;
 pub mod ops;
+pub mod pki;
 pub mod proxy;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};
-pub use client::{connect_unix, AdminClient, MartClient};
+pub use client::{connect_tls, connect_unix, AdminClient, MartClient};
+pub use cluster::TestCluster;
 pub use node::{NodeProcess, NodeSpec};
 pub use wait::wait_until;
 

@@ -8,6 +8,7 @@
 //! gone, and never report a node ready before it answered a Status call.
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tempfile::TempDir;
 
 use crate::binaries::mart_node_bin;
 use crate::client::{connect_unix, AdminClient, MartClient};
+use crate::pki::TlsFiles;
 use crate::wait::wait_until;
 
 /// How long a node may take to answer its first Status call.
@@ -29,13 +31,28 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node may take to exit after SIGTERM (its drain timeout is 10 s).
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Who a node is: the `[node]` section of its config.
+/// Who a node is and how it is reached: its config. Without `grpc_listen`, `tls`
+/// and `sync` the node serves only its admin socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {
     pub id: String,
     /// `"district"` or `"hub"`.
     pub role: String,
     pub hub: String,
+    /// `[grpc] listen`: the TCP address of the node's gRPC API.
+    pub grpc_listen: Option<SocketAddr>,
+    /// `[tls]`: the node's CA, certificate and key (mutual TLS).
+    pub tls: Option<TlsFiles>,
+    /// `[sync]` of a district: the hub's URL and the re-announce period.
+    pub sync: Option<SyncSpec>,
+}
+
+/// The `[sync]` section of a district.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSpec {
+    /// `https://localhost:PORT`: the host must be in the hub certificate's SAN.
+    pub hub_url: String,
+    pub resync_secs: u64,
 }
 
 impl NodeSpec {
@@ -44,6 +61,9 @@ impl NodeSpec {
             id: id.into(),
             role: "district".into(),
             hub: hub.into(),
+            grpc_listen: None,
+            tls: None,
+            sync: None,
         }
     }
 
@@ -52,7 +72,31 @@ impl NodeSpec {
             id: id.into(),
             role: "hub".into(),
             hub: id.into(),
+            grpc_listen: None,
+            tls: None,
+            sync: None,
         }
+    }
+
+    /// Serves gRPC on `addr` too.
+    pub fn with_grpc_listen(mut self, addr: SocketAddr) -> Self {
+        self.grpc_listen = Some(addr);
+        self
+    }
+
+    /// Uses mutual TLS with these files.
+    pub fn with_tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Dials the hub at `hub_url`, re-announcing heads every `resync_secs`.
+    pub fn with_sync(mut self, hub_url: &str, resync_secs: u64) -> Self {
+        self.sync = Some(SyncSpec {
+            hub_url: hub_url.into(),
+            resync_secs,
+        });
+        self
     }
 }
 
@@ -63,7 +107,7 @@ impl Default for NodeSpec {
     }
 }
 
-/// A `mart-node` process serving only its admin socket.
+/// A `mart-node` process: its admin socket, and gRPC over TCP when its spec says so.
 pub struct NodeProcess {
     dir: TempDir,
     spec: NodeSpec,
@@ -108,17 +152,44 @@ impl NodeProcess {
         } else {
             format!("hub = {:?}\n", self.spec.hub)
         };
-        format!(
+        let mut text = format!(
             "version = 1\n\n[node]\nid = {:?}\nrole = {:?}\n{hub}data_dir = {:?}\n\n[admin]\nsocket = {:?}\n",
             self.spec.id,
             self.spec.role,
             self.data_dir().display().to_string(),
             self.admin_socket().display().to_string(),
-        )
+        );
+        if let Some(addr) = self.spec.grpc_listen {
+            text.push_str(&format!("\n[grpc]\nlisten = \"{addr}\"\n"));
+        }
+        if let Some(tls) = &self.spec.tls {
+            text.push_str(&format!(
+                "\n[tls]\nca = {:?}\ncert = {:?}\nkey = {:?}\n",
+                tls.ca.display().to_string(),
+                tls.cert.display().to_string(),
+                tls.key.display().to_string(),
+            ));
+        }
+        if let Some(sync) = &self.spec.sync {
+            text.push_str(&format!(
+                "\n[sync]\nhub_url = {:?}\nresync_secs = {}\n",
+                sync.hub_url, sync.resync_secs
+            ));
+        }
+        text
     }
 
     pub fn spec(&self) -> &NodeSpec {
         &self.spec
+    }
+
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// The TCP address of the node's gRPC API, when it has one.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.spec.grpc_listen
     }
 
     /// The temp dir holding config, data and logs.

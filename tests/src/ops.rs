@@ -116,3 +116,82 @@ impl StoreState {
         })
     }
 }
+
+/// Records a sale and checks it was recorded as new.
+pub async fn sell(
+    mart: &mut MartClient,
+    request_id: &str,
+    sku: &str,
+    quantity: i64,
+) -> Result<MovementAck> {
+    let ack = mart
+        .record_sale(sale(request_id, sku, quantity))
+        .await
+        .with_context(|| format!("sale {request_id} of {quantity} {sku}"))?
+        .into_inner();
+    ensure!(
+        !ack.duplicate,
+        "sale {request_id} was taken for a duplicate: {ack:?}"
+    );
+    Ok(ack)
+}
+
+/// Records `sales` (request id, SKU, quantity), up to `in_flight` at a time over
+/// clones of one client, each acknowledged as new.
+pub async fn sell_all(
+    mart: &MartClient,
+    sales: Vec<(String, String, i64)>,
+    in_flight: usize,
+) -> Result<()> {
+    let mut pending = sales.into_iter();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < in_flight.max(1) {
+            let Some((id, sku, quantity)) = pending.next() else {
+                break;
+            };
+            let mut mart = mart.clone();
+            running.spawn(async move { sell(&mut mart, &id, &sku, quantity).await });
+        }
+        match running.join_next().await {
+            None => return Ok(()),
+            Some(joined) => {
+                joined.context("a sale task panicked")??;
+            }
+        }
+    }
+}
+
+/// Every movement of `outlet`'s ledger as this node holds it (empty: its own).
+pub async fn movements_of(mart: &mut MartClient, outlet: &str) -> Result<Vec<Movement>> {
+    Ok(mart
+        .list_movements(ListMovementsRequest {
+            sku: String::new(),
+            limit: 0,
+            outlet: outlet.into(),
+        })
+        .await
+        .with_context(|| format!("ListMovements outlet {outlet:?}"))?
+        .into_inner()
+        .movements)
+}
+
+/// Stock of every SKU with movements in `outlet`'s ledger as this node holds it
+/// (empty: its own).
+pub async fn stock_of(
+    mart: &mut MartClient,
+    outlet: &str,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    Ok(mart
+        .get_stock(StockRequest {
+            sku: String::new(),
+            outlet: outlet.into(),
+        })
+        .await
+        .with_context(|| format!("GetStock outlet {outlet:?}"))?
+        .into_inner()
+        .levels
+        .into_iter()
+        .map(|l| (l.sku, l.quantity))
+        .collect())
+}

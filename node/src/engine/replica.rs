@@ -125,12 +125,17 @@ impl Replica {
                 self.id
             )));
         }
+        let before = self.doc.get_heads();
         self.doc
             .apply_changes(changes)
             .map_err(|e| EngineError::Document {
                 doc: self.name(),
                 reason: e.to_string(),
             })?;
+        if self.doc.get_heads() == before {
+            // Every change was already held: nothing new to keep.
+            return Ok(());
+        }
         if let Err(e) = self.stage(store, bundle) {
             self.broken = Some(e.to_string());
             return Err(e);
@@ -144,7 +149,9 @@ impl Replica {
         init: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<Automerge, AutomergeError> {
         let mut doc = Automerge::new().with_actor(actor.clone());
-        doc.transact(init).map_err(|f| f.error)?;
+        let now = super::now_ms();
+        doc.transact_with(|_| CommitOptions::default().with_time(now), init)
+            .map_err(|f| f.error)?;
         Ok(doc)
     }
 

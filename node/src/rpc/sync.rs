@@ -69,10 +69,9 @@ impl SyncApi {
 
 #[tonic::async_trait]
 impl SyncService for SyncApi {
-    type SessionStream = tokio_stream::adapters::Map<
-        ReceiverStream<SyncMessage>,
-        fn(SyncMessage) -> Result<SyncMessage, Status>,
-    >;
+    /// The session's messages, then the status that ended it, if it failed.
+    type SessionStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<SyncMessage, Status>> + Send>>;
 
     async fn session(
         &self,
@@ -109,6 +108,7 @@ impl SyncService for SyncApi {
             return Err(Status::invalid_argument("a node cannot sync with itself"));
         }
         let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
+        let (end_tx, end_rx) = mpsc::channel::<Result<SyncMessage, Status>>(1);
         let mut session = Session::new(self.engine.clone(), self.book.clone(), peer.clone());
         let this = self.clone();
         tokio::spawn(async move {
@@ -122,11 +122,15 @@ impl SyncService for SyncApi {
                 Err(e) => {
                     tracing::warn!(peer = %peer, error = %e, "sync session ended");
                     this.book.record_error(&peer, &e.to_string());
+                    let _ = end_tx.send(Err(e.status())).await;
                 }
             }
         });
-        let stream: Self::SessionStream =
-            ReceiverStream::new(out_rx).map(Ok as fn(SyncMessage) -> Result<SyncMessage, Status>);
-        Ok(Response::new(stream))
+        // The messages end when the session drops its sender; the failure, if
+        // any, follows them as the stream's status.
+        let stream = ReceiverStream::new(out_rx)
+            .map(Ok)
+            .chain(ReceiverStream::new(end_rx));
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -43,12 +43,15 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         book.record_attempt(&link.hub);
-        match session(&engine, &book, &link, wiring.clone()).await {
+        let mut reached_hub = false;
+        match session(&engine, &book, &link, wiring.clone(), &mut reached_hub).await {
             Ok(()) => failures = 0,
             Err(e) => {
                 tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
                 book.record_error(&link.hub, &e.to_string());
-                failures += 1;
+                // A session that reached the hub was a success until the link
+                // dropped: the next dial waits briefly again.
+                failures = if reached_hub { 1 } else { failures + 1 };
             }
         }
         book.record_connected(&link.hub, false);
@@ -69,6 +72,7 @@ async fn session(
     book: &Arc<PeerBook>,
     link: &HubLink,
     wiring: Wiring,
+    reached_hub: &mut bool,
 ) -> Result<(), DriveError> {
     let link_error = |e: &dyn std::fmt::Display| DriveError::Link(e.to_string());
     let mut endpoint = Endpoint::from_shared(link.url.clone())
@@ -103,6 +107,7 @@ async fn session(
         .map_err(|s| DriveError::Link(format!("{}: {}", s.code(), s.message())))?
         .into_inner();
     book.record_connected(&link.hub, true);
+    *reached_hub = true;
     tracing::info!(peer = %link.hub, url = %link.url, "connected to the hub");
     let hub = link.hub.clone();
     let book_for_sync = book.clone();

@@ -20,8 +20,26 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 pub enum DriveError {
     #[error("the link dropped: {0}")]
     Link(String),
+    #[error("the peer's stream failed: {}: {}", .0.code(), .0.message())]
+    Inbound(Status),
     #[error(transparent)]
     Session(#[from] SessionError),
+}
+
+impl DriveError {
+    /// The status the peer gets when this ends its session.
+    pub fn status(&self) -> Status {
+        match self {
+            // tonic answers an oversize message with OUT_OF_RANGE; oversize
+            // requests are RESOURCE_EXHAUSTED everywhere else in this API.
+            DriveError::Inbound(s) if s.code() == mart_proto::tonic::Code::OutOfRange => {
+                Status::resource_exhausted(s.message().to_string())
+            }
+            DriveError::Inbound(s) => Status::new(s.code(), s.message().to_string()),
+            DriveError::Session(e) => Status::new(e.code(), e.to_string()),
+            DriveError::Link(m) => Status::unavailable(m.clone()),
+        }
+    }
 }
 
 /// Options of a running session.
@@ -79,7 +97,7 @@ pub async fn drive(
             _ = shutdown.cancelled() => return Ok(()),
             message = inbound.next() => match message {
                 None => return Err(DriveError::Link("the peer closed the stream".into())),
-                Some(Err(status)) => return Err(DriveError::Link(format!("{}: {}", status.code(), status.message()))),
+                Some(Err(status)) => return Err(DriveError::Inbound(status)),
                 Some(Ok(message)) => {
                     let answers = session.handle(message).await?;
                     send_all(&out, answers).await?;

@@ -260,6 +260,13 @@ impl Session {
         let Some(ours) = self.engine.heads(doc) else {
             return Ok(Vec::new());
         };
+        // The peer holds changes this side lacks: it is ahead (for a document it
+        // owns, it always is), so this side owes it nothing of that document.
+        if let Some(theirs) = self.peer_heads.get(doc) {
+            if !self.engine.knows_all(doc, theirs) {
+                return Ok(Vec::new());
+            }
+        }
         let mut have = self.peer_heads.get(doc).cloned().unwrap_or_default();
         have.extend(self.promised.get(doc).cloned().unwrap_or_default());
         let bundles = self

@@ -1,0 +1,724 @@
+//! Authorization bound to identity, and bad input at the hub's sync endpoint
+//! (invariants 5 and 8 of the brief), against a real hub over real mutual TLS:
+//!
+//! - TLS clients with no certificate, a certificate of another CA, or an expired one
+//!   cannot open a sync session (and leave no peer behind), while a district does;
+//! - a district certificate may not call the store or admin services over TCP; an
+//!   operator certificate may, and may not open a sync session;
+//! - a raw client holding sikka's valid certificate sends changes it forged with
+//!   automerge into ttu's ledger, the provincial catalog, and its own ledger under
+//!   another node's actor: each is refused with PERMISSION_DENIED, counted, and
+//!   nothing is stored; garbage bundle bytes get INVALID_ARGUMENT; in the same
+//!   session a legitimate change of its own ledger is applied and acknowledged;
+//! - an oversize message ends that stream with an error while another district
+//!   keeps syncing.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use automerge::transaction::Transactable;
+use automerge::{
+    ActorId, Automerge, AutomergeError, ChangeHash, ObjType, ReadDoc, ScalarValueRef, ValueRef,
+    ROOT,
+};
+use mart_proto::tonic::transport::ClientTlsConfig;
+use mart_proto::tonic::{Code, Status, Streaming};
+use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::mart_service_client::MartServiceClient;
+use mart_proto::v1::sync_message::Body;
+use mart_proto::v1::sync_service_client::SyncServiceClient;
+use mart_proto::v1::{
+    Bundle, Have, Hello, ListPeersRequest, Refused, StatusRequest, StockRequest, SyncMessage,
+};
+use mart_tests::cluster::{document_heads, peer_info, Heads};
+use mart_tests::ops::{movements_of, receive, stock_of};
+use mart_tests::pki::{Issue, Pki, Role};
+use mart_tests::{connect_tls, wait_until, TestCluster};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+/// How long the hub may take to answer one sync message.
+const ANSWER: Duration = Duration::from_secs(15);
+/// The largest sync message the hub reads (1 MiB plus 4 KiB of framing).
+const MAX_SYNC_MESSAGE: usize = (1 << 20) + 4096;
+
+fn hello(node: &str) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Hello(Hello {
+            node_id: node.into(),
+            protocol: 1,
+        })),
+    }
+}
+
+fn have(doc: &str, heads: &[ChangeHash]) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Have(Have {
+            doc_id: doc.into(),
+            heads: heads.iter().map(|h| h.0.to_vec()).collect(),
+        })),
+    }
+}
+
+fn bundle(doc: &str, data: Vec<u8>, changes: u32) -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Bundle(Bundle {
+            doc_id: doc.into(),
+            data,
+            changes,
+        })),
+    }
+}
+
+/// The automerge actor of `node` in one incarnation, as node/src/domain/actor.rs
+/// builds it: `b"nm1"`, the id's length, the id, the incarnation big-endian.
+fn actor(node: &str, incarnation: u32) -> ActorId {
+    let mut bytes = b"nm1".to_vec();
+    bytes.push(node.len() as u8);
+    bytes.extend_from_slice(node.as_bytes());
+    bytes.extend_from_slice(&incarnation.to_be_bytes());
+    ActorId::from(bytes)
+}
+
+fn hex_heads(heads: &[ChangeHash]) -> Vec<String> {
+    let mut hex: Vec<String> = heads.iter().map(|h| h.to_string()).collect();
+    hex.sort();
+    hex
+}
+
+/// One transaction on `doc`; returns the bundle of the changes made.
+fn change(
+    doc: &mut Automerge,
+    edit: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
+) -> Result<Vec<u8>> {
+    let before = doc.get_heads();
+    doc.transact::<_, _, AutomergeError>(|tx| edit(tx))
+        .map_err(|f| anyhow!("automerge transaction: {}", f.error))?;
+    let new: Vec<ChangeHash> = doc.get_changes(&before).iter().map(|c| c.hash()).collect();
+    ensure!(new.len() == 1, "one transaction made {} changes", new.len());
+    Ok(doc.bundle(new)?.bytes().to_vec())
+}
+
+/// A brand-new ledger document by `author` holding one receipt of 1000 units.
+fn forged_ledger(author: ActorId) -> Result<Vec<u8>> {
+    let mut doc = Automerge::new().with_actor(author);
+    change(&mut doc, |tx| {
+        let list = tx.put_object(ROOT, "movements", ObjType::List)?;
+        tx.insert(
+            &list,
+            0,
+            r#"{"id":"forged","sku":"TTU-MKP-060","at":0,"k":"rcv","q":1000,"c":0}"#,
+        )?;
+        Ok(())
+    })
+}
+
+/// A brand-new document by `author` claiming to be catalog content.
+fn forged_catalog(author: ActorId) -> Result<Vec<u8>> {
+    let mut doc = Automerge::new().with_actor(author);
+    change(&mut doc, |tx| {
+        tx.put(ROOT, "forged", "a product nobody approved")?;
+        Ok(())
+    })
+}
+
+/// Appends `movement` (JSON) to the ledger `base` as `author`.
+fn append_movement(base: &Automerge, author: ActorId, movement: &str) -> Result<Vec<u8>> {
+    let mut doc = base.fork().with_actor(author);
+    let list = match doc.get(ROOT, "movements")? {
+        Some((_, id)) => id,
+        None => bail!("the ledger has no movements list"),
+    };
+    let end = doc.length(&list);
+    change(&mut doc, |tx| {
+        tx.insert(&list, end, movement)?;
+        Ok(())
+    })
+}
+
+/// A sync session opened by the test itself, speaking the protocol by hand.
+struct RawSession {
+    out: mpsc::Sender<SyncMessage>,
+    inbound: Streaming<SyncMessage>,
+}
+
+impl RawSession {
+    /// Connects to `url` with `tls`, sends `Hello` as `node` and opens the session.
+    async fn open(url: &str, tls: ClientTlsConfig, node: &str) -> Result<RawSession> {
+        Self::open_with(url, tls, hello(node)).await
+    }
+
+    /// Connects to `url` with `tls`, sends `first` and opens the session.
+    async fn open_with(url: &str, tls: ClientTlsConfig, first: SyncMessage) -> Result<RawSession> {
+        let channel = connect_tls(url, tls).await?;
+        let mut client = SyncServiceClient::new(channel)
+            .max_decoding_message_size(4 << 20)
+            .max_encoding_message_size(4 << 20);
+        let (out, rx) = mpsc::channel(16);
+        // The hub reads the first message (Hello) before it answers the call.
+        out.send(first).await?;
+        let inbound = client
+            .session(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| anyhow::Error::new(s).context("the hub refused the session"))?
+            .into_inner();
+        Ok(RawSession { out, inbound })
+    }
+
+    async fn send(&self, message: SyncMessage) -> Result<()> {
+        self.out
+            .send(message)
+            .await
+            .map_err(|_| anyhow!("the session's outgoing stream closed"))
+    }
+
+    /// The next message from the hub; an error if the stream fails or ends.
+    async fn next(&mut self) -> Result<Body> {
+        match tokio::time::timeout(ANSWER, self.inbound.message()).await {
+            Err(_) => bail!("the hub said nothing for {ANSWER:?}"),
+            Ok(Err(status)) => bail!("stream error {:?}: {}", status.code(), status.message()),
+            Ok(Ok(None)) => bail!("the hub ended the stream"),
+            Ok(Ok(Some(SyncMessage { body: None }))) => bail!("an empty message from the hub"),
+            Ok(Ok(Some(SyncMessage { body: Some(body) }))) => Ok(body),
+        }
+    }
+
+    /// Reads until the stream ends: `None` when it ends cleanly, else its status.
+    async fn end(&mut self) -> Result<Option<Status>> {
+        loop {
+            match tokio::time::timeout(ANSWER, self.inbound.message()).await {
+                Err(_) => bail!("the stream did not end within {ANSWER:?}"),
+                Ok(Err(status)) => return Ok(Some(status)),
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Ok(Some(_))) => {}
+            }
+        }
+    }
+
+    /// The hub's answer about `doc`: a `Refused`, or a `Have` whose heads differ from
+    /// `known` (a re-announce of `known` is not an answer).
+    async fn answer(&mut self, doc: &str, known: &[String]) -> Result<Body> {
+        loop {
+            match self.next().await? {
+                Body::Refused(r) if r.doc_id == doc => return Ok(Body::Refused(r)),
+                Body::Have(h) if h.doc_id == doc => {
+                    let heads: Vec<ChangeHash> = h
+                        .heads
+                        .iter()
+                        .map(|b| ChangeHash::try_from(b.as_slice()))
+                        .collect::<Result<_, _>>()?;
+                    if hex_heads(&heads) != known {
+                        return Ok(Body::Have(h));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Opens a session and reads the hub's first message.
+async fn first_message(url: &str, tls: ClientTlsConfig, node: &str) -> Result<Body> {
+    RawSession::open(url, tls, node).await?.next().await
+}
+
+/// Waits until the hub holds every head of every district.
+async fn converged(cluster: &TestCluster) -> Result<()> {
+    cluster.wait_converged(CONVERGE).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_valid_district_certificates_open_sync_sessions() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    let url = cluster.hub_url();
+    let pki = cluster.pki();
+    let ttu = cluster.tls_of("ttu");
+
+    // Each impostor claims a district the hub has never seen, so a session that
+    // opened would leave that peer in the hub's book.
+    let other_ca = Pki::init()?;
+    let foreign = other_ca
+        .issue("rote", Role::District, &[])?
+        .trusting(&pki.ca_cert());
+    let expired = pki.issue_with(
+        "alor",
+        Role::District,
+        Issue {
+            not_before: Some("2020-01-01"),
+            not_after: Some("2020-12-31"),
+            ..Issue::default()
+        },
+    )?;
+    // The alert the hub's TLS answers each with (another CA's certificate fails its
+    // signature check, or is of an unknown issuer).
+    let cases = [
+        (
+            "no client certificate",
+            ttu.client_without_certificate()?,
+            "sabu",
+            &["CertificateRequired"][..],
+        ),
+        (
+            "a certificate of another CA",
+            foreign.client()?,
+            "rote",
+            &["DecryptError", "UnknownCA", "BadCertificate"][..],
+        ),
+        (
+            "an expired certificate",
+            expired.client()?,
+            "alor",
+            &["CertificateExpired"][..],
+        ),
+    ];
+    for (case, tls, claimed, alerts) in cases {
+        match first_message(&url, tls, claimed).await {
+            Ok(body) => bail!("{case}: the hub opened a session and sent {body:?}"),
+            Err(e) => {
+                // Refused by TLS, not by a handler: a transport error. With TLS 1.3
+                // the client may see the hub's alert or only the connection close;
+                // an alert it sees must be the right one.
+                let error = format!("{e:#}");
+                println!("{case}: {error}");
+                if let Some(status) = e.downcast_ref::<Status>() {
+                    ensure!(
+                        matches!(
+                            status.code(),
+                            Code::Unknown | Code::Cancelled | Code::Unavailable
+                        ) && error.contains("transport error"),
+                        "{case}: refused by the service rather than by TLS: {error}"
+                    );
+                }
+                if let Some((_, alert)) = error.split_once("received fatal alert: ") {
+                    ensure!(
+                        alerts.iter().any(|a| alert.starts_with(a)),
+                        "{case}: the hub's TLS alert is not one of {alerts:?}: {error}"
+                    );
+                }
+            }
+        }
+    }
+    // An operator certificate is valid, but not for sync.
+    let operator = pki.issue("ops-kupang", Role::Operator, &[])?;
+    match RawSession::open(&url, operator.client()?, "ops-kupang").await {
+        Ok(_) => bail!("an operator certificate opened a sync session"),
+        Err(e) => ensure!(
+            e.downcast_ref::<Status>()
+                .is_some_and(|s| s.code() == Code::PermissionDenied),
+            "an operator's session was refused with the wrong error: {e:#}"
+        ),
+    }
+
+    let mut hub_admin = cluster.admin(cluster.hub_id()).await?;
+    for id in ["sabu", "rote", "alor", "ops-kupang"] {
+        let listed = hub_admin
+            .list_peers(ListPeersRequest { peer_id: id.into() })
+            .await;
+        ensure!(
+            matches!(&listed, Err(s) if s.code() == Code::NotFound),
+            "the hub lists a peer {id} after refusing it: {listed:?}"
+        );
+    }
+
+    // The hub still serves districts: ttu's certificate opens a session, and the
+    // real ttu's sales still reach the hub.
+    match first_message(&url, ttu.client()?, "ttu").await? {
+        Body::Hello(h) => ensure!(h.node_id == cluster.hub_id(), "{h:?}"),
+        other => bail!("a valid session began with {other:?}"),
+    }
+    let mut mart = cluster.mart("ttu").await?;
+    receive(&mut mart, "rcv-after-impostors", "TTU-MKP-060", 5).await?;
+    converged(&cluster).await?;
+    let at_hub = movements_of(&mut cluster.mart(cluster.hub_id()).await?, "ttu").await?;
+    ensure!(at_hub.iter().any(|m| m.id == "rcv-after-impostors"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_and_admin_over_tcp_need_an_operator_certificate() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .start()
+        .await?;
+    receive(&mut cluster.mart("ttu").await?, "rcv-1", "TTU-MKP-060", 7).await?;
+    converged(&cluster).await?;
+    let url = cluster.hub_url();
+    let stock = StockRequest {
+        sku: String::new(),
+        outlet: "ttu".into(),
+    };
+
+    let district = connect_tls(&url, cluster.tls_of("ttu").client()?).await?;
+    let refused = MartServiceClient::new(district.clone())
+        .get_stock(stock.clone())
+        .await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::PermissionDenied),
+        "a district certificate read the hub's stock: {refused:?}"
+    );
+    let refused = MartServiceClient::new(district.clone())
+        .record_sale(mart_tests::ops::sale("forged-sale", "TTU-MKP-060", 1))
+        .await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::PermissionDenied),
+        "a district certificate recorded a sale at the hub: {refused:?}"
+    );
+    let refused = AdminServiceClient::new(district)
+        .status(StatusRequest {})
+        .await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::PermissionDenied),
+        "a district certificate called the hub's admin service: {refused:?}"
+    );
+    ensure!(
+        movements_of(&mut cluster.mart(cluster.hub_id()).await?, "")
+            .await?
+            .is_empty(),
+        "the hub's own ledger changed"
+    );
+
+    let operator = cluster.pki().issue("ops-kupang", Role::Operator, &[])?;
+    let channel = connect_tls(&url, operator.client()?).await?;
+    let levels = MartServiceClient::new(channel.clone())
+        .get_stock(stock)
+        .await
+        .context("GetStock with an operator certificate")?
+        .into_inner()
+        .levels;
+    ensure!(
+        levels.len() == 1 && levels[0].sku == "TTU-MKP-060" && levels[0].quantity == 7,
+        "{levels:?}"
+    );
+    let status = AdminServiceClient::new(channel)
+        .status(StatusRequest {})
+        .await
+        .context("Status with an operator certificate")?
+        .into_inner();
+    ensure!(status.node_id == cluster.hub_id() && status.role == "hub");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .district("sikka")
+        .start()
+        .await?;
+    let hub = cluster.hub_id().to_string();
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-ttu",
+        "TTU-MKP-060",
+        50,
+    )
+    .await?;
+    receive(
+        &mut cluster.mart("sikka").await?,
+        "rcv-sikka",
+        "SKA-MET-250",
+        40,
+    )
+    .await?;
+    converged(&cluster).await?;
+    // From here on the test speaks for sikka; the real sikka stays off the link.
+    cluster.cut("sikka");
+    let mut hub_admin = cluster.admin(&hub).await?;
+    let mut hub_mart = cluster.mart(&hub).await?;
+    wait_until("the hub sees sikka gone", CONVERGE, || {
+        let mut admin = hub_admin.clone();
+        async move { Ok(!peer_info(&mut admin, "sikka").await?.connected) }
+    })
+    .await?;
+    let refusals_before = peer_info(&mut hub_admin, "sikka").await?.refusals;
+    let before: Heads = document_heads(&mut hub_admin).await?;
+
+    let mut raw = RawSession::open(
+        &cluster.hub_url(),
+        cluster.tls_of("sikka").client()?,
+        "sikka",
+    )
+    .await?;
+    // The hub opens with Hello, then its heads of what it shares with sikka.
+    match raw.next().await? {
+        Body::Hello(h) => ensure!(h.node_id == hub, "{h:?}"),
+        other => bail!("the session began with {other:?}"),
+    }
+    // Ask for sikka's ledger as if the disk was lost, and rebuild it from bundles.
+    raw.send(have("ledger/sikka", &[])).await?;
+    let mut mirror = Automerge::new();
+    while hex_heads(&mirror.get_heads()) != before["ledger/sikka"] {
+        match raw.next().await? {
+            Body::Bundle(b) if b.doc_id == "ledger/sikka" => {
+                mirror.load_incremental(&b.data)?;
+            }
+            Body::Have(_) => {}
+            other => bail!("unexpected while fetching ledger/sikka: {other:?}"),
+        }
+    }
+
+    // Forgeries: other owners' documents, and sikka's own under other actors.
+    let forgeries = [
+        (
+            "ledger/ttu",
+            "sikka writes ttu's ledger",
+            forged_ledger(actor("sikka", 1))?,
+        ),
+        (
+            "ledger/ttu",
+            "sikka writes ttu's ledger as ttu",
+            forged_ledger(actor("ttu", 77))?,
+        ),
+        (
+            "catalog/province",
+            "sikka edits the provincial catalog",
+            forged_catalog(actor("sikka", 1))?,
+        ),
+        (
+            "catalog/province",
+            "sikka edits the catalog as the hub",
+            forged_catalog(actor(&hub, 77))?,
+        ),
+        (
+            "ledger/sikka",
+            "ttu's actor in sikka's ledger",
+            append_movement(
+                &mirror,
+                actor("ttu", 3),
+                r#"{"id":"by-ttu","sku":"SKA-MET-250","at":0,"k":"rcv","q":5,"c":0}"#,
+            )?,
+        ),
+        (
+            "ledger/sikka",
+            "a foreign actor in sikka's ledger",
+            append_movement(
+                &mirror,
+                ActorId::random(),
+                r#"{"id":"by-nobody","sku":"SKA-MET-250","at":0,"k":"rcv","q":5,"c":0}"#,
+            )?,
+        ),
+    ];
+    for (doc, case, data) in forgeries {
+        raw.send(bundle(doc, data, 1)).await?;
+        match raw.answer(doc, &before[doc]).await? {
+            Body::Refused(Refused { code, message, .. }) => ensure!(
+                code == Code::PermissionDenied as i32,
+                "{case}: refused with code {code} ({message}), expected PERMISSION_DENIED"
+            ),
+            other => bail!("{case}: the hub accepted it: {other:?}"),
+        }
+        ensure!(
+            document_heads(&mut hub_admin).await? == before,
+            "{case}: the hub's documents changed"
+        );
+    }
+
+    // Garbage where a bundle belongs: INVALID_ARGUMENT, nothing stored.
+    raw.send(bundle(
+        "ledger/sikka",
+        b"\x85\x6f\x4a\x83 not automerge".to_vec(),
+        1,
+    ))
+    .await?;
+    match raw.answer("ledger/sikka", &before["ledger/sikka"]).await? {
+        Body::Refused(Refused { code, message, .. }) => ensure!(
+            code == Code::InvalidArgument as i32,
+            "garbage refused with code {code} ({message}), expected INVALID_ARGUMENT"
+        ),
+        other => bail!("garbage bytes were accepted: {other:?}"),
+    }
+    ensure!(document_heads(&mut hub_admin).await? == before);
+    let refusals = peer_info(&mut hub_admin, "sikka").await?.refusals - refusals_before;
+    ensure!(
+        refusals == 7,
+        "the hub counted {refusals} refusals of sikka, expected 7"
+    );
+
+    // The same session still carries sikka's own, legitimate change: a receipt by
+    // a later incarnation of sikka, acknowledged with the new heads.
+    let list = match mirror.get(ROOT, "movements")? {
+        Some((_, list)) => list,
+        None => bail!("sikka's ledger has no movements list"),
+    };
+    let template = match mirror.list_range(&list, ..).last().map(|item| item.value) {
+        Some(ValueRef::Scalar(ScalarValueRef::Str(json))) => json.to_string(),
+        other => bail!("sikka's last movement is {other:?}"),
+    };
+    let mut receipt: serde_json::Value =
+        serde_json::from_str(&template).with_context(|| format!("movement JSON {template}"))?;
+    receipt["id"] = "raw-receipt".into();
+    let legit = append_movement(&mirror, actor("sikka", 999), &receipt.to_string())?;
+    let mut expected = mirror.clone();
+    expected.load_incremental(&legit)?;
+    raw.send(bundle("ledger/sikka", legit, 1)).await?;
+    match raw.answer("ledger/sikka", &before["ledger/sikka"]).await? {
+        Body::Have(h) => {
+            let heads: Vec<ChangeHash> = h
+                .heads
+                .iter()
+                .map(|b| ChangeHash::try_from(b.as_slice()))
+                .collect::<Result<_, _>>()?;
+            ensure!(hex_heads(&heads) == hex_heads(&expected.get_heads()));
+        }
+        other => bail!("sikka's own change was not acknowledged: {other:?}"),
+    }
+    let after = document_heads(&mut hub_admin).await?;
+    ensure!(after["ledger/sikka"] == hex_heads(&expected.get_heads()));
+    for doc in [
+        "ledger/ttu",
+        "catalog/province",
+        "catalog/ttu",
+        "catalog/sikka",
+    ] {
+        ensure!(after[doc] == before[doc], "{doc} changed at the hub");
+    }
+    let at_hub = movements_of(&mut hub_mart, "sikka").await?;
+    ensure!(
+        at_hub.iter().map(|m| m.id.as_str()).collect::<Vec<_>>() == ["rcv-sikka", "raw-receipt"],
+        "the hub's movements of sikka: {at_hub:?}"
+    );
+    ensure!(stock_of(&mut hub_mart, "sikka").await?["SKA-MET-250"] == 80);
+
+    // The real sikka, back on the link, receives the change the hub accepted for it.
+    cluster.heal("sikka");
+    converged(&cluster).await?;
+    let at_sikka = movements_of(&mut cluster.mart("sikka").await?, "").await?;
+    ensure!(
+        at_sikka.iter().any(|m| m.id == "raw-receipt"),
+        "{at_sikka:?}"
+    );
+    Ok(())
+}
+
+/// Whether `end` is an error status with `code`.
+fn ended_with(end: &Option<Status>, code: Code) -> bool {
+    end.as_ref().is_some_and(|s| s.code() == code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_ends_only_that_stream_with_an_error() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .district("sikka")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    // The test speaks for sikka; the real sikka stays off the link.
+    cluster.cut("sikka");
+    let mut hub_admin = cluster.admin(cluster.hub_id()).await?;
+    let before = document_heads(&mut hub_admin).await?;
+    let url = cluster.hub_url();
+    let sikka = cluster.tls_of("sikka");
+
+    let mut raw = RawSession::open(&url, sikka.client()?, "sikka").await?;
+    raw.send(bundle(
+        "ledger/sikka",
+        vec![0u8; MAX_SYNC_MESSAGE + 4096],
+        1,
+    ))
+    .await?;
+    let end = raw.end().await?;
+    println!("an oversize message ended the stream with {end:?}");
+
+    // Only that stream ended: ttu keeps syncing, and a new session opens.
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-after-oversize",
+        "TTU-MKP-060",
+        3,
+    )
+    .await?;
+    cluster.heal("sikka");
+    converged(&cluster).await?;
+    let at_hub = movements_of(&mut cluster.mart(cluster.hub_id()).await?, "ttu").await?;
+    ensure!(at_hub.iter().any(|m| m.id == "rcv-after-oversize"));
+    let after = document_heads(&mut hub_admin).await?;
+    ensure!(
+        after["ledger/sikka"] == before["ledger/sikka"],
+        "sikka's ledger changed"
+    );
+    match first_message(&url, sikka.client()?, "sikka").await? {
+        Body::Hello(_) => {}
+        other => bail!("a new session began with {other:?}"),
+    }
+    ensure!(
+        ended_with(&end, Code::ResourceExhausted),
+        "a {} byte sync message (limit {MAX_SYNC_MESSAGE}) should end the stream with \
+         RESOURCE_EXHAUSTED, as oversize store requests do; it ended with {end:?} \
+         (None: a clean end, the client cannot tell why)",
+        MAX_SYNC_MESSAGE + 4096
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .district("sikka")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    cluster.cut("sikka");
+    let url = cluster.hub_url();
+    let sikka = cluster.tls_of("sikka");
+    let cases = [
+        (
+            "a first message that is not hello",
+            have("ledger/sikka", &[]),
+            Code::InvalidArgument,
+        ),
+        (
+            "sikka's certificate saying hello as ttu",
+            hello("ttu"),
+            Code::PermissionDenied,
+        ),
+        (
+            "protocol version 2",
+            SyncMessage {
+                body: Some(Body::Hello(Hello {
+                    node_id: "sikka".into(),
+                    protocol: 2,
+                })),
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (case, first, code) in cases {
+        let end = match RawSession::open_with(&url, sikka.client()?, first).await {
+            // Refused before the session opened.
+            Err(e) => match e.downcast_ref::<Status>() {
+                Some(status) => Some(status.clone()),
+                None => bail!("{case}: {e:#}"),
+            },
+            Ok(mut raw) => raw.end().await?,
+        };
+        println!("{case}: {end:?}");
+        if !ended_with(&end, code) {
+            wrong.push(format!("{case}: expected {code:?}, got {end:?}"));
+        }
+    }
+    // The hub still serves ttu.
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-after",
+        "TTU-MKP-060",
+        3,
+    )
+    .await?;
+    cluster.heal("sikka");
+    converged(&cluster).await?;
+    ensure!(wrong.is_empty(), "wrong endings: {wrong:#?}");
+    Ok(())
+}
