@@ -60,9 +60,13 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
         } else {
             backoff(failures - 1)
         };
+        // An operator's `sync now` cuts the wait short.
+        let mut sync_now = wiring.resync.clone();
+        sync_now.borrow_and_update();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
+            _ = sync_now.changed() => {}
         }
     }
 }
