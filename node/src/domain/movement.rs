@@ -109,6 +109,33 @@ impl MovementKind {
         }
     }
 
+    /// Fills what a request may leave out: the unit price of a sale, the producer of
+    /// a receipt. Values the request gave are kept.
+    pub fn filled(mut self, price: Option<i64>, producer: Option<&str>) -> Self {
+        match &mut self {
+            MovementKind::Sale { unit_price, .. } if unit_price.is_none() => *unit_price = price,
+            MovementKind::Receipt { producer: p, .. } if p.is_none() => {
+                *p = producer.map(str::to_string)
+            }
+            _ => {}
+        }
+        self
+    }
+
+    fn sale_price(&self) -> Option<i64> {
+        match self {
+            MovementKind::Sale { unit_price, .. } => *unit_price,
+            _ => None,
+        }
+    }
+
+    fn receipt_producer(&self) -> Option<&str> {
+        match self {
+            MovementKind::Receipt { producer, .. } => producer.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Checks every field of a requested movement; the error names the bad field.
     pub fn validated(self, outlet: &NodeId) -> Result<Self, DomainError> {
         let counterpart = |field: &'static str, node: &str| -> Result<String, DomainError> {
@@ -213,27 +240,9 @@ impl Movement {
     /// `requested`: the same content, where a price or producer the request left out
     /// matches whatever was recorded.
     pub fn answers(&self, sku: &str, requested: &MovementKind) -> bool {
-        let mut requested = requested.clone();
-        match (&mut requested, &self.kind) {
-            (
-                MovementKind::Sale { unit_price, .. },
-                MovementKind::Sale {
-                    unit_price: recorded,
-                    ..
-                },
-            ) if unit_price.is_none() => {
-                *unit_price = *recorded;
-            }
-            (
-                MovementKind::Receipt { producer, .. },
-                MovementKind::Receipt {
-                    producer: recorded, ..
-                },
-            ) if producer.is_none() => {
-                producer.clone_from(recorded);
-            }
-            _ => {}
-        }
+        let requested = requested
+            .clone()
+            .filled(self.kind.sale_price(), self.kind.receipt_producer());
         self.sku == sku && self.kind == requested
     }
 }

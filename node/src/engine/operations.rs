@@ -228,7 +228,7 @@ impl Engine {
                         id: request_id.unwrap_or_else(|| self.generate_id()),
                         sku: sku.clone(),
                         at_ms: now_ms(),
-                        kind: fill_from_catalog(kind, default_price, default_producer),
+                        kind: kind.filled(Some(default_price), Some(&default_producer)),
                     };
                     ledger_view.check(&movement)?;
                     let end = ledger_view.len();
@@ -346,33 +346,5 @@ impl Engine {
                 chunks_since_snapshot: r.chunks_since_snapshot(),
             })
             .collect()
-    }
-}
-
-/// Fills what a request may leave out from the product: the catalog price of a sale,
-/// the producer of a receipt.
-fn fill_from_catalog(kind: MovementKind, price: i64, producer: String) -> MovementKind {
-    match kind {
-        MovementKind::Sale {
-            quantity,
-            unit_price,
-            channel,
-            buyer,
-        } => MovementKind::Sale {
-            quantity,
-            unit_price: Some(unit_price.unwrap_or(price)),
-            channel,
-            buyer,
-        },
-        MovementKind::Receipt {
-            quantity,
-            unit_cost,
-            producer: p,
-        } => MovementKind::Receipt {
-            quantity,
-            unit_cost,
-            producer: Some(p.unwrap_or(producer)),
-        },
-        other => other,
     }
 }
