@@ -1,15 +1,9 @@
-//! `pki init` and `pki issue`: the province as certificate authority. `init` makes the
-//! CA once; `issue` signs the certificate that gives a hub, a district or an operator
-//! its identity (`nttmart://<role>/<id>` in the SAN) for mutual TLS.
+//! `pki init` and `pki issue`: the command line over `mart-pki`, the province's
+//! certificate authority. `init` makes the CA once; `issue` signs the certificate that
+//! gives a hub, a district or an operator its identity (`nttmart://<role>/<id>` in the
+//! SAN) for mutual TLS.
 //!
-//! It must never talk to a node, never overwrite a key or certificate, and never leave
-//! a private key readable by anyone but its owner. The CA key never leaves `--ca`.
-
-mod ca;
-mod files;
-mod identity;
-mod leaf;
-mod validity;
+//! It must never talk to a node; what it may write is `mart-pki`'s to decide.
 
 #[cfg(test)]
 mod tests;
@@ -21,15 +15,12 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use time::{Date, OffsetDateTime};
 
-use self::files::NewFile;
-use self::identity::{Host, Role};
-use self::leaf::Request;
-use self::validity::{rfc3339, Validity};
-use crate::output::{fields, print_json, Format};
+use mart_pki::identity::{self, Host, Role};
+use mart_pki::leaf::Request;
+use mart_pki::validity::{self, rfc3339, Validity};
+use mart_pki::{ca, Issued};
 
-/// File names written by `pki issue` into `--out`.
-pub const NODE_CERT_FILE: &str = "cert.pem";
-pub const NODE_KEY_FILE: &str = "key.pem";
+use crate::output::{fields, print_json, Format};
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCmd {
@@ -174,30 +165,12 @@ fn issue(args: &IssueArgs, now: OffsetDateTime) -> Result<IssueReport> {
         hosts: args.hosts.clone(),
         validity,
     };
-    let ca = ca::load(&args.ca)?;
-    let signed = leaf::sign(&ca, &req)?;
-
-    let cert_path = args.out.join(NODE_CERT_FILE);
-    let key_path = args.out.join(NODE_KEY_FILE);
-    let ca_path = args.out.join(ca::CERT_FILE);
-    files::private_dir(&args.out)?;
-    files::create_all(&[
-        NewFile {
-            path: key_path.clone(),
-            contents: signed.key_pem.into_bytes(),
-            mode: files::PRIVATE,
-        },
-        NewFile {
-            path: cert_path.clone(),
-            contents: signed.cert_pem.into_bytes(),
-            mode: files::PUBLIC,
-        },
-        NewFile {
-            path: ca_path.clone(),
-            contents: ca.cert_pem.clone().into_bytes(),
-            mode: files::PUBLIC,
-        },
-    ])?;
+    let Issued {
+        cert_path,
+        key_path,
+        ca_path,
+        serial,
+    } = mart_pki::issue(&args.ca, &req, &args.out)?;
 
     let (dns, ip) = req
         .hosts
@@ -214,7 +187,7 @@ fn issue(args: &IssueArgs, now: OffsetDateTime) -> Result<IssueReport> {
         dns: dns.iter().map(|h| h.to_string()).collect(),
         ip: ip.iter().map(|h| h.to_string()).collect(),
         extended_key_usage: req.usages(),
-        serial: signed.serial,
+        serial,
         not_before: rfc3339(validity.not_before),
         not_after: rfc3339(validity.not_after),
     })

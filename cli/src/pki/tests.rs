@@ -15,6 +15,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::*;
+use mart_pki::leaf;
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 06:05:00 UTC);
 

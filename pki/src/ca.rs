@@ -15,8 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use super::files::{self, NewFile};
-use super::validity::Validity;
+use crate::files::{self, NewFile};
+use crate::validity::Validity;
 
 /// The CA certificate, in the CA directory and copied beside every issued certificate.
 pub const CERT_FILE: &str = "ca.pem";

@@ -18,7 +18,8 @@ pub const URI_SCHEME: &str = "nttmart";
 const MAX_ID_LEN: usize = 32;
 
 /// The role a certificate grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// The provincial hub: serves sync to districts and dials them

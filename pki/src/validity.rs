@@ -6,9 +6,7 @@
 //! date ending at 23:59:59Z (both days included).
 
 use time::format_description::well_known::Rfc3339;
-use time::{Date, Duration, Month, OffsetDateTime, Time};
-
-use crate::clock::check_date;
+use time::{Date, Duration, OffsetDateTime, Time};
 
 /// How far back a default window starts, so a peer whose clock runs a little behind
 /// still accepts a certificate issued a moment ago.
@@ -79,13 +77,17 @@ impl Validity {
     }
 }
 
-/// Parses `YYYY-MM-DD` into a date; used as a clap value parser.
+/// Parses `YYYY-MM-DD` (four-digit year, two-digit month and day) into a date; used
+/// as a clap value parser.
 pub fn date(s: &str) -> Result<Date, String> {
-    check_date(s)?;
-    let number = |range: std::ops::Range<usize>| s[range].parse::<u16>().unwrap_or(0);
-    let month = Month::try_from(number(5..7) as u8).map_err(|e| e.to_string())?;
-    Date::from_calendar_date(i32::from(number(0..4)), month, number(8..10) as u8)
-        .map_err(|e| format!("'{s}' is not a calendar date: {e}"))
+    let format = time::macros::format_description!("[year repr:full]-[month]-[day]");
+    if s.len() != 10 {
+        return Err(format!(
+            "'{s}' is not a date: use YYYY-MM-DD, e.g. 2027-06-30"
+        ));
+    }
+    Date::parse(s, &format)
+        .map_err(|e| format!("'{s}' is not a calendar date in the form YYYY-MM-DD: {e}"))
 }
 
 /// `2026-11-30T06:05:00Z`.

@@ -13,9 +13,9 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::ca::{self, Ca};
-use super::identity::{identity_uri, parse_identity_uri, Host, Role};
-use super::validity::Validity;
+use crate::ca::{self, Ca};
+use crate::identity::{identity_uri, parse_identity_uri, Host, Role};
+use crate::validity::Validity;
 
 /// What a certificate is issued for.
 #[derive(Debug, Clone)]
