@@ -51,6 +51,10 @@ pub struct CatchUp {
     pub save_after_bytes: u64,
     pub one_by_one_bytes: u64,
     pub raw_apply: Duration,
+    /// Resident memory of the whole process (district and hub engines) just before
+    /// the reconnect, and its peak during the catch-up.
+    pub rss_before: Option<u64>,
+    pub peak_during: Option<u64>,
 }
 
 struct Node {
@@ -187,13 +191,17 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
     let started = Instant::now();
     reference.apply_changes(changes)?;
     let raw_apply = started.elapsed();
+    drop(reference);
 
     // Reconnect: new sessions, as after a cut.
     let mut at_hub = Session::new(hub.engine.clone(), hub.book.clone(), ttu_id.clone());
     let mut at_ttu = Session::new(ttu.engine.clone(), ttu.book.clone(), hub_id);
+    let peak_reset = crate::memory::reset_peak();
+    let rss_before = crate::memory::rss();
     let started = Instant::now();
     let (wire_bytes, messages, hub_apply) = exchange(&mut at_hub, &mut at_ttu).await?;
     let wall = started.elapsed();
+    let peak_during = crate::memory::peak().filter(|_| peak_reset);
     anyhow::ensure!(
         hub.engine.heads(&ledger) == ttu.engine.heads(&ledger),
         "the hub did not catch up"
@@ -209,5 +217,7 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
         save_after_bytes,
         one_by_one_bytes,
         raw_apply,
+        rss_before,
+        peak_during,
     })
 }

@@ -8,6 +8,7 @@
 mod catchup;
 mod disk;
 mod measure;
+mod memory;
 mod node_writes;
 mod report;
 mod sled_raw;
@@ -87,15 +88,15 @@ fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
     println!("references: save_after = automerge's encoding of the same changes one after another (raw);");
     println!("            one by one = each change in its own sync message; raw apply = Automerge::apply_changes at the hub\n");
     println!(
-        "{:>7} | {:>9} | {:>8} | {:>10} | {:>9} | {:>10} | {:>9} | {:>10} | {:>10} | {:>9} | {:>11}",
-        "sales", "wire B", "B/sale", "save_after", "wire/s_a", "1-by-1 B/s", "wall", "hub apply", "raw apply", "hub/raw", "write 1st/last"
+        "{:>7} | {:>9} | {:>8} | {:>10} | {:>9} | {:>10} | {:>9} | {:>10} | {:>10} | {:>9} | {:>11} | {:>17}",
+        "sales", "wire B", "B/sale", "save_after", "wire/s_a", "1-by-1 B/s", "wall", "hub apply", "raw apply", "hub/raw", "write 1st/last", "RSS before/peak"
     );
     for sales in args.sales {
         let scratch = disk::scratch_dir(args.dir.as_deref())?;
         let r = runtime.block_on(catchup::run(scratch.path(), sales))?;
         let per_sale = |b: u64| b as f64 / r.sales as f64;
         println!(
-            "{:>7} | {:>9} | {:>8.1} | {:>10.1} | {:>9.2} | {:>10.1} | {:>9.2?} | {:>10.2?} | {:>10.2?} | {:>9.2} | {:>5.0?}/{:.0?}",
+            "{:>7} | {:>9} | {:>8.1} | {:>10.1} | {:>9.2} | {:>10.1} | {:>9.2?} | {:>10.2?} | {:>10.2?} | {:>9.2} | {:>5.0?}/{:.0?} | {:>7}/{} MiB",
             r.sales,
             r.wire_bytes,
             per_sale(r.wire_bytes),
@@ -108,11 +109,21 @@ fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
             r.raw_apply.as_secs_f64() / r.hub_apply.as_secs_f64(),
             r.first_write,
             r.last_write,
+            mib(r.rss_before),
+            mib(r.peak_during),
         );
         let _ = r.messages;
     }
     println!("\naims: wire <= 1.25 x save_after; hub ingest >= 0.7 x raw apply (hub/raw >= 0.7); brief: <= 16.2 B/sale, 100k in < 2 s");
+    println!("RSS: the whole bench process (district and hub engines both) before the reconnect and its peak during the catch-up; brief: hub peak < 256 MB");
     Ok(())
+}
+
+/// Bytes as whole MiB, `?` where the kernel did not say.
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("?".into(), |b| {
+        format!("{:.0}", b as f64 / (1u64 << 20) as f64)
+    })
 }
 
 fn writes(args: WritesArgs) -> anyhow::Result<()> {

@@ -9,11 +9,13 @@
 //! - [`rpc`]: tonic services and the mapping of errors to status codes;
 //! - [`server`]: start-up, listeners and ordered shutdown.
 //!
-//! [`config`] is read by [`server`] only.
+//! [`config`] is read by [`server`] only. [`proxy`] is a cuttable TCP link for the
+//! demo and the tests, used by no layer.
 
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod proxy;
 pub mod rpc;
 pub mod server;
 pub mod store;

@@ -13,12 +13,13 @@ pub mod cluster;
 pub mod node;
 pub mod ops;
 pub mod pki;
-pub mod proxy;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};
 pub use client::{connect_tls, connect_unix, AdminClient, MartClient};
 pub use cluster::TestCluster;
+/// The cuttable link between a district and the hub.
+pub use mart_node::proxy;
 pub use node::{NodeProcess, NodeSpec};
 pub use wait::wait_until;
 

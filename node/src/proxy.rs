@@ -1,6 +1,9 @@
-//! A TCP proxy between a district and the hub that a test can cut, stall and heal,
-//! and that counts the bytes crossing it: the stand-in for a bad provincial link
-//! (the kernel here has no netem).
+//! A TCP proxy between a district and the hub that can be cut, stalled and healed,
+//! and that counts the bytes crossing it: the stand-in for a bad provincial link in
+//! `mart-node demo` and in the cluster tests (the kernel here has no netem).
+//!
+//! It must never sit on a production sync path: it forwards bytes blindly and its
+//! only job is to misbehave on request.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
