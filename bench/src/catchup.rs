@@ -143,6 +143,7 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
                 quantity: 1_000_000,
                 unit_cost: 1,
                 producer: None,
+                over_budget: None,
             },
         };
         ttu.engine.record(receipt).await?;

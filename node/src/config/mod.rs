@@ -56,6 +56,13 @@ struct RawConfig {
     admin: Option<RawAdmin>,
     tls: Option<RawTls>,
     sync: Option<RawSync>,
+    hub: Option<RawHub>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHub {
+    stale_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +131,9 @@ pub struct SyncConfig {
     pub resync_every: std::time::Duration,
 }
 
+/// Default staleness threshold of the hub: 24 hours.
+pub const DEFAULT_STALE_AFTER_SECS: u64 = 24 * 3600;
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -138,6 +148,9 @@ pub struct NodeConfig {
     pub tls: Option<TlsMode>,
     /// Districts only: the hub to sync with; `None` runs the district alone.
     pub sync: Option<SyncConfig>,
+    /// Hub only (`[hub] stale_after_secs`, default 24 hours): a district whose newest
+    /// change and last sync are both older than this is shown as stale.
+    pub stale_after: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -276,6 +289,17 @@ impl NodeConfig {
                 ));
             }
         }
+        let stale_after_secs = match (raw.hub, role) {
+            (None, _) => DEFAULT_STALE_AFTER_SECS,
+            (Some(_), Role::District) => {
+                return Err(field("hub", "only the hub takes a [hub] section".into()))
+            }
+            (Some(h), Role::Hub) => match h.stale_after_secs {
+                Some(0) => return Err(field("hub.stale_after_secs", "must be at least 1".into())),
+                Some(secs) => secs,
+                None => DEFAULT_STALE_AFTER_SECS,
+            },
+        };
         Ok(NodeConfig {
             identity: Identity { node, hub },
             role,
@@ -284,6 +308,7 @@ impl NodeConfig {
             admin_socket,
             tls,
             sync,
+            stale_after: std::time::Duration::from_secs(stale_after_secs),
         })
     }
 }

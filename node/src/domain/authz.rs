@@ -40,11 +40,16 @@ pub fn check_author(doc: &DocId, actor: &ActorId, hub: &NodeId) -> Result<(), Do
 }
 
 /// Whether `holder` offers `doc` to `peer`. A district offers the hub the documents
-/// it owns. The hub offers a district the provincial catalog and the district's own
-/// documents (so a district that lost its disk can rebuild).
+/// it owns. The hub offers a district the provincial catalog and budgets, the orders
+/// addressed to it, and the district's own documents (so a district that lost its
+/// disk can rebuild).
 pub fn shared_with(doc: &DocId, holder: &NodeId, peer: &NodeId, hub: &NodeId) -> bool {
     if holder == hub {
-        matches!(doc, DocId::ProvincialCatalog) || doc.owner(hub) == peer
+        match doc {
+            DocId::ProvincialCatalog | DocId::Budget => true,
+            DocId::Orders(outlet) => outlet == peer,
+            _ => doc.owner(hub) == peer,
+        }
     } else {
         peer == hub && doc.owner(hub) == holder
     }
@@ -94,6 +99,28 @@ mod tests {
         assert!(shared_with(&ttu_ledger, &hub, &ttu, &hub));
         assert!(!shared_with(&ttu_ledger, &hub, &sikka, &hub));
         assert!(shared_with(&DocId::ProvincialCatalog, &hub, &sikka, &hub));
+        assert!(shared_with(&DocId::Budget, &hub, &sikka, &hub));
+        assert!(shared_with(&DocId::Orders(ttu.clone()), &hub, &ttu, &hub));
+        assert!(!shared_with(
+            &DocId::Orders(ttu.clone()),
+            &hub,
+            &sikka,
+            &hub
+        ));
+        assert!(!shared_with(&DocId::Orders(ttu.clone()), &ttu, &hub, &hub));
+        assert!(accepted_from(&DocId::Orders(ttu.clone()), &ttu, &hub, &hub));
+        assert!(!accepted_from(
+            &DocId::Orders(sikka.clone()),
+            &ttu,
+            &hub,
+            &hub
+        ));
+        assert!(!accepted_from(
+            &DocId::Orders(ttu.clone()),
+            &hub,
+            &ttu,
+            &hub
+        ));
         assert!(!shared_with(&DocId::ProvincialCatalog, &ttu, &hub, &hub));
         assert!(accepted_from(&DocId::ProvincialCatalog, &ttu, &hub, &hub));
         assert!(!accepted_from(

@@ -102,6 +102,8 @@ pub struct Product {
     pub unit: String,
     pub price_rupiah: i64,
     pub certifications: Vec<Certification>,
+    /// Stock at or below this is listed as low at the hub; 0 for the default level.
+    pub reorder_level: i64,
 }
 
 impl Product {
@@ -115,6 +117,7 @@ impl Product {
             unit: text::required("unit", &self.unit)?,
             price_rupiah: text::rupiah("price_rupiah", self.price_rupiah)?,
             certifications: validated_certs(self.certifications)?,
+            reorder_level: text::quantity_or_zero("reorder_level", self.reorder_level)?,
         })
     }
 }
@@ -176,6 +179,9 @@ pub fn put_product(
     tx.put(&obj, "unit", product.unit.as_str())?;
     tx.put(&obj, "price", ScalarValue::Int(product.price_rupiah))?;
     tx.put(&obj, "certifications", certs_json(&product.certifications))?;
+    if product.reorder_level > 0 {
+        tx.put(&obj, "reorder", ScalarValue::Int(product.reorder_level))?;
+    }
     Ok(())
 }
 
@@ -222,6 +228,10 @@ pub fn read(doc: &impl ReadDoc, doc_name: &str) -> Result<Catalog, DomainError> 
                 unit: fields.string(&obj, "unit")?,
                 price_rupiah: fields.int(&obj, "price")?,
                 certifications: fields.certs(&obj)?,
+                reorder_level: match doc.get(&obj, "reorder") {
+                    Ok(Some((Value::Scalar(v), _))) => v.as_i64().unwrap_or(0),
+                    _ => 0,
+                },
                 sku,
             },
         );

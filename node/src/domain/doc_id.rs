@@ -48,6 +48,8 @@ impl fmt::Display for NodeId {
 pub enum DocKind {
     Catalog,
     Ledger,
+    Orders,
+    Budget,
 }
 
 impl DocKind {
@@ -55,6 +57,8 @@ impl DocKind {
         match self {
             DocKind::Catalog => "catalog",
             DocKind::Ledger => "ledger",
+            DocKind::Orders => "orders",
+            DocKind::Budget => "budget",
         }
     }
 }
@@ -68,6 +72,10 @@ pub enum DocId {
     LocalCatalog(NodeId),
     /// An outlet's stock movements.
     Ledger(NodeId),
+    /// The hub's online orders against an outlet's quota, and quota it released.
+    Orders(NodeId),
+    /// Procurement budgets per district and year, owned by the hub.
+    Budget,
 }
 
 impl DocId {
@@ -79,6 +87,8 @@ impl DocId {
                 Ok(DocId::LocalCatalog(NodeId::parse(node).map_err(|_| bad())?))
             }
             Some(("ledger", node)) => Ok(DocId::Ledger(NodeId::parse(node).map_err(|_| bad())?)),
+            Some(("orders", node)) => Ok(DocId::Orders(NodeId::parse(node).map_err(|_| bad())?)),
+            Some(("budget", "province")) => Ok(DocId::Budget),
             _ => Err(bad()),
         }
     }
@@ -87,13 +97,15 @@ impl DocId {
         match self {
             DocId::ProvincialCatalog | DocId::LocalCatalog(_) => DocKind::Catalog,
             DocId::Ledger(_) => DocKind::Ledger,
+            DocId::Orders(_) => DocKind::Orders,
+            DocId::Budget => DocKind::Budget,
         }
     }
 
     /// The only node allowed to author changes in this document.
     pub fn owner<'a>(&'a self, hub: &'a NodeId) -> &'a NodeId {
         match self {
-            DocId::ProvincialCatalog => hub,
+            DocId::ProvincialCatalog | DocId::Orders(_) | DocId::Budget => hub,
             DocId::LocalCatalog(node) | DocId::Ledger(node) => node,
         }
     }
@@ -115,6 +127,8 @@ impl fmt::Display for DocId {
             DocId::ProvincialCatalog => f.write_str("catalog/province"),
             DocId::LocalCatalog(node) => write!(f, "catalog/{node}"),
             DocId::Ledger(node) => write!(f, "ledger/{node}"),
+            DocId::Orders(node) => write!(f, "orders/{node}"),
+            DocId::Budget => f.write_str("budget/province"),
         }
     }
 }
@@ -126,7 +140,13 @@ mod tests {
     #[test]
     fn doc_ids_round_trip_and_know_their_owner() {
         let hub = NodeId::parse("kupang").unwrap();
-        for text in ["catalog/province", "catalog/ttu", "ledger/ttu"] {
+        for text in [
+            "catalog/province",
+            "catalog/ttu",
+            "ledger/ttu",
+            "orders/ttu",
+            "budget/province",
+        ] {
             let id = DocId::parse(text).unwrap();
             assert_eq!(id.to_string(), text);
         }
@@ -136,6 +156,9 @@ mod tests {
             "ttu"
         );
         assert!(DocId::parse("ledger/TTU").is_err());
+        assert_eq!(DocId::parse("orders/ttu").unwrap().owner(&hub), &hub);
+        assert_eq!(DocId::Budget.owner(&hub), &hub);
+        assert!(DocId::parse("budget/ttu").is_err());
         assert!(DocId::parse("orders").is_err());
     }
 

@@ -21,6 +21,41 @@ pub enum DomainError {
         on_hand: i64,
         requested: i64,
     },
+    #[error("insufficient sellable stock of {sku}: {on_hand} on hand, of which {reserved} reserved for the hub's online orders; {requested} requested")]
+    NotSellable {
+        sku: String,
+        on_hand: i64,
+        reserved: i64,
+        requested: i64,
+    },
+    #[error("transfer {0} is already recorded here")]
+    DuplicateTransfer(String),
+    #[error("order {order} is already {outcome}")]
+    OrderClosed {
+        order: String,
+        outcome: &'static str,
+    },
+    #[error("unknown order {0} (not placed by the hub, or not synced here yet)")]
+    UnknownOrder(String),
+    #[error("online quota of {sku} at {outlet}: {available} available, {requested} requested")]
+    QuotaExceeded {
+        outlet: String,
+        sku: String,
+        available: i64,
+        requested: i64,
+    },
+    #[error("over budget: this receipt costs Rp {cost}, {district} has Rp {remaining} left of its {year} budget of Rp {allocated}; give an over-budget reason to record it anyway")]
+    OverBudget {
+        district: String,
+        year: i32,
+        allocated: i64,
+        remaining: i64,
+        cost: i64,
+    },
+    #[error("{0} is done by the provincial hub only")]
+    HubOnly(&'static str),
+    #[error("{0} is done by a district outlet only")]
+    DistrictOnly(&'static str),
     #[error("request id {0} was already used for a different movement")]
     RequestIdReused(String),
     #[error("permission denied for document {doc}: {reason}")]

@@ -7,40 +7,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use automerge::{
-    transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT,
-};
+use automerge::{transaction::Transactable, ReadDoc};
 
-use super::movement::Movement;
+use super::journal;
+use super::movement::{Movement, MovementKind};
 use super::DomainError;
 
 const MOVEMENTS: &str = "movements";
 
 /// Creates the empty movement list of a new ledger document.
 pub fn init(tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
-    tx.put_object(ROOT, MOVEMENTS, ObjType::List)?;
-    Ok(())
-}
-
-fn movements_list(doc: &impl ReadDoc) -> Option<ObjId> {
-    match doc.get(ROOT, MOVEMENTS) {
-        Ok(Some((Value::Object(ObjType::List), id))) => Some(id),
-        _ => None,
-    }
+    journal::init(tx, MOVEMENTS)
 }
 
 /// Appends a movement at position `end`, which must be the current number of
-/// movements (the caller's [`Ledger::len`]). Asking the document for its length
-/// instead costs time proportional to the history, at every write.
+/// movements (the caller's [`Ledger::len`]).
 pub fn append(
     tx: &mut impl Transactable,
     end: usize,
     movement: &Movement,
 ) -> Result<(), automerge::AutomergeError> {
-    let list = movements_list(tx)
-        .ok_or_else(|| automerge::AutomergeError::InvalidObjId(MOVEMENTS.to_string()))?;
-    tx.insert(&list, end, movement.to_json())?;
-    Ok(())
+    journal::append(tx, MOVEMENTS, end, movement)
 }
 
 /// The movements of a ledger document in `range` of positions, in document order.
@@ -49,42 +36,67 @@ pub fn read_range(
     doc_name: &str,
     range: impl std::ops::RangeBounds<usize>,
 ) -> Result<Vec<Movement>, DomainError> {
-    let list =
-        movements_list(doc).ok_or_else(|| DomainError::schema(doc_name, "no movements list"))?;
-    doc.list_range(&list, range)
-        .map(|item| match item.value {
-            ValueRef::Scalar(ScalarValueRef::Str(json)) => {
-                Movement::from_json(&json).map_err(|e| {
-                    DomainError::schema(doc_name, format!("movement {}: {e}", item.index))
-                })
-            }
-            ValueRef::Scalar(other) => Err(DomainError::schema(
-                doc_name,
-                format!("movement {} is {other:?}", item.index),
-            )),
-            ValueRef::Object(_) => Err(DomainError::schema(
-                doc_name,
-                format!("movement {} is an object", item.index),
-            )),
-        })
-        .collect()
+    journal::read_range(doc, MOVEMENTS, doc_name, range)
 }
 
 /// Number of movements in a ledger document.
 pub fn len(doc: &impl ReadDoc) -> usize {
-    movements_list(doc).map(|l| doc.length(&l)).unwrap_or(0)
+    journal::len(doc, MOVEMENTS)
 }
 
-/// Stock on hand per SKU and the index of movement ids, derived from the movements.
+/// One side of a shipment between outlets, as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentSide {
+    pub sku: String,
+    pub quantity: i64,
+    /// The other outlet: the receiver of a dispatch, the sender of a receipt.
+    pub counterpart: String,
+    pub at_ms: i64,
+}
+
+/// A receipt recorded beyond the remaining budget, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverBudget {
+    pub movement_id: String,
+    pub year: i32,
+    pub cost: i64,
+    pub reason: String,
+}
+
+/// What the outlet decided about one of the hub's online orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderOutcome {
+    Fulfilled,
+    Cancelled,
+}
+
+/// Everything derived from a ledger's movements: stock on hand per SKU, the index of
+/// movement ids, the outlet's side of the online quota, its shipments, and what its
+/// receipts cost per year.
 ///
 /// Laws: after any sequence of [`Ledger::apply`] calls, each accepted through
 /// [`Ledger::check`], `on_hand(sku)` equals the sum of the deltas applied for `sku`
-/// and is never negative.
+/// and is never negative; a transfer id is dispatched at most once and received at
+/// most once; an order has at most one outcome.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     stock: BTreeMap<String, i64>,
     by_id: HashMap<String, usize>,
     len: usize,
+    newest_ms: i64,
+    granted: BTreeMap<String, i64>,
+    fulfilled: BTreeMap<String, i64>,
+    cancelled: BTreeMap<String, i64>,
+    outcomes: HashMap<String, OrderOutcome>,
+    return_requests: Vec<(String, String, i64)>,
+    dispatched: BTreeMap<String, ShipmentSide>,
+    received: BTreeMap<String, ShipmentSide>,
+    spent_by_year: BTreeMap<i32, i64>,
+    over_budget: Vec<OverBudget>,
+}
+
+fn count(map: &BTreeMap<String, i64>, sku: &str) -> i64 {
+    map.get(sku).copied().unwrap_or(0)
 }
 
 impl Ledger {
@@ -98,7 +110,7 @@ impl Ledger {
     }
 
     pub fn on_hand(&self, sku: &str) -> i64 {
-        self.stock.get(sku).copied().unwrap_or(0)
+        count(&self.stock, sku)
     }
 
     /// Every SKU that has had a movement, with its stock on hand.
@@ -119,25 +131,190 @@ impl Ledger {
         self.len == 0
     }
 
-    /// Refuses a movement that would take the stock of its SKU below zero.
-    pub fn check(&self, movement: &Movement) -> Result<(), DomainError> {
-        let delta = movement.kind.delta();
+    /// Time (ms, the outlet's clock) of the newest movement; 0 when there is none.
+    pub fn newest_ms(&self) -> i64 {
+        self.newest_ms
+    }
+
+    /// Units of `sku` granted to the hub as online quota, ever.
+    pub fn granted(&self, sku: &str) -> i64 {
+        count(&self.granted, sku)
+    }
+
+    /// Units of `sku` sold against the hub's online orders.
+    pub fn fulfilled(&self, sku: &str) -> i64 {
+        count(&self.fulfilled, sku)
+    }
+
+    /// Units of `sku` in online orders the outlet cancelled.
+    pub fn cancelled(&self, sku: &str) -> i64 {
+        count(&self.cancelled, sku)
+    }
+
+    /// Every SKU the outlet ever granted quota for.
+    pub fn quota_skus(&self) -> impl Iterator<Item = &String> {
+        self.granted.keys()
+    }
+
+    pub fn outcome(&self, order: &str) -> Option<OrderOutcome> {
+        self.outcomes.get(order).copied()
+    }
+
+    /// Quota return requests in the order they were made: (movement id, sku, units).
+    pub fn return_requests(&self) -> &[(String, String, i64)] {
+        &self.return_requests
+    }
+
+    /// Shipments this outlet dispatched, by transfer id.
+    pub fn dispatched(&self) -> &BTreeMap<String, ShipmentSide> {
+        &self.dispatched
+    }
+
+    /// Shipments this outlet received, by transfer id.
+    pub fn received(&self) -> &BTreeMap<String, ShipmentSide> {
+        &self.received
+    }
+
+    /// What the outlet's receipts cost in `year` (WITA), in rupiah.
+    pub fn spent(&self, year: i32) -> i64 {
+        self.spent_by_year.get(&year).copied().unwrap_or(0)
+    }
+
+    pub fn over_budget(&self) -> &[OverBudget] {
+        &self.over_budget
+    }
+
+    /// Refuses a movement that would take the stock of its SKU below zero, take from
+    /// sellable stock more than is there (`reserved` units of the SKU are held for the
+    /// hub's online orders), repeat a transfer id, or decide an order twice.
+    pub fn check(&self, movement: &Movement, reserved: i64) -> Result<(), DomainError> {
+        let kind = &movement.kind;
         let on_hand = self.on_hand(&movement.sku);
-        if delta < 0 && on_hand + delta < 0 {
+        let taken = match kind {
+            MovementKind::QuotaGrant { quantity } => *quantity,
+            _ => -kind.delta(),
+        };
+        if kind.takes_sellable() && taken > on_hand - reserved {
+            return Err(DomainError::NotSellable {
+                sku: movement.sku.clone(),
+                on_hand,
+                reserved,
+                requested: taken,
+            });
+        }
+        if kind.delta() < 0 && on_hand + kind.delta() < 0 {
             return Err(DomainError::InsufficientStock {
                 sku: movement.sku.clone(),
                 on_hand,
-                requested: -delta,
+                requested: -kind.delta(),
             });
         }
-        Ok(())
+        match kind {
+            MovementKind::TransferOut { transfer_id, .. }
+                if self.dispatched.contains_key(transfer_id) =>
+            {
+                Err(DomainError::DuplicateTransfer(transfer_id.clone()))
+            }
+            MovementKind::TransferIn { transfer_id, .. }
+                if self.received.contains_key(transfer_id) =>
+            {
+                Err(DomainError::DuplicateTransfer(transfer_id.clone()))
+            }
+            MovementKind::Sale {
+                order: Some(order), ..
+            }
+            | MovementKind::OrderCancel { order, .. } => match self.outcome(order) {
+                Some(outcome) => Err(DomainError::OrderClosed {
+                    order: order.clone(),
+                    outcome: match outcome {
+                        OrderOutcome::Fulfilled => "fulfilled",
+                        OrderOutcome::Cancelled => "cancelled",
+                    },
+                }),
+                None => Ok(()),
+            },
+            MovementKind::QuotaReturn { quantity } if *quantity > reserved => {
+                Err(DomainError::invalid(
+                    "quantity",
+                    format!(
+                        "{quantity} units of {} asked back, but only {reserved} are reserved for the hub",
+                        movement.sku
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Adds a recorded movement to the derived view.
     pub fn apply(&mut self, movement: &Movement) {
-        *self.stock.entry(movement.sku.clone()).or_insert(0) += movement.kind.delta();
+        let sku = &movement.sku;
+        *self.stock.entry(sku.clone()).or_insert(0) += movement.kind.delta();
         self.by_id.insert(movement.id.clone(), self.len);
         self.len += 1;
+        self.newest_ms = self.newest_ms.max(movement.at_ms);
+        let side = |quantity: i64, counterpart: &str| ShipmentSide {
+            sku: sku.clone(),
+            quantity,
+            counterpart: counterpart.to_string(),
+            at_ms: movement.at_ms,
+        };
+        match &movement.kind {
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                over_budget,
+                ..
+            } => {
+                let year = super::wita::year_of(movement.at_ms);
+                let cost = quantity.saturating_mul(*unit_cost);
+                *self.spent_by_year.entry(year).or_insert(0) += cost;
+                if let Some(reason) = over_budget {
+                    self.over_budget.push(OverBudget {
+                        movement_id: movement.id.clone(),
+                        year,
+                        cost,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            MovementKind::Sale {
+                quantity,
+                order: Some(order),
+                ..
+            } => {
+                *self.fulfilled.entry(sku.clone()).or_insert(0) += quantity;
+                self.outcomes.insert(order.clone(), OrderOutcome::Fulfilled);
+            }
+            MovementKind::OrderCancel { quantity, order } => {
+                *self.cancelled.entry(sku.clone()).or_insert(0) += quantity;
+                self.outcomes.insert(order.clone(), OrderOutcome::Cancelled);
+            }
+            MovementKind::QuotaGrant { quantity } => {
+                *self.granted.entry(sku.clone()).or_insert(0) += quantity;
+            }
+            MovementKind::QuotaReturn { quantity } => {
+                self.return_requests
+                    .push((movement.id.clone(), sku.clone(), *quantity));
+            }
+            MovementKind::TransferOut {
+                quantity,
+                transfer_id,
+                to,
+            } => {
+                self.dispatched
+                    .insert(transfer_id.clone(), side(*quantity, to));
+            }
+            MovementKind::TransferIn {
+                quantity,
+                transfer_id,
+                from,
+            } => {
+                self.received
+                    .insert(transfer_id.clone(), side(*quantity, from));
+            }
+            MovementKind::Sale { .. } | MovementKind::Adjustment { .. } => {}
+        }
     }
 }
 
@@ -154,13 +331,15 @@ mod tests {
             (1i64..20, 0i64..100_000).prop_map(|(q, c)| MovementKind::Receipt {
                 quantity: q,
                 unit_cost: c,
-                producer: None
+                producer: None,
+                over_budget: None,
             }),
             (1i64..20).prop_map(|q| MovementKind::Sale {
                 quantity: q,
                 unit_price: Some(1_000),
                 channel: Channel::Store,
-                buyer: Buyer::Public
+                buyer: Buyer::Public,
+                order: None,
             }),
             (-20i64..20)
                 .prop_filter("non-zero", |d| *d != 0)
@@ -169,16 +348,17 @@ mod tests {
                     reason: AdjustReason::Count,
                     note: String::new()
                 }),
-            (1i64..20).prop_map(|q| MovementKind::TransferOut {
+            (1i64..20, 0u32..1000).prop_map(|(q, t)| MovementKind::TransferOut {
                 quantity: q,
-                transfer_id: "t".into(),
+                transfer_id: format!("t{t}"),
                 to: "sikka".into()
             }),
-            (1i64..20).prop_map(|q| MovementKind::TransferIn {
+            (1i64..20, 0u32..1000).prop_map(|(q, t)| MovementKind::TransferIn {
                 quantity: q,
-                transfer_id: "t".into(),
+                transfer_id: format!("t{t}"),
                 from: "sikka".into()
             }),
+            (1i64..20).prop_map(|q| MovementKind::QuotaGrant { quantity: q }),
         ];
         (sku, kind)
     }
@@ -190,7 +370,7 @@ mod tests {
             let mut accepted: Vec<Movement> = Vec::new();
             for (i, (sku, kind)) in ops.into_iter().enumerate() {
                 let m = Movement { id: format!("m{i}"), sku: format!("SKU-{sku}"), at_ms: i as i64, kind };
-                if ledger.check(&m).is_ok() {
+                if ledger.check(&m, ledger.granted(&m.sku)).is_ok() {
                     ledger.apply(&m);
                     accepted.push(m);
                 }

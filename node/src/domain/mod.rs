@@ -5,13 +5,17 @@
 
 pub mod actor;
 pub mod authz;
+pub mod budget;
 pub mod catalog;
 pub mod districts;
 pub mod doc_id;
 mod error;
+pub mod journal;
 pub mod ledger;
 pub mod movement;
+pub mod orders;
 pub mod seed;
 pub mod text;
+pub mod wita;
 
 pub use error::DomainError;

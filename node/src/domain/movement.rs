@@ -45,6 +45,9 @@ pub enum MovementKind {
         unit_cost: i64,
         #[serde(rename = "pr", default, skip_serializing_if = "Option::is_none")]
         producer: Option<String>,
+        /// Why a receipt beyond the district's remaining budget was recorded anyway.
+        #[serde(rename = "ob", default, skip_serializing_if = "Option::is_none")]
+        over_budget: Option<String>,
     },
     #[serde(rename = "sal")]
     Sale {
@@ -56,6 +59,10 @@ pub enum MovementKind {
         channel: Channel,
         #[serde(rename = "b")]
         buyer: Buyer,
+        /// The hub's online order this sale fulfils: it uses quota granted to the
+        /// hub instead of the outlet's sellable stock.
+        #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+        order: Option<String>,
     },
     #[serde(rename = "adj")]
     Adjustment {
@@ -83,6 +90,28 @@ pub enum MovementKind {
         transfer_id: String,
         from: String,
     },
+    /// The outlet hands the hub `quantity` units of its sellable stock as online
+    /// quota; the stock stays on the shelf, reserved for the hub's orders.
+    #[serde(rename = "qg")]
+    QuotaGrant {
+        #[serde(rename = "q")]
+        quantity: i64,
+    },
+    /// The outlet asks the hub for quota back; the hub answers with a release of what
+    /// it has not sold (possibly less).
+    #[serde(rename = "qr")]
+    QuotaReturn {
+        #[serde(rename = "q")]
+        quantity: i64,
+    },
+    /// The outlet will not fulfil an online order; its quantity returns to the hub's
+    /// quota.
+    #[serde(rename = "ocx")]
+    OrderCancel {
+        #[serde(rename = "q")]
+        quantity: i64,
+        order: String,
+    },
 }
 
 impl MovementKind {
@@ -96,6 +125,9 @@ impl MovementKind {
                 -*quantity
             }
             MovementKind::Adjustment { delta, .. } => *delta,
+            MovementKind::QuotaGrant { .. }
+            | MovementKind::QuotaReturn { .. }
+            | MovementKind::OrderCancel { .. } => 0,
         }
     }
 
@@ -106,6 +138,19 @@ impl MovementKind {
             MovementKind::Adjustment { .. } => "adjustment",
             MovementKind::TransferOut { .. } => "transfer_out",
             MovementKind::TransferIn { .. } => "transfer_in",
+            MovementKind::QuotaGrant { .. } => "quota_grant",
+            MovementKind::QuotaReturn { .. } => "quota_return",
+            MovementKind::OrderCancel { .. } => "order_cancel",
+        }
+    }
+
+    /// Whether this movement takes from the outlet's sellable stock (what is on hand
+    /// and not reserved for the hub's online orders).
+    pub fn takes_sellable(&self) -> bool {
+        match self {
+            MovementKind::Sale { order, .. } => order.is_none(),
+            MovementKind::TransferOut { .. } | MovementKind::QuotaGrant { .. } => true,
+            _ => false,
         }
     }
 
@@ -151,6 +196,7 @@ impl MovementKind {
                 quantity,
                 unit_cost,
                 producer,
+                over_budget,
             } => MovementKind::Receipt {
                 quantity: text::quantity("quantity", quantity)?,
                 unit_cost: text::rupiah("unit_cost_rupiah", unit_cost)?,
@@ -158,19 +204,31 @@ impl MovementKind {
                     .filter(|p| !p.trim().is_empty())
                     .map(|p| text::identifier("producer_id", &p))
                     .transpose()?,
+                over_budget: over_budget
+                    .map(|r| text::optional("over_budget_reason", &r))
+                    .transpose()?
+                    .filter(|r| !r.is_empty()),
             },
             MovementKind::Sale {
                 quantity,
                 unit_price,
                 channel,
                 buyer,
+                order,
             } => MovementKind::Sale {
                 quantity: text::quantity("quantity", quantity)?,
                 unit_price: unit_price
                     .map(|p| text::rupiah("unit_price_rupiah", p))
                     .transpose()?,
-                channel,
+                channel: if order.is_some() {
+                    Channel::Online
+                } else {
+                    channel
+                },
                 buyer,
+                order: order
+                    .map(|o| text::identifier("order_id", &o))
+                    .transpose()?,
             },
             MovementKind::Adjustment {
                 delta,
@@ -209,6 +267,16 @@ impl MovementKind {
                 quantity: text::quantity("quantity", quantity)?,
                 transfer_id: text::identifier("transfer_id", &transfer_id)?,
                 from: counterpart("from_outlet", &from)?,
+            },
+            MovementKind::QuotaGrant { quantity } => MovementKind::QuotaGrant {
+                quantity: text::quantity("quantity", quantity)?,
+            },
+            MovementKind::QuotaReturn { quantity } => MovementKind::QuotaReturn {
+                quantity: text::quantity("quantity", quantity)?,
+            },
+            MovementKind::OrderCancel { quantity, order } => MovementKind::OrderCancel {
+                quantity: text::quantity("quantity", quantity)?,
+                order: text::identifier("order_id", &order)?,
             },
         })
     }
@@ -262,6 +330,7 @@ mod tests {
                 unit_price: Some(35_000),
                 channel: Channel::Store,
                 buyer: Buyer::Asn,
+                order: None,
             },
         };
         let json = sale.to_json();
@@ -281,6 +350,7 @@ mod tests {
             unit_price: None,
             channel: Channel::Store,
             buyer: Buyer::Public,
+            order: None,
         };
         assert!(sale(0).validated(&ttu).is_err());
         assert!(sale(-3).validated(&ttu).is_err());

@@ -52,6 +52,7 @@ fn product(
         unit: unit.into(),
         price_rupiah,
         certifications,
+        reorder_level: 0,
     }
 }
 

@@ -116,6 +116,14 @@ pub fn quantity(field: &'static str, value: i64) -> Result<i64, DomainError> {
     Ok(value)
 }
 
+/// Zero (not set) or a quantity of at most [`MAX_QUANTITY`].
+pub fn quantity_or_zero(field: &'static str, value: i64) -> Result<i64, DomainError> {
+    if value == 0 {
+        return Ok(0);
+    }
+    quantity(field, value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,14 +26,21 @@ impl EngineError {
                 DomainError::InvalidField { .. } => Code::InvalidArgument,
                 DomainError::UnknownSku(_)
                 | DomainError::UnknownProducer(_)
-                | DomainError::UnknownOutlet(_) => Code::NotFound,
+                | DomainError::UnknownOutlet(_)
+                | DomainError::UnknownOrder(_) => Code::NotFound,
                 DomainError::DuplicateSku(_)
                 | DomainError::DuplicateProducer(_)
+                | DomainError::DuplicateTransfer(_)
                 | DomainError::RequestIdReused(_) => Code::AlreadyExists,
-                DomainError::InsufficientStock { .. } | DomainError::MissingDependencies { .. } => {
-                    Code::FailedPrecondition
-                }
-                DomainError::Forbidden { .. } => Code::PermissionDenied,
+                DomainError::InsufficientStock { .. }
+                | DomainError::NotSellable { .. }
+                | DomainError::OrderClosed { .. }
+                | DomainError::QuotaExceeded { .. }
+                | DomainError::OverBudget { .. }
+                | DomainError::MissingDependencies { .. } => Code::FailedPrecondition,
+                DomainError::Forbidden { .. }
+                | DomainError::HubOnly(_)
+                | DomainError::DistrictOnly(_) => Code::PermissionDenied,
                 DomainError::Schema { .. } => Code::Internal,
             },
             EngineError::Store(StoreError::Io(_)) | EngineError::NotDurable(_) => Code::Unavailable,

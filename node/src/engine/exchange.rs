@@ -191,6 +191,13 @@ impl Engine {
             docs.held[doc].replica.doc().get_heads()
         };
         self.commits.durable().await?;
+        if let DocId::Ledger(outlet) = doc {
+            // The hub answers quota return requests as soon as it sees them; a failure
+            // here leaves them for the next bundle and never refuses this one.
+            if let Err(e) = self.answer_quota_returns(outlet).await {
+                tracing::warn!(outlet = %outlet, error = %e, "cannot answer quota return requests yet");
+            }
+        }
         Ok(heads)
     }
 }

@@ -1,16 +1,21 @@
 //! A document the node holds together with the view derived from it: the catalog
-//! read from a catalog document, the stock derived from a ledger.
+//! read from a catalog document; the stock, quota and shipments derived from a
+//! ledger; the orders and releases of an orders document; the budget allocations.
 
 use super::replica::Replica;
 use super::EngineError;
+use crate::domain::budget::{self, Budgets};
 use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::DocKind;
 use crate::domain::ledger::{self, Ledger};
+use crate::domain::orders::{self, Orders};
 
 /// What the node derives from a document, kept in step with it.
 pub(crate) enum View {
     Catalog(Catalog),
     Ledger(Ledger),
+    Orders(Orders),
+    Budget(Budgets),
 }
 
 pub(crate) struct Held {
@@ -27,45 +32,67 @@ impl Held {
 
     fn derive(replica: &Replica) -> Result<View, EngineError> {
         let name = replica.name();
+        let doc = replica.doc();
         Ok(match replica.id().kind() {
-            DocKind::Catalog => View::Catalog(catalog::read(replica.doc(), &name)?),
-            DocKind::Ledger => {
-                let movements = ledger::read_range(replica.doc(), &name, ..)?;
-                View::Ledger(Ledger::replay(&movements))
-            }
+            DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
+            DocKind::Ledger => View::Ledger(Ledger::replay(&ledger::read_range(doc, &name, ..)?)),
+            DocKind::Orders => View::Orders(Orders::replay(&orders::read_range(doc, &name, ..)?)),
+            DocKind::Budget => View::Budget(Budgets::replay(&budget::read_range(doc, &name, ..)?)),
         })
     }
 
-    /// Brings the view up to date after changes from a peer were applied. A ledger
-    /// only grows at its end (one writer appends), so only new movements are read;
-    /// anything else is derived again from scratch.
+    /// Brings the view up to date after changes from a peer were applied. Journals
+    /// (ledgers, orders, budgets) only grow at their end (one writer appends), so only
+    /// new entries are read; a catalog is derived again from scratch.
     pub fn refresh(&mut self) -> Result<(), EngineError> {
-        if let View::Ledger(ledger_view) = &mut self.view {
-            let len = ledger::len(self.replica.doc());
-            if len >= ledger_view.len() {
-                let name = self.replica.name();
-                let new = ledger::read_range(self.replica.doc(), &name, ledger_view.len()..)?;
-                for m in &new {
-                    ledger_view.apply(m);
+        let name = self.replica.name();
+        let doc = self.replica.doc();
+        match &mut self.view {
+            View::Ledger(view) => {
+                for m in &ledger::read_range(doc, &name, view.len()..)? {
+                    view.apply(m);
                 }
-                return Ok(());
             }
+            View::Orders(view) => {
+                for e in &orders::read_range(doc, &name, view.len()..)? {
+                    view.apply(e);
+                }
+            }
+            View::Budget(view) => {
+                for e in &budget::read_range(doc, &name, view.len()..)? {
+                    view.apply(e);
+                }
+            }
+            View::Catalog(_) => self.view = Self::derive(&self.replica)?,
         }
-        self.view = Self::derive(&self.replica)?;
         Ok(())
     }
 
     pub fn catalog(&self) -> Option<&Catalog> {
         match &self.view {
             View::Catalog(c) => Some(c),
-            View::Ledger(_) => None,
+            _ => None,
         }
     }
 
     pub fn ledger(&self) -> Option<&Ledger> {
         match &self.view {
             View::Ledger(l) => Some(l),
-            View::Catalog(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn orders(&self) -> Option<&Orders> {
+        match &self.view {
+            View::Orders(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn budgets(&self) -> Option<&Budgets> {
+        match &self.view {
+            View::Budget(b) => Some(b),
+            _ => None,
         }
     }
 }

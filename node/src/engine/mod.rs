@@ -6,10 +6,12 @@
 //! staged when a rule refuses the write.
 
 mod error;
+mod escrow;
 mod exchange;
 mod group_commit;
 mod held;
 mod operations;
+mod regional;
 mod replica;
 
 use std::collections::BTreeMap;
@@ -28,10 +30,14 @@ use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
 pub use error::EngineError;
+pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;
 pub use group_commit::GroupCommit;
 use held::Held;
 pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
+pub use regional::{
+    DistrictQuantity, DistrictSummary, LowStock, RegionalLine, Shipment, DEFAULT_REORDER_LEVEL,
+};
 use replica::Replica;
 
 /// Who this node is.

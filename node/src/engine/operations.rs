@@ -9,6 +9,7 @@ use crate::domain::catalog::{self, Catalog, Producer, Product};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
 use crate::domain::movement::{Movement, MovementKind};
+use crate::domain::{budget, orders, wita};
 use crate::domain::{text, DomainError};
 
 /// A movement a client asks to record.
@@ -194,15 +195,12 @@ impl Engine {
                 }
             }
             let document = docs.own_ledger.clone();
-            let Held { replica, view } = docs.held_mut(&document);
-            let View::Ledger(ledger_view) = view else {
-                unreachable!("a ledger document has a ledger view")
-            };
-            match request_id
+            let repeated = request_id
                 .as_deref()
-                .and_then(|id| ledger_view.position(id))
-            {
+                .and_then(|id| docs.own_ledger().position(id));
+            match repeated {
                 Some(position) => {
+                    let replica = &docs.held(&document).replica;
                     let recorded = ledger::read_range(
                         replica.doc(),
                         &document.to_string(),
@@ -216,7 +214,7 @@ impl Engine {
                     }
                     let ack = MovementAck {
                         movement_id: recorded.id.clone(),
-                        quantity_on_hand: ledger_view.on_hand(&sku),
+                        quantity_on_hand: docs.own_ledger().on_hand(&sku),
                         sku,
                         document,
                         duplicate: true,
@@ -230,7 +228,12 @@ impl Engine {
                         at_ms: now_ms(),
                         kind: kind.filled(Some(default_price), Some(&default_producer)),
                     };
-                    ledger_view.check(&movement)?;
+                    let reserved = self.check_new_movement(&docs, &movement)?;
+                    let Held { replica, view } = docs.held_mut(&document);
+                    let View::Ledger(ledger_view) = view else {
+                        unreachable!("a ledger document has a ledger view")
+                    };
+                    ledger_view.check(&movement, reserved)?;
                     let end = ledger_view.len();
                     replica.commit(&self.store(), |tx| ledger::append(tx, end, &movement))?;
                     ledger_view.apply(&movement);
@@ -251,6 +254,66 @@ impl Engine {
             self.commits.durable().await?;
         }
         Ok(ack)
+    }
+
+    /// The rules a new movement must keep beyond its own ledger's: an order it
+    /// fulfils or cancels must be one the hub placed, for that SKU and quantity; a
+    /// receipt must fit the district's budget (or say why not). Returns the units of
+    /// the SKU reserved for the hub's online orders.
+    fn check_new_movement(
+        &self,
+        docs: &Documents,
+        movement: &Movement,
+    ) -> Result<i64, EngineError> {
+        let node = &self.identity.node;
+        let own = docs.own_ledger();
+        let orders_doc = DocId::Orders(node.clone());
+        let orders_view = docs.held.get(&orders_doc).and_then(|h| h.orders());
+        match &movement.kind {
+            MovementKind::Sale {
+                order: Some(order),
+                quantity,
+                ..
+            }
+            | MovementKind::OrderCancel { order, quantity } => {
+                let placed = orders_view
+                    .and_then(|o| o.order(order))
+                    .ok_or_else(|| DomainError::UnknownOrder(order.clone()))?;
+                if placed.sku != movement.sku || placed.quantity != *quantity {
+                    return Err(DomainError::invalid(
+                        "order_id",
+                        format!(
+                            "order {order} is for {} x {}, not {quantity} x {}",
+                            placed.quantity, placed.sku, movement.sku
+                        ),
+                    )
+                    .into());
+                }
+            }
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                over_budget,
+                ..
+            } => {
+                let year = wita::year_of(movement.at_ms);
+                let allocated = docs
+                    .held
+                    .get(&DocId::Budget)
+                    .and_then(|h| h.budgets())
+                    .and_then(|b| b.allocated(node.as_str(), year));
+                budget::check_receipt(
+                    node.as_str(),
+                    year,
+                    allocated,
+                    own.spent(year),
+                    quantity.saturating_mul(*unit_cost),
+                    over_budget.is_some(),
+                )?;
+            }
+            _ => {}
+        }
+        Ok(orders::reserved(own, orders_view, &movement.sku))
     }
 
     /// Stock on hand of one SKU (0 for a catalog SKU never moved), or of every SKU

@@ -279,6 +279,7 @@ mod tests {
                 unit_price: Some(500),
                 channel: Channel::Store,
                 buyer: Buyer::Asn,
+                order: None,
             },
         }
     }

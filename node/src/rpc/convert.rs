@@ -88,6 +88,7 @@ pub fn product_from_pb(p: Option<pb::Product>) -> Result<Product, Status> {
         unit: p.unit,
         price_rupiah: p.price_rupiah,
         certifications: certs_from_pb(p.certifications)?,
+        reorder_level: p.reorder_level,
     })
 }
 
@@ -101,6 +102,7 @@ pub fn product_to_pb(p: &Product, doc: &DocId) -> pb::Product {
         price_rupiah: p.price_rupiah,
         certifications: certs_to_pb(&p.certifications),
         document_id: doc.to_string(),
+        reorder_level: p.reorder_level,
     }
 }
 
@@ -180,7 +182,16 @@ pub fn movement_to_pb(m: Movement) -> pb::Movement {
             } else {
                 "public"
             };
-            (unit_price.unwrap_or(0), format!("{channel}, {buyer}"))
+            let order = match &m.kind {
+                MovementKind::Sale {
+                    order: Some(order), ..
+                } => format!(", order {order}"),
+                _ => String::new(),
+            };
+            (
+                unit_price.unwrap_or(0),
+                format!("{channel}, {buyer}{order}"),
+            )
         }
         MovementKind::Adjustment { reason, note, .. } => {
             let reason = match reason {
@@ -203,6 +214,13 @@ pub fn movement_to_pb(m: Movement) -> pb::Movement {
         MovementKind::TransferIn {
             transfer_id, from, ..
         } => (0, format!("{transfer_id} from {from}")),
+        MovementKind::QuotaGrant { quantity } => (0, format!("{quantity} granted to the hub")),
+        MovementKind::QuotaReturn { quantity } => {
+            (0, format!("{quantity} asked back from the hub"))
+        }
+        MovementKind::OrderCancel { quantity, order } => {
+            (0, format!("order {order} of {quantity} cancelled"))
+        }
     };
     pb::Movement {
         kind: m.kind.name().to_string(),

@@ -8,6 +8,7 @@ use pb::mart_service_server::MartService;
 
 use super::accept;
 use super::convert::{self, ack_to_pb};
+use super::escrow;
 use super::status::to_status;
 use crate::domain::movement::MovementKind;
 use crate::engine::{Engine, MovementRequest};
@@ -39,7 +40,7 @@ impl MartApi {
     }
 }
 
-fn non_empty(value: String) -> Option<String> {
+pub(super) fn non_empty(value: String) -> Option<String> {
     Some(value).filter(|v| !v.is_empty())
 }
 
@@ -115,6 +116,7 @@ impl MartService for MartApi {
             quantity: r.quantity,
             unit_cost: r.unit_cost_rupiah,
             producer: non_empty(r.producer_id),
+            over_budget: non_empty(r.over_budget_reason),
         };
         self.record(r.request_id, r.sku, kind).await
     }
@@ -129,6 +131,7 @@ impl MartService for MartApi {
             unit_price: r.unit_price_rupiah,
             channel: convert::channel(r.channel)?,
             buyer: convert::buyer(r.buyer)?,
+            order: None,
         };
         self.record(r.request_id, r.sku, kind).await
     }
@@ -200,6 +203,100 @@ impl MartService for MartApi {
             .map_err(to_status)?;
         Ok(Response::new(pb::ListMovementsResponse {
             movements: movements.into_iter().map(convert::movement_to_pb).collect(),
+        }))
+    }
+
+    async fn grant_quota(
+        &self,
+        request: Request<pb::QuotaRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = accept(request)?;
+        let ack = self
+            .engine
+            .change_quota(non_empty(r.request_id), &r.sku, r.quantity, true)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ack_to_pb(ack)))
+    }
+
+    async fn return_quota(
+        &self,
+        request: Request<pb::QuotaRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = accept(request)?;
+        let ack = self
+            .engine
+            .change_quota(non_empty(r.request_id), &r.sku, r.quantity, false)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ack_to_pb(ack)))
+    }
+
+    async fn list_quota(
+        &self,
+        request: Request<pb::ListQuotaRequest>,
+    ) -> Result<Response<pb::ListQuotaResponse>, Status> {
+        let r = accept(request)?;
+        let lines = self.engine.quota(non_empty(r.outlet).as_deref());
+        Ok(Response::new(pb::ListQuotaResponse {
+            lines: lines.into_iter().map(escrow::quota_to_pb).collect(),
+        }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let r = accept(request)?;
+        let orders = self
+            .engine
+            .orders(
+                non_empty(r.outlet).as_deref(),
+                non_empty(r.status).as_deref(),
+            )
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(escrow::order_to_pb).collect(),
+        }))
+    }
+
+    async fn fulfil_order(
+        &self,
+        request: Request<pb::OrderActionRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = accept(request)?;
+        let ack = self
+            .engine
+            .fulfil_order(non_empty(r.request_id), &r.order_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ack_to_pb(ack)))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::OrderActionRequest>,
+    ) -> Result<Response<pb::MovementAck>, Status> {
+        let r = accept(request)?;
+        let ack = self
+            .engine
+            .cancel_order(non_empty(r.request_id), &r.order_id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(ack_to_pb(ack)))
+    }
+
+    async fn get_budget(
+        &self,
+        request: Request<pb::BudgetRequest>,
+    ) -> Result<Response<pb::BudgetResponse>, Status> {
+        let r = accept(request)?;
+        let lines = self
+            .engine
+            .budgets(non_empty(r.district).as_deref(), r.year)
+            .map_err(to_status)?;
+        Ok(Response::new(pb::BudgetResponse {
+            lines: lines.into_iter().map(escrow::budget_to_pb).collect(),
         }))
     }
 }

@@ -6,12 +6,15 @@
 
 mod admin;
 mod convert;
+mod escrow;
+mod hub;
 pub mod identity;
 mod mart;
 mod status;
 mod sync;
 
 pub use admin::AdminApi;
+pub use hub::HubApi;
 pub use mart::MartApi;
 pub use status::to_status;
 pub use sync::SyncApi;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
-use crate::rpc::{AdminApi, MartApi, SyncApi};
+use crate::rpc::{AdminApi, HubApi, MartApi, SyncApi};
 use crate::store::SledBackend;
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
@@ -78,6 +78,7 @@ pub async fn run(
             resync_tx,
             config.data_dir.clone(),
         ),
+        hub: HubApi::new(engine.clone(), book.clone(), config.stale_after),
         sync: engine
             .identity()
             .is_hub()

@@ -1,11 +1,12 @@
-//! The gRPC services a node serves, per listener: the store and admin services
-//! (behind an authorization check on TCP), health, reflection (v1 and v1alpha, for
+//! The gRPC services a node serves, per listener: the store, admin and hub services
+//! (behind an authorization check on TCP; the hub service refuses at a district), health, reflection (v1 and v1alpha, for
 //! grpcurl), and at the hub the sync service (TCP only).
 
 use mart_proto::tonic::service::interceptor::InterceptedService;
 use mart_proto::tonic::service::Routes;
 use mart_proto::tonic::{Request, Status};
 use mart_proto::v1::admin_service_server::AdminServiceServer;
+use mart_proto::v1::hub_service_server::HubServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
 use mart_proto::v1::sync_service_server::SyncServiceServer;
 use tonic_health::pb::health_server::HealthServer;
@@ -14,7 +15,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use super::ServerError;
 use crate::domain::doc_id::NodeId;
 use crate::rpc::identity::{caller, PeerRole};
-use crate::rpc::{AdminApi, MartApi, SyncApi, MAX_DECODE_BYTES};
+use crate::rpc::{AdminApi, HubApi, MartApi, SyncApi, MAX_DECODE_BYTES};
 use crate::sync::MAX_MESSAGE_BYTES;
 
 /// Store operations and admin calls over TCP need an operator certificate or the
@@ -37,6 +38,7 @@ fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, S
 pub struct Services {
     pub mart: MartApi,
     pub admin: AdminApi,
+    pub hub: HubApi,
     pub sync: Option<SyncApi>,
     pub node: NodeId,
 }
@@ -51,6 +53,10 @@ impl Services {
         );
         let admin = InterceptedService::new(
             AdminServiceServer::new(self.admin.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
+            guard.clone(),
+        );
+        let hub = InterceptedService::new(
+            HubServiceServer::new(self.hub.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
             guard,
         );
         let reflection = || {
@@ -65,6 +71,7 @@ impl Services {
         let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));
         let mut routes = Routes::new(mart)
             .add_service(admin)
+            .add_service(hub)
             .add_service(health)
             .add_service(v1)
             .add_service(v1alpha);

@@ -168,6 +168,12 @@ impl PeerBook {
         });
     }
 
+    /// When the last session with `peer` completed a sync round, if ever.
+    pub fn last_success_ms(&self, peer: &NodeId) -> Option<i64> {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).and_then(|r| r.last_success_ms)
+    }
+
     /// Traffic with a peer since start.
     pub fn traffic(&self, peer: &NodeId) -> Traffic {
         let peers = self.peers.lock().expect("peer book lock");

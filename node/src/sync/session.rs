@@ -355,6 +355,7 @@ mod tests {
                 unit_price: None,
                 channel: Channel::Store,
                 buyer: Buyer::Public,
+                order: None,
             },
         }
     }
@@ -367,6 +368,7 @@ mod tests {
                 quantity: qty,
                 unit_cost: 1000,
                 producer: None,
+                over_budget: None,
             },
         }
     }
@@ -428,6 +430,7 @@ mod tests {
                 quantity: 1000,
                 unit_cost: 0,
                 producer: None,
+                over_budget: None,
             },
         };
         forged

@@ -331,7 +331,7 @@ async fn receive(
         sku: sku.into(),
         quantity,
         unit_cost_rupiah,
-        producer_id: String::new(),
+        ..Default::default()
     })
     .await
     .with_context(|| format!("receive {quantity} x {sku}"))?;

@@ -1,0 +1,73 @@
+//! A journal: the schema every append-only document of NTT Mart shares. One list at
+//! a fixed key of the root, each entry one compact JSON string, appended only by the
+//! document's single owner at the end it already knows. A ledger's movements, the
+//! hub's online orders and budget allocations are journals.
+//!
+//! It must never ask automerge for the list's length on a write path (that costs time
+//! proportional to the history) and never rewrite an entry.
+
+use automerge::{
+    transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::DomainError;
+
+/// Creates the empty list of a new journal document under `key`.
+pub fn init(tx: &mut impl Transactable, key: &str) -> Result<(), automerge::AutomergeError> {
+    tx.put_object(ROOT, key, ObjType::List)?;
+    Ok(())
+}
+
+fn list(doc: &impl ReadDoc, key: &str) -> Option<ObjId> {
+    match doc.get(ROOT, key) {
+        Ok(Some((Value::Object(ObjType::List), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// Appends `entry` at position `end`, which must be the number of entries the caller's
+/// view has counted.
+pub fn append(
+    tx: &mut impl Transactable,
+    key: &str,
+    end: usize,
+    entry: &impl Serialize,
+) -> Result<(), automerge::AutomergeError> {
+    let list =
+        list(tx, key).ok_or_else(|| automerge::AutomergeError::InvalidObjId(key.to_string()))?;
+    let json = serde_json::to_string(entry).expect("journal entries serialize");
+    tx.insert(&list, end, json)?;
+    Ok(())
+}
+
+/// The entries in `range` of positions, in document order.
+pub fn read_range<T: DeserializeOwned>(
+    doc: &impl ReadDoc,
+    key: &str,
+    doc_name: &str,
+    range: impl std::ops::RangeBounds<usize>,
+) -> Result<Vec<T>, DomainError> {
+    let list =
+        list(doc, key).ok_or_else(|| DomainError::schema(doc_name, format!("no {key} list")))?;
+    doc.list_range(&list, range)
+        .map(|item| match item.value {
+            ValueRef::Scalar(ScalarValueRef::Str(json)) => serde_json::from_str(&json)
+                .map_err(|e| DomainError::schema(doc_name, format!("{key} {}: {e}", item.index))),
+            ValueRef::Scalar(other) => Err(DomainError::schema(
+                doc_name,
+                format!("{key} {} is {other:?}", item.index),
+            )),
+            ValueRef::Object(_) => Err(DomainError::schema(
+                doc_name,
+                format!("{key} {} is an object", item.index),
+            )),
+        })
+        .collect()
+}
+
+/// Number of entries (time proportional to the history: for views, not writes).
+pub fn len(doc: &impl ReadDoc, key: &str) -> usize {
+    list(doc, key).map(|l| doc.length(&l)).unwrap_or(0)
+}
