@@ -74,6 +74,10 @@ pub enum ProductCmd {
         /// KIND:NUMBER[:YYYY-MM-DD], KIND one of halal|bpom|pirt|trademark; repeatable
         #[arg(long = "cert", value_name = "KIND:NUMBER[:EXPIRY]", value_parser = certs::parse)]
         certs: Vec<mart_proto::v1::Certification>,
+        /// The hub lists the product as low stock at an outlet with this many or fewer
+        /// (default 5)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        reorder_level: Option<i64>,
     },
     /// List products
     List {
@@ -219,6 +223,7 @@ pub async fn product(node: &Node, cmd: ProductCmd, format: Format) -> Result<()>
             unit,
             price,
             certs,
+            reorder_level,
         } => {
             let product = Product {
                 sku,
@@ -229,6 +234,7 @@ pub async fn product(node: &Node, cmd: ProductCmd, format: Format) -> Result<()>
                 price_rupiah: price,
                 certifications: certs,
                 document_id: String::new(),
+                reorder_level: reorder_level.unwrap_or(0),
             };
             let req = node.request(AddProductRequest {
                 product: Some(product),

@@ -14,9 +14,11 @@ mod catalog;
 mod certs;
 mod clock;
 mod connect;
+mod escrow;
 mod movements;
 mod output;
 mod pki;
+mod regional;
 mod rpc;
 mod stock;
 mod sync;
@@ -33,6 +35,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::catalog::{ProducerCmd, ProductCmd};
 use crate::connect::NodeAddr;
+use crate::escrow::{BudgetCmd, OrderCmd, QuotaCmd};
 use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
@@ -114,14 +117,62 @@ enum Command {
     /// Record stock shipped to or received from another outlet
     #[command(subcommand)]
     Transfer(TransferCmd),
-    /// Show stock on hand
+    /// Show stock on hand (at the hub also across districts, or what runs low)
     Stock {
         /// Only this SKU
         #[arg(long)]
         sku: Option<String>,
         /// Another outlet's ledger held by this node (at the hub: any district)
+        #[arg(long, conflicts_with_all = ["regional", "low"])]
+        outlet: Option<String>,
+        /// At the hub: every district's quantity, with how old its figures are
+        #[arg(long, conflicts_with = "low")]
+        regional: bool,
+        /// At the hub: SKUs at or below their reorder level
+        #[arg(long)]
+        low: bool,
+        /// With --regional or --low: only this district
+        #[arg(long)]
+        district: Option<String>,
+    },
+    /// At the hub: each district's stock in a few figures, and how fresh they are
+    Districts,
+    /// At the hub: shipments between outlets still in transit
+    Transfers {
+        /// Received ones too
+        #[arg(long)]
+        all: bool,
+    },
+    /// Online orders placed by the hub (at an outlet: its own)
+    Orders {
+        /// accepted, fulfilled or cancelled
+        #[arg(long)]
+        status: Option<String>,
+        /// At the hub: one outlet's
         #[arg(long)]
         outlet: Option<String>,
+    },
+    /// Place (hub), fulfil or cancel (outlet) an online order
+    #[command(subcommand)]
+    Order(OrderCmd),
+    /// Online quota per SKU; grant it to the hub or ask it back (outlet)
+    Quota {
+        #[command(subcommand)]
+        cmd: Option<QuotaCmd>,
+        /// At the hub: one outlet's
+        #[arg(long)]
+        outlet: Option<String>,
+    },
+    /// Procurement budget: allocated, spent, remaining; allocate (hub)
+    Budget {
+        #[command(subcommand)]
+        cmd: Option<BudgetCmd>,
+        /// Only this district
+        #[arg(long)]
+        district: Option<String>,
+        /// Calendar year (default: this year, WITA)
+        #[arg(long)]
+        year: Option<i32>,
     },
     /// List stock movements, newest last as the node returns them
     Movements {
@@ -221,7 +272,28 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Sell(a) => movements::sell(&node, a, format).await,
         Command::Adjust(a) => movements::adjust(&node, a, format).await,
         Command::Transfer(cmd) => movements::transfer(&node, cmd, format).await,
-        Command::Stock { sku, outlet } => stock::stock(&node, sku, outlet, format).await,
+        Command::Stock {
+            sku,
+            regional: true,
+            district,
+            ..
+        } => regional::regional(&node, sku, district, format).await,
+        Command::Stock {
+            low: true,
+            district,
+            ..
+        } => regional::low(&node, district, format).await,
+        Command::Stock { sku, outlet, .. } => stock::stock(&node, sku, outlet, format).await,
+        Command::Districts => regional::districts(&node, format).await,
+        Command::Transfers { all } => regional::transfers(&node, all, format).await,
+        Command::Orders { status, outlet } => escrow::orders(&node, status, outlet, format).await,
+        Command::Order(cmd) => escrow::order(&node, cmd, format).await,
+        Command::Quota { cmd, outlet } => escrow::quota(&node, cmd, outlet, format).await,
+        Command::Budget {
+            cmd,
+            district,
+            year,
+        } => escrow::budget(&node, cmd, district, year, format).await,
         Command::Movements { sku, limit, outlet } => {
             stock::movements(&node, sku, limit, outlet, format).await
         }

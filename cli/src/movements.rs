@@ -26,7 +26,7 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    fn resolve(self) -> String {
+    pub fn resolve(self) -> String {
         self.request_id.unwrap_or_else(new_request_id)
     }
 }
@@ -45,6 +45,9 @@ pub struct ReceiveArgs {
     /// Producer bought from (default: the product's own producer)
     #[arg(long)]
     producer: Option<String>,
+    /// Record it even beyond the district's remaining budget, for this reason
+    #[arg(long, value_name = "TEXT")]
+    over_budget_reason: Option<String>,
     #[command(flatten)]
     id: RequestId,
 }
@@ -155,6 +158,7 @@ pub async fn receive(node: &Node, a: ReceiveArgs, format: Format) -> Result<()> 
         quantity: a.qty,
         unit_cost_rupiah: a.unit_cost,
         producer_id: a.producer.unwrap_or_default(),
+        over_budget_reason: a.over_budget_reason.unwrap_or_default(),
     });
     let ack = node.call(node.mart().record_receipt(req)).await;
     report("receipt", &request_id, ack, format)
@@ -248,7 +252,7 @@ struct AckView {
 }
 
 /// Prints the acknowledgement, or attaches the retry hint when the outcome is unknown.
-fn report(
+pub fn report(
     what: &str,
     request_id: &str,
     ack: Result<MovementAck, RpcError>,

@@ -11,12 +11,14 @@ use std::time::Duration;
 use mart_proto::tonic::transport::Channel;
 use mart_proto::tonic::{Code, Request, Response, Status, TimeoutExpired};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 
 /// Clients of one node plus the per-call deadline from `--timeout`.
 pub struct Node {
     mart: MartServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
+    hub: HubServiceClient<Channel>,
     timeout: Duration,
     /// The `--node` address, for messages.
     addr: String,
@@ -26,7 +28,8 @@ impl Node {
     pub fn new(channel: Channel, timeout: Duration, addr: String) -> Self {
         Node {
             mart: MartServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel),
+            admin: AdminServiceClient::new(channel.clone()),
+            hub: HubServiceClient::new(channel),
             timeout,
             addr,
         }
@@ -40,6 +43,11 @@ impl Node {
     /// A handle on the operator view of the node.
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         self.admin.clone()
+    }
+
+    /// A handle on what only the hub answers.
+    pub fn hub(&self) -> HubServiceClient<Channel> {
+        self.hub.clone()
     }
 
     /// Wraps `message` in a request that tells the server our deadline.

@@ -92,6 +92,8 @@ impl Engine {
                 DocId::Ledger(node) => Some((node, h.ledger()?)),
                 _ => None,
             })
+            // The hub's own warehouse ledger counts once it has moved stock.
+            .filter(|(_, ledger)| !ledger.is_empty())
             .filter(|(node, _)| district.is_none_or(|d| node.as_str() == d))
             .collect();
         if let (Some(d), true) = (district, all.is_empty()) {
