@@ -117,6 +117,7 @@ fn sale(i: usize) -> MovementRequest {
             } else {
                 Buyer::Public
             },
+            order: None,
         },
     }
 }

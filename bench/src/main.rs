@@ -10,6 +10,7 @@ mod disk;
 mod measure;
 mod memory;
 mod node_writes;
+mod regional;
 mod report;
 mod sled_raw;
 
@@ -45,6 +46,22 @@ enum Command {
     Writes(WritesArgs),
     /// Catch-up after a partition: bytes and time beside automerge's encodings.
     Catchup(CatchupArgs),
+    /// The hub's regional views: query times and the cost of keeping them current.
+    Regional(RegionalArgs),
+}
+
+#[derive(clap::Args)]
+struct RegionalArgs {
+    #[arg(long, default_value_t = 22)]
+    districts: usize,
+    #[arg(long, default_value_t = 2_000)]
+    skus: usize,
+    /// Incoming one-sale changes applied at the hub to measure view upkeep.
+    #[arg(long, default_value_t = 10_000)]
+    changes: usize,
+    /// Directory for the scratch store [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +92,7 @@ fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Writes(args) => writes(args),
         Command::Catchup(args) => catchup_report(args),
+        Command::Regional(args) => regional_report(args),
     }
 }
 
@@ -116,6 +134,42 @@ fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
     }
     println!("\naims: wire <= 1.25 x save_after; hub ingest >= 0.7 x raw apply (hub/raw >= 0.7); brief: <= 16.2 B/sale, 100k in < 2 s");
     println!("RSS: the whole bench process (district and hub engines both) before the reconnect and its peak during the catch-up; brief: hub peak < 256 MB");
+    Ok(())
+}
+
+fn regional_report(args: RegionalArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let scratch = disk::scratch_dir(args.dir.as_deref())?;
+    let r = runtime.block_on(regional::run(
+        scratch.path(),
+        args.districts,
+        args.skus,
+        args.changes,
+    ))?;
+    println!(
+        "bench regional: hub with {} districts x {} SKUs (real engine on sled)",
+        r.districts, r.skus
+    );
+    println!(
+        "one-SKU regional query     {:>10.1?}   aim < 1 ms",
+        r.one_sku
+    );
+    println!(
+        "full regional report       {:>10.1?}   aim < 100 ms ({} district lines)",
+        r.full_report, r.full_lines
+    );
+    println!("district summaries         {:>10.1?}", r.summaries);
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e6 / r.changes as f64;
+    println!(
+        "incoming changes ({})   hub apply {:.1} us/change, raw automerge apply {:.1} us/change: views, checks and staging add {:.1} us/change",
+        r.changes,
+        per(r.hub_apply),
+        per(r.raw_apply),
+        per(r.hub_apply) - per(r.raw_apply)
+    );
     Ok(())
 }
 

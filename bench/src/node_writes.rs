@@ -175,6 +175,7 @@ async fn stock_up(endpoint: &str, timing: Timing) -> anyhow::Result<()> {
                     quantity: MAX_RECEIPT,
                     unit_cost_rupiah: 1_000,
                     producer_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .with_context(|| format!("receive stock of {sku}"))?;
