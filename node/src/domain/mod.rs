@@ -11,6 +11,7 @@ pub mod doc_id;
 mod error;
 pub mod ledger;
 pub mod movement;
+pub mod sales_report;
 pub mod seed;
 pub mod text;
 

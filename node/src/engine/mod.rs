@@ -11,6 +11,7 @@ mod group_commit;
 mod held;
 mod operations;
 mod replica;
+mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,11 +8,13 @@ mod admin;
 mod convert;
 pub mod identity;
 mod mart;
+mod report;
 mod status;
 mod sync;
 
 pub use admin::AdminApi;
 pub use mart::MartApi;
+pub use report::ReportApi;
 pub use status::to_status;
 pub use sync::SyncApi;
 

@@ -16,13 +16,14 @@ use std::time::Duration;
 use mart_proto::tonic::transport::Server;
 use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
+use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
-use crate::rpc::{AdminApi, MartApi, SyncApi};
+use crate::rpc::{AdminApi, MartApi, ReportApi, SyncApi};
 use crate::store::SledBackend;
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
@@ -78,6 +79,7 @@ pub async fn run(
             resync_tx,
             config.data_dir.clone(),
         ),
+        report: ReportApi::new(engine.clone()),
         sync: engine
             .identity()
             .is_hub()
@@ -87,6 +89,7 @@ pub async fn run(
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<MartServiceServer<MartApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
+    health.set_serving::<ReportServiceServer<ReportApi>>().await;
 
     let stop_serving = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -148,6 +151,9 @@ pub async fn run(
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
     health
         .set_not_serving::<AdminServiceServer<AdminApi>>()
+        .await;
+    health
+        .set_not_serving::<ReportServiceServer<ReportApi>>()
         .await;
     stop_sync.cancel();
     if let Some(dialer) = dialer {

@@ -1,12 +1,13 @@
-//! The gRPC services a node serves, per listener: the store and admin services
-//! (behind an authorization check on TCP), health, reflection (v1 and v1alpha, for
-//! grpcurl), and at the hub the sync service (TCP only).
+//! The gRPC services a node serves, per listener: the store, report and admin
+//! services (behind an authorization check on TCP), health, reflection (v1 and
+//! v1alpha, for grpcurl), and at the hub the sync service (TCP only).
 
 use mart_proto::tonic::service::interceptor::InterceptedService;
 use mart_proto::tonic::service::Routes;
 use mart_proto::tonic::{Request, Status};
 use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
+use mart_proto::v1::report_service_server::ReportServiceServer;
 use mart_proto::v1::sync_service_server::SyncServiceServer;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -14,7 +15,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use super::ServerError;
 use crate::domain::doc_id::NodeId;
 use crate::rpc::identity::{caller, PeerRole};
-use crate::rpc::{AdminApi, MartApi, SyncApi, MAX_DECODE_BYTES};
+use crate::rpc::{AdminApi, MartApi, ReportApi, SyncApi, MAX_DECODE_BYTES};
 use crate::sync::MAX_MESSAGE_BYTES;
 
 /// Store operations and admin calls over TCP need an operator certificate or the
@@ -37,6 +38,7 @@ fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, S
 pub struct Services {
     pub mart: MartApi,
     pub admin: AdminApi,
+    pub report: ReportApi,
     pub sync: Option<SyncApi>,
     pub node: NodeId,
 }
@@ -51,6 +53,11 @@ impl Services {
         );
         let admin = InterceptedService::new(
             AdminServiceServer::new(self.admin.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
+            guard.clone(),
+        );
+        let report = InterceptedService::new(
+            ReportServiceServer::new(self.report.clone())
+                .max_decoding_message_size(MAX_DECODE_BYTES),
             guard,
         );
         let reflection = || {
@@ -65,6 +72,7 @@ impl Services {
         let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));
         let mut routes = Routes::new(mart)
             .add_service(admin)
+            .add_service(report)
             .add_service(health)
             .add_service(v1)
             .add_service(v1alpha);
