@@ -12,11 +12,13 @@ use mart_proto::tonic::transport::Channel;
 use mart_proto::tonic::{Code, Request, Response, Status, TimeoutExpired};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
+use mart_proto::v1::report_service_client::ReportServiceClient;
 
 /// Clients of one node plus the per-call deadline from `--timeout`.
 pub struct Node {
     mart: MartServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
+    report: ReportServiceClient<Channel>,
     timeout: Duration,
     /// The `--node` address, for messages.
     addr: String,
@@ -26,7 +28,8 @@ impl Node {
     pub fn new(channel: Channel, timeout: Duration, addr: String) -> Self {
         Node {
             mart: MartServiceClient::new(channel.clone()),
-            admin: AdminServiceClient::new(channel),
+            admin: AdminServiceClient::new(channel.clone()),
+            report: ReportServiceClient::new(channel),
             timeout,
             addr,
         }
@@ -40,6 +43,11 @@ impl Node {
     /// A handle on the operator view of the node.
     pub fn admin(&self) -> AdminServiceClient<Channel> {
         self.admin.clone()
+    }
+
+    /// A handle on the reports.
+    pub fn report(&self) -> ReportServiceClient<Channel> {
+        self.report.clone()
     }
 
     /// Wraps `message` in a request that tells the server our deadline.
