@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(report.totals(), sold);
         assert_eq!(
             report.districts(),
-            [ttu_node.clone()],
+            std::slice::from_ref(&ttu_node),
             "no sale at kupang yet"
         );
         assert_eq!(
