@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/nttmart/v1/admin.proto",
         "proto/nttmart/v1/sync.proto",
         "proto/nttmart/v1/hub.proto",
+        "proto/nttmart/v1/report.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

@@ -90,6 +90,43 @@ fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
+/// Days since 1970-01-01 of the WITA date at `unix_ms` (today: `wita_day(now_unix_ms())`).
+pub fn wita_day(unix_ms: i64) -> i64 {
+    unix_ms
+        .saturating_add(WITA_OFFSET_MS)
+        .div_euclid(86_400_000)
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date, so two dates subtract to the days
+/// between them.
+pub fn day_number(date: &str) -> Result<i64, String> {
+    check_date(date)?;
+    let (year, month, day): (i64, i64, i64) = (
+        date[0..4].parse().map_err(|_| date.to_string())?,
+        date[5..7].parse().map_err(|_| date.to_string())?,
+        date[8..10].parse().map_err(|_| date.to_string())?,
+    );
+    Ok(days_from_civil(year, month, day))
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub fn date_of_day(day: i64) -> String {
+    let (year, month, day) = civil_from_days(day);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// (year, month, day) in the proleptic Gregorian calendar to days since 1970-01-01,
+/// the inverse of [`civil_from_days`] (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -138,6 +175,36 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn counts_days_between_dates() {
+        assert_eq!(day_number("1970-01-01"), Ok(0));
+        assert_eq!(day_number("2000-02-29"), Ok(11_016));
+        assert_eq!(
+            day_number("2027-03-01").unwrap() - day_number("2027-02-28").unwrap(),
+            1
+        );
+        assert_eq!(
+            day_number("2028-03-01").unwrap() - day_number("2028-02-28").unwrap(),
+            2
+        );
+        assert!(day_number("2027-02-29").is_err());
+        for date in ["1970-01-01", "2026-11-30", "2028-02-29", "2999-12-31"] {
+            assert_eq!(date_of_day(day_number(date).unwrap()), date);
+        }
+        for days in (-800_000..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), days);
+        }
+    }
+
+    #[test]
+    fn the_wita_day_turns_at_16_00_utc() {
+        // 2026-11-30T15:59:59.999Z is the last millisecond of 30 November in WITA.
+        let last = 1_796_054_399_999;
+        assert_eq!(wita_day(last), day_number("2026-11-30").unwrap());
+        assert_eq!(wita_day(last + 1), day_number("2026-12-01").unwrap());
     }
 
     #[test]

@@ -14,11 +14,14 @@ mod catalog;
 mod certs;
 mod clock;
 mod connect;
+mod csv;
 mod escrow;
+mod expiry;
 mod movements;
 mod output;
 mod pki;
 mod regional;
+mod report;
 mod rpc;
 mod stock;
 mod sync;
@@ -36,9 +39,11 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::catalog::{ProducerCmd, ProductCmd};
 use crate::connect::NodeAddr;
 use crate::escrow::{BudgetCmd, OrderCmd, QuotaCmd};
+use crate::expiry::CatalogArgs;
 use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
+use crate::report::ReportCmd;
 use crate::rpc::{Node, RpcError};
 use crate::sync::SyncCmd;
 use crate::tls::{ClientFiles, TlsFiles};
@@ -108,6 +113,8 @@ enum Command {
     /// Products in the catalog
     #[command(subcommand)]
     Product(ProductCmd),
+    /// Certifications of the catalog by expiry; --expiring for expired or soon to expire
+    Catalog(CatalogArgs),
     /// Record stock bought from a producer (procurement)
     Receive(ReceiveArgs),
     /// Record a sale
@@ -186,6 +193,9 @@ enum Command {
         #[arg(long)]
         outlet: Option<String>,
     },
+    /// Reports from the node's ledgers (by local date, WITA)
+    #[command(subcommand)]
+    Report(ReportCmd),
     /// Sync peers at a glance: connection, last sync, documents in sync, pending work
     Peers,
     /// Sync state per peer and document, or start a sync round now
@@ -268,6 +278,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Docs => admin::docs(&node, format).await,
         Command::Producer(cmd) => catalog::producer(&node, cmd, format).await,
         Command::Product(cmd) => catalog::product(&node, cmd, format).await,
+        Command::Catalog(a) => expiry::catalog(&node, a, format).await,
         Command::Receive(a) => movements::receive(&node, a, format).await,
         Command::Sell(a) => movements::sell(&node, a, format).await,
         Command::Adjust(a) => movements::adjust(&node, a, format).await,
@@ -297,6 +308,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Movements { sku, limit, outlet } => {
             stock::movements(&node, sku, limit, outlet, format).await
         }
+        Command::Report(cmd) => report::report(&node, cmd, format).await,
         Command::Peers => sync::peers(&node, format).await,
         Command::Sync(cmd) => sync::sync(&node, cmd, format).await,
     }
@@ -521,6 +533,76 @@ mod tests {
             assert!(debug.contains(part), "{part} missing in {debug}");
         }
         assert!(parse(&["sell", "--sku", "A", "--qty", "1", "--channel", "phone"]).is_err());
+    }
+
+    #[test]
+    fn report_sales_takes_dates_a_district_and_csv_or_json() {
+        let cli = parse(&[
+            "report",
+            "sales",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+            "--district",
+            "ttu",
+            "--csv",
+        ])
+        .unwrap();
+        let Command::Report(ReportCmd::Sales(args)) = cli.command else {
+            panic!("expected report sales");
+        };
+        assert_eq!(
+            (args.from.as_str(), args.to.as_str()),
+            ("2026-11-01", "2026-11-30")
+        );
+        assert_eq!((args.district.as_deref(), args.csv), (Some("ttu"), true));
+        let dates = [
+            "report",
+            "sales",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-30",
+        ];
+        assert!(parse(&[&dates[..], &["--json"]].concat()).unwrap().json);
+        let both = parse(&[&dates[..], &["--csv", "--json"]].concat()).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict, "{both}");
+        let bad = [
+            "report",
+            "sales",
+            "--from",
+            "2026-02-30",
+            "--to",
+            "2026-03-01",
+        ];
+        assert!(parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not a calendar date"));
+        assert!(
+            parse(&["report", "sales", "--from", "2026-11-01"]).is_err(),
+            "needs --to"
+        );
+        assert!(parse(&["report"]).is_err(), "report needs a report");
+    }
+
+    #[test]
+    fn catalog_takes_expiring_and_days() {
+        let args = |argv: &[&str]| match parse(argv).unwrap().command {
+            Command::Catalog(a) => (a.expiring, a.days),
+            other => panic!("expected catalog, got {other:?}"),
+        };
+        assert_eq!(args(&["catalog"]), (false, 60));
+        assert_eq!(args(&["catalog", "--expiring"]), (true, 60));
+        assert_eq!(args(&["catalog", "--expiring", "--days", "30"]), (true, 30));
+        assert!(parse(&["catalog", "--days", "-1"]).is_err());
+        assert!(parse(&["catalog", "--days", "3651"]).is_err());
+        // The new command leaves the existing ones alone.
+        assert!(matches!(
+            parse(&["product", "list"]).unwrap().command,
+            Command::Product(ProductCmd::List { .. })
+        ));
     }
 
     #[test]

@@ -13,12 +13,14 @@ use mart_proto::tonic::{Code, Request, Response, Status, TimeoutExpired};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
+use mart_proto::v1::report_service_client::ReportServiceClient;
 
 /// Clients of one node plus the per-call deadline from `--timeout`.
 pub struct Node {
     mart: MartServiceClient<Channel>,
     admin: AdminServiceClient<Channel>,
     hub: HubServiceClient<Channel>,
+    report: ReportServiceClient<Channel>,
     timeout: Duration,
     /// The `--node` address, for messages.
     addr: String,
@@ -29,7 +31,8 @@ impl Node {
         Node {
             mart: MartServiceClient::new(channel.clone()),
             admin: AdminServiceClient::new(channel.clone()),
-            hub: HubServiceClient::new(channel),
+            hub: HubServiceClient::new(channel.clone()),
+            report: ReportServiceClient::new(channel),
             timeout,
             addr,
         }
@@ -48,6 +51,11 @@ impl Node {
     /// A handle on what only the hub answers.
     pub fn hub(&self) -> HubServiceClient<Channel> {
         self.hub.clone()
+    }
+
+    /// A handle on the reports.
+    pub fn report(&self) -> ReportServiceClient<Channel> {
+        self.report.clone()
     }
 
     /// Wraps `message` in a request that tells the server our deadline.

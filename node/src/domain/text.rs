@@ -68,7 +68,9 @@ pub fn date(field: &'static str, value: &str) -> Result<String, DomainError> {
     let [y, m, d] = parts.as_slice() else {
         return Err(bad());
     };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+    // Digits only: `parse` alone would take "+1" for a month.
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 || ![*y, *m, *d].into_iter().all(digits) {
         return Err(bad());
     }
     let (y, m, d): (u32, u32, u32) = (
@@ -142,6 +144,8 @@ mod tests {
         assert!(date("expires_on", "2027-02-29").is_err());
         assert!(date("expires_on", "2027-13-01").is_err());
         assert!(date("expires_on", "27-01-01").is_err());
+        assert!(date("expires_on", "2027-+1-01").is_err());
+        assert!(date("expires_on", "+027-01-01").is_err());
     }
 
     #[test]

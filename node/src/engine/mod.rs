@@ -13,6 +13,7 @@ mod held;
 mod operations;
 mod regional;
 mod replica;
+mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -122,6 +122,20 @@ pub fn buyer(value: i32) -> Result<Buyer, Status> {
     }
 }
 
+pub fn channel_to_pb(channel: Channel) -> pb::Channel {
+    match channel {
+        Channel::Store => pb::Channel::Store,
+        Channel::Online => pb::Channel::Online,
+    }
+}
+
+pub fn buyer_to_pb(buyer: Buyer) -> pb::Buyer {
+    match buyer {
+        Buyer::Public => pb::Buyer::Public,
+        Buyer::Asn => pb::Buyer::Asn,
+    }
+}
+
 pub fn reason(value: i32) -> Result<AdjustReason, Status> {
     match pb::AdjustmentReason::try_from(value) {
         Ok(pb::AdjustmentReason::Count) => Ok(AdjustReason::Count),

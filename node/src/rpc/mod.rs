@@ -10,12 +10,14 @@ mod escrow;
 mod hub;
 pub mod identity;
 mod mart;
+mod report;
 mod status;
 mod sync;
 
 pub use admin::AdminApi;
 pub use hub::HubApi;
 pub use mart::MartApi;
+pub use report::ReportApi;
 pub use status::to_status;
 pub use sync::SyncApi;
 

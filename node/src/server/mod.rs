@@ -16,13 +16,14 @@ use std::time::Duration;
 use mart_proto::tonic::transport::Server;
 use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
+use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
-use crate::rpc::{AdminApi, HubApi, MartApi, SyncApi};
+use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::SledBackend;
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
@@ -79,6 +80,7 @@ pub async fn run(
             config.data_dir.clone(),
         ),
         hub: HubApi::new(engine.clone(), book.clone(), config.stale_after),
+        report: ReportApi::new(engine.clone()),
         sync: engine
             .identity()
             .is_hub()
@@ -88,6 +90,7 @@ pub async fn run(
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<MartServiceServer<MartApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
+    health.set_serving::<ReportServiceServer<ReportApi>>().await;
 
     let stop_serving = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -149,6 +152,9 @@ pub async fn run(
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
     health
         .set_not_serving::<AdminServiceServer<AdminApi>>()
+        .await;
+    health
+        .set_not_serving::<ReportServiceServer<ReportApi>>()
         .await;
     stop_sync.cancel();
     if let Some(dialer) = dialer {

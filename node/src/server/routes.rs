@@ -1,6 +1,7 @@
-//! The gRPC services a node serves, per listener: the store, admin and hub services
-//! (behind an authorization check on TCP; the hub service refuses at a district), health, reflection (v1 and v1alpha, for
-//! grpcurl), and at the hub the sync service (TCP only).
+//! The gRPC services a node serves, per listener: the store, report, admin and hub
+//! services (behind an authorization check on TCP; the hub service refuses at a
+//! district), health, reflection (v1 and v1alpha, for grpcurl), and at the hub the
+//! sync service (TCP only).
 
 use mart_proto::tonic::service::interceptor::InterceptedService;
 use mart_proto::tonic::service::Routes;
@@ -8,6 +9,7 @@ use mart_proto::tonic::{Request, Status};
 use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::hub_service_server::HubServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
+use mart_proto::v1::report_service_server::ReportServiceServer;
 use mart_proto::v1::sync_service_server::SyncServiceServer;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -15,7 +17,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use super::ServerError;
 use crate::domain::doc_id::NodeId;
 use crate::rpc::identity::{caller, PeerRole};
-use crate::rpc::{AdminApi, HubApi, MartApi, SyncApi, MAX_DECODE_BYTES};
+use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi, MAX_DECODE_BYTES};
 use crate::sync::MAX_MESSAGE_BYTES;
 
 /// Store operations and admin calls over TCP need an operator certificate or the
@@ -39,6 +41,7 @@ pub struct Services {
     pub mart: MartApi,
     pub admin: AdminApi,
     pub hub: HubApi,
+    pub report: ReportApi,
     pub sync: Option<SyncApi>,
     pub node: NodeId,
 }
@@ -57,6 +60,11 @@ impl Services {
         );
         let hub = InterceptedService::new(
             HubServiceServer::new(self.hub.clone()).max_decoding_message_size(MAX_DECODE_BYTES),
+            guard.clone(),
+        );
+        let report = InterceptedService::new(
+            ReportServiceServer::new(self.report.clone())
+                .max_decoding_message_size(MAX_DECODE_BYTES),
             guard,
         );
         let reflection = || {
@@ -72,6 +80,7 @@ impl Services {
         let mut routes = Routes::new(mart)
             .add_service(admin)
             .add_service(hub)
+            .add_service(report)
             .add_service(health)
             .add_service(v1)
             .add_service(v1alpha);
