@@ -19,6 +19,19 @@ use crate::rpc::Node;
 pub enum ReportCmd {
     /// Sales per local date (WITA), district, channel and buyer: number, units, revenue
     Sales(SalesArgs),
+    /// At the hub: regional stock per SKU and district, with the age of each
+    /// district's figures (table, --json or --csv)
+    Stock {
+        /// Only this SKU
+        #[arg(long)]
+        sku: Option<String>,
+        /// Only this district
+        #[arg(long)]
+        district: Option<String>,
+        /// Print CSV: a header line, then one line per SKU and district
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +58,39 @@ fn date(s: &str) -> Result<String, String> {
 pub async fn report(node: &Node, cmd: ReportCmd, format: Format) -> Result<()> {
     match cmd {
         ReportCmd::Sales(args) => sales(node, args, format).await,
+        ReportCmd::Stock { sku, district, csv } if csv => {
+            let rows = crate::regional::regional_rows(node, sku, district).await?;
+            print!(
+                "{}",
+                crate::csv::record(&[
+                    "sku",
+                    "name",
+                    "district",
+                    "quantity",
+                    "sku_total",
+                    "as_of_wita",
+                    "stale"
+                ])
+            );
+            for r in rows {
+                print!(
+                    "{}",
+                    crate::csv::record(&[
+                        r.sku,
+                        r.name,
+                        r.district,
+                        r.quantity.to_string(),
+                        r.sku_total.to_string(),
+                        crate::clock::wita(r.as_of_unix_ms),
+                        r.stale.to_string(),
+                    ])
+                );
+            }
+            Ok(())
+        }
+        ReportCmd::Stock { sku, district, .. } => {
+            crate::regional::regional(node, sku, district, format).await
+        }
     }
 }
 
