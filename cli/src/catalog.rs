@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use mart_proto::v1::{
     AddProducerRequest, AddProductRequest, GetProductRequest, ListProducersRequest,
-    ListProductsRequest, Producer, Product,
+    ListProductsRequest, Producer, Product, PromoteProductRequest, UpdateProductRequest,
 };
 use serde::Serialize;
 
@@ -78,6 +78,35 @@ pub enum ProductCmd {
         /// (default 5)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
         reorder_level: Option<i64>,
+    },
+    /// Change a product of the catalog this node owns (the hub: official products and
+    /// prices, which reach every district); fields not given stay as they are
+    Update {
+        #[arg(long)]
+        sku: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        producer: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        #[arg(long, value_name = "RP", value_parser = crate::args::rupiah)]
+        price: Option<i64>,
+        /// Replaces every certification when given; repeatable
+        #[arg(long = "cert", value_name = "KIND:NUMBER[:EXPIRY]", value_parser = certs::parse)]
+        certs: Vec<mart_proto::v1::Certification>,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        reorder_level: Option<i64>,
+    },
+    /// At the hub: copy a district's local product into the provincial catalog
+    Promote {
+        #[arg(long)]
+        sku: String,
+        /// The district whose catalog holds it
+        #[arg(long, value_name = "DISTRICT")]
+        from: String,
     },
     /// List products
     List {
@@ -268,6 +297,45 @@ pub async fn product(node: &Node, cmd: ProductCmd, format: Format) -> Result<()>
             }
             table.print_or("no products");
             Ok(())
+        }
+        ProductCmd::Update {
+            sku,
+            name,
+            producer,
+            category,
+            unit,
+            price,
+            certs,
+            reorder_level,
+        } => {
+            let req = node.request(GetProductRequest { sku });
+            let mut product = node.call(node.mart().get_product(req)).await?;
+            product.name = name.unwrap_or(product.name);
+            product.producer_id = producer.unwrap_or(product.producer_id);
+            product.category = category.unwrap_or(product.category);
+            product.unit = unit.unwrap_or(product.unit);
+            product.price_rupiah = price.unwrap_or(product.price_rupiah);
+            if !certs.is_empty() {
+                product.certifications = certs;
+            }
+            product.reorder_level = reorder_level.unwrap_or(product.reorder_level);
+            let req = node.request(UpdateProductRequest {
+                product: Some(product),
+            });
+            let updated = ProductView::from(node.call(node.mart().update_product(req)).await?);
+            show_product(&updated, format, "product updated")
+        }
+        ProductCmd::Promote { sku, from } => {
+            let req = node.request(PromoteProductRequest {
+                sku,
+                from_district: from,
+            });
+            let promoted = ProductView::from(node.call(node.hub().promote_product(req)).await?);
+            show_product(
+                &promoted,
+                format,
+                "product promoted into the provincial catalog",
+            )
         }
         ProductCmd::Show { sku } => {
             let req = node.request(GetProductRequest { sku });

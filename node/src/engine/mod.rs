@@ -5,6 +5,7 @@
 //! (flushes are shared between concurrent writers by [`GroupCommit`]). Nothing is
 //! staged when a rule refuses the write.
 
+mod catalog_edit;
 mod error;
 mod escrow;
 mod exchange;

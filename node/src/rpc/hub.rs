@@ -194,4 +194,17 @@ impl HubService for HubApi {
             .map_err(to_status)?;
         Ok(Response::new(escrow::order_to_pb(order)))
     }
+
+    async fn promote_product(
+        &self,
+        request: Request<pb::PromoteProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        let r = accept(request)?;
+        let (product, doc) = self
+            .engine
+            .promote_product(&r.sku, &r.from_district)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::product_to_pb(&product, &doc)))
+    }
 }

@@ -82,6 +82,19 @@ impl MartService for MartApi {
         Ok(Response::new(convert::product_to_pb(&product, &doc)))
     }
 
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::Product>, Status> {
+        let product = convert::product_from_pb(accept(request)?.product)?;
+        let (product, doc) = self
+            .engine
+            .update_product(product)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::product_to_pb(&product, &doc)))
+    }
+
     async fn list_products(
         &self,
         request: Request<pb::ListProductsRequest>,

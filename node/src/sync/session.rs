@@ -240,19 +240,18 @@ impl Session {
         }
     }
 
-    /// Bundles of every offered document the peer lacks, after local writes: those
-    /// the peer announced, and those it cannot have announced because they did not
-    /// exist when the session opened (e.g. the hub's first online order for it).
+    /// Bundles of every offered document the peer lacks, after local writes; and a
+    /// `Have` for each exchanged document created since this session announced (e.g.
+    /// the hub's first online order for the district), so the peer asks for it.
     pub fn push_all(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
-        let mut docs: Vec<DocId> = self.peer_heads.keys().cloned().collect();
-        for (doc, _) in self.engine.held_heads() {
-            if !self.peer_heads.contains_key(&doc)
-                && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
-            {
-                docs.push(doc);
+        let mut out = Vec::new();
+        for (doc, heads) in self.engine.held_heads() {
+            if !self.announced.contains(&doc) && self.exchanged(&doc) {
+                out.push(wire::have(&doc, &heads));
+                self.announced.insert(doc);
             }
         }
-        let mut out = Vec::new();
+        let docs: Vec<DocId> = self.peer_heads.keys().cloned().collect();
         for doc in docs {
             out.extend(self.push(&doc)?);
         }
