@@ -418,6 +418,95 @@ mod tests {
         assert!(at_ttu.push_all().unwrap().is_empty());
     }
 
+    /// The hub's documents for a district (orders, budgets) and its promotion of a
+    /// district product travel through the same sessions, including documents that did
+    /// not exist when the session opened.
+    #[tokio::test]
+    async fn orders_budgets_and_promotions_travel_through_open_sessions() {
+        let (hub, hub_book) = engine("kupang");
+        let (ttu, ttu_book) = engine("ttu");
+        let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
+        let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+        let (from_hub, from_ttu) = (at_hub.opening(), at_ttu.opening());
+        pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu).await;
+
+        // The outlet grants quota; the hub learns it.
+        ttu.record(receipt("TTU-MKP-060", 10)).await.unwrap();
+        ttu.change_quota(None, "TTU-MKP-060", 4, true)
+            .await
+            .unwrap();
+        let pushed = at_ttu.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
+
+        // The hub sells online within the quota and refuses beyond it.
+        let order = hub
+            .place_order(Some("web-1".into()), "ttu", "TTU-MKP-060", 3, Buyer::Asn)
+            .await
+            .unwrap();
+        let refused = hub
+            .place_order(None, "ttu", "TTU-MKP-060", 2, Buyer::Public)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
+        assert!(refused.to_string().contains("1 available"), "{refused}");
+        hub.allocate_budget("ttu", 2026, 1_000_000).await.unwrap();
+
+        // Both new hub documents reach the district on the next push.
+        let pushed = at_hub.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+        let orders = ttu.orders(None, None).unwrap();
+        assert_eq!(orders.len(), 1);
+        assert_eq!(orders[0].order.id, order.order.id);
+        assert_eq!(
+            ttu.budgets(None, 2026).unwrap()[0].allocated,
+            Some(1_000_000)
+        );
+        // Sellable stock excludes the 4 reserved for the hub.
+        assert!(ttu.record(sale("TTU-MKP-060", 7)).await.is_err());
+        ttu.record(sale("TTU-MKP-060", 6)).await.unwrap();
+
+        // The outlet fulfils; the hub sees it and its view of quota follows.
+        ttu.fulfil_order(None, "web-1").await.unwrap();
+        ttu.change_quota(None, "TTU-MKP-060", 1, false)
+            .await
+            .unwrap();
+        let pushed = at_ttu.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
+        let at_hub_orders = hub.orders(Some("ttu"), Some("fulfilled")).unwrap();
+        assert_eq!(at_hub_orders.len(), 1);
+        // The hub answered the return request with a release of the unsold unit.
+        let pushed = at_hub.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+        let quota = ttu.quota(None);
+        assert_eq!(
+            (
+                quota[0].granted,
+                quota[0].fulfilled,
+                quota[0].released,
+                quota[0].reserved
+            ),
+            (4, 3, 1, 0)
+        );
+        assert_eq!(ttu.stock(None, Some("TTU-MKP-060")).unwrap()[0].quantity, 1);
+
+        // A district product promoted at the hub comes back as a provincial one.
+        let mut local = ttu.product("TTU-MKP-060").unwrap().0;
+        local.sku = "TTU-MDU-250".into();
+        ttu.add_product(local).await.unwrap();
+        let pushed = at_ttu.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
+        hub.promote_product("TTU-MDU-250", "ttu").await.unwrap();
+        let pushed = at_hub.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+        assert_eq!(
+            ttu.product("TTU-MDU-250").unwrap().1,
+            DocId::ProvincialCatalog
+        );
+        // Only the hub edits provincial products.
+        let provincial = ttu.product("TTU-MKP-120").unwrap().0;
+        assert!(ttu.update_product(provincial).await.is_err());
+    }
+
     /// A change authored in a document the sender does not own.
     fn forged_bundle(target: &Engine, doc: &DocId, author: &NodeId) -> Vec<u8> {
         let heads = target.heads(doc).unwrap();
