@@ -87,7 +87,7 @@ impl Engine {
     ) -> Result<&'a mut Held, EngineError> {
         if !docs.held.contains_key(id) {
             let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
-                Replica::genesis(&self.actor, init)
+                Replica::genesis(&self.identity.hub, init)
             })?;
             docs.held.insert(id.clone(), Held::new(replica)?);
         }

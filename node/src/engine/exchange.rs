@@ -57,6 +57,8 @@ impl Engine {
         d.get_changes_meta(&known(d, have))
             .iter()
             .map(|m| m.timestamp)
+            // Genesis changes carry time zero: they are not a local change waiting.
+            .filter(|t| *t > 0)
             .min()
     }
 

@@ -49,8 +49,23 @@ impl Held {
         let doc = self.replica.doc();
         match &mut self.view {
             View::Ledger(view) => {
-                for m in &ledger::read_range(doc, &name, view.len()..)? {
-                    view.apply(m);
+                // Two incarnations of the owner that wrote concurrently (a district
+                // that lost its disk and sold before its history came back) merge
+                // their movements into the list, not only at its end: then the view
+                // is derived again.
+                let last = view.len().checked_sub(1);
+                let kept = match last {
+                    None => true,
+                    Some(i) => ledger::read_range(doc, &name, i..=i)?
+                        .first()
+                        .is_some_and(|m| view.position(&m.id) == Some(i)),
+                };
+                if kept {
+                    for m in &ledger::read_range(doc, &name, view.len()..)? {
+                        view.apply(m);
+                    }
+                } else {
+                    self.view = Self::derive(&self.replica)?;
                 }
             }
             View::Orders(view) => {

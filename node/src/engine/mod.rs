@@ -42,6 +42,10 @@ pub use regional::{
 };
 use replica::Replica;
 
+/// Where a fresh store's first incarnation is drawn from: never 0 (the genesis
+/// actor), and far enough below `u32::MAX` for millions of restarts.
+const FIRST_INCARNATIONS: std::ops::Range<u32> = 1 << 16..1 << 30;
+
 /// Who this node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -128,7 +132,9 @@ impl Engine {
     /// document does not exist yet.
     pub fn open(backend: Arc<dyn Backend>, identity: Identity) -> Result<Engine, EngineError> {
         let store = DocStore::new(backend.as_ref());
-        let incarnation = store.next_incarnation()?;
+        // A fresh store starts at a random incarnation, so a district that lost its
+        // disk never writes again under an actor id it used before.
+        let incarnation = store.next_incarnation(rand::random_range(FIRST_INCARNATIONS))?;
         let actor = actor_for(&identity.node, incarnation);
 
         let own_catalog = DocId::own_catalog(&identity.node, &identity.hub);
@@ -140,12 +146,12 @@ impl Engine {
         held.insert(DocId::ProvincialCatalog, Held::new(provincial)?);
         if own_catalog != DocId::ProvincialCatalog {
             let replica = Replica::open(&store, own_catalog.clone(), &actor, || {
-                Replica::genesis(&actor, |tx| catalog::init(tx))
+                Replica::genesis(&identity.node, |tx| catalog::init(tx))
             })?;
             held.insert(own_catalog.clone(), Held::new(replica)?);
         }
         let replica = Replica::open(&store, own_ledger.clone(), &actor, || {
-            Replica::genesis(&actor, |tx| ledger::init(tx))
+            Replica::genesis(&identity.node, |tx| ledger::init(tx))
         })?;
         held.insert(own_ledger.clone(), Held::new(replica)?);
         // Documents received from peers (at the hub: every district's).

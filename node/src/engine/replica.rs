@@ -143,37 +143,33 @@ impl Replica {
         Ok(())
     }
 
-    /// A new document whose first change, by `actor`, is made by `init`.
+    /// A new document whose first change is made by `init`, written by the owner's
+    /// genesis actor (incarnation 0) at time zero: every node that creates the same
+    /// document builds the same change with the same hash. A district that lost its
+    /// disk therefore re-creates exactly the genesis the hub holds, and its new
+    /// movements merge into the old list instead of competing with a second one.
     pub fn genesis(
-        actor: &ActorId,
+        owner: &NodeId,
         init: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     ) -> Result<Automerge, AutomergeError> {
-        let mut doc = Automerge::new().with_actor(actor.clone());
-        let now = super::now_ms();
-        doc.transact_with(|_| CommitOptions::default().with_time(now), init)
+        let mut doc = Automerge::new().with_actor(actor_for(owner, GENESIS_INCARNATION));
+        doc.transact_with(|_| CommitOptions::default().with_time(0), init)
             .map_err(|f| f.error)?;
         Ok(doc)
     }
 
-    /// The provincial catalog as first seeded: one change by the hub's genesis actor
-    /// at time zero, so every node builds the same change with the same hash.
+    /// The provincial catalog as first seeded, by the hub's genesis actor.
     pub fn provincial_genesis(hub: &NodeId, seed: &Catalog) -> Result<Automerge, AutomergeError> {
-        let mut doc = Automerge::new().with_actor(actor_for(hub, GENESIS_INCARNATION));
-        doc.transact_with(
-            |_| CommitOptions::default().with_time(0),
-            |tx| {
-                catalog::init(tx)?;
-                for producer in seed.producers.values() {
-                    catalog::put_producer(tx, producer)?;
-                }
-                for product in seed.products.values() {
-                    catalog::put_product(tx, product)?;
-                }
-                Ok::<_, AutomergeError>(())
-            },
-        )
-        .map_err(|f| f.error)?;
-        Ok(doc)
+        Self::genesis(hub, |tx| {
+            catalog::init(tx)?;
+            for producer in seed.producers.values() {
+                catalog::put_producer(tx, producer)?;
+            }
+            for product in seed.products.values() {
+                catalog::put_product(tx, product)?;
+            }
+            Ok(())
+        })
     }
 
     pub fn id(&self) -> &DocId {
@@ -294,7 +290,7 @@ mod tests {
             let actor = actor_for(&NodeId::parse("ttu").unwrap(), 1);
             let store = DocStore::new(&backend);
             let mut replica = Replica::open(&store, DocId::Ledger(NodeId::parse("ttu").unwrap()), &actor, || {
-                Replica::genesis(&actor, |tx| ledger::init(tx))
+                Replica::genesis(&NodeId::parse("ttu").unwrap(), |tx| ledger::init(tx))
             }).unwrap();
             let mut n = 0;
             for batch in batches {

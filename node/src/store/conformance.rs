@@ -79,8 +79,8 @@ fn doc_store_round_trips_and_compacts(backend: &dyn Backend) {
     let mut ids = store.document_ids().unwrap();
     ids.sort();
     assert_eq!(ids, ["ledger/ttu", "ledger/ttuv"]);
-    assert_eq!(store.next_incarnation().unwrap(), 1);
-    assert_eq!(store.next_incarnation().unwrap(), 2);
+    assert_eq!(store.next_incarnation(70_000).unwrap(), 70_000);
+    assert_eq!(store.next_incarnation(5).unwrap(), 70_001);
 }
 
 fn doc_store_detects_corruption(backend: &dyn Backend) {
@@ -121,5 +121,5 @@ fn flushed_writes_survive_reopen(backend: &dyn Backend) {
     let store = DocStore::new(backend);
     let loaded = store.load("ledger/ttu").unwrap().unwrap();
     assert_eq!(loaded.chunks, vec![b"chunk-2".to_vec()]);
-    assert_eq!(store.next_incarnation().unwrap(), 3);
+    assert_eq!(store.next_incarnation(5).unwrap(), 70_002);
 }

@@ -149,8 +149,9 @@ impl<'a> DocStore<'a> {
         Ok(ids)
     }
 
-    /// Durably bumps and returns the node's start counter (the first start gets 1).
-    pub fn next_incarnation(&self) -> Result<u32, StoreError> {
+    /// Durably bumps and returns the node's start counter; a store without one starts
+    /// at `first`.
+    pub fn next_incarnation(&self, first: u32) -> Result<u32, StoreError> {
         let current = match self.backend.get(INCARNATION_KEY)? {
             Some(record) => {
                 let payload = Self::open(INCARNATION_KEY, &record)?;
@@ -164,9 +165,12 @@ impl<'a> DocStore<'a> {
                         })?;
                 u32::from_be_bytes(bytes)
             }
-            None => 0,
+            None => first.saturating_sub(1),
         };
-        let next = current + 1;
+        let next = current.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+            key: "m/incarnation".into(),
+            reason: "no incarnation left after u32::MAX".into(),
+        })?;
         let mut batch = Batch::default();
         batch.put(INCARNATION_KEY, Self::seal(&next.to_be_bytes()));
         self.backend.write(batch)?;
