@@ -13,7 +13,7 @@ use mart_proto::v1::{
 use serde::Serialize;
 
 use crate::clock::wita;
-use crate::movements::{report, BuyerArg, RequestId};
+use crate::movements::{report, with_retry_hint, BuyerArg, RequestId};
 use crate::output::{fields, print_json, rupiah, Format, Table};
 use crate::rpc::Node;
 
@@ -158,8 +158,9 @@ pub async fn order(node: &Node, cmd: OrderCmd, format: Format) -> Result<()> {
             buyer,
             id,
         } => {
+            let request_id = id.resolve();
             let req = node.request(PlaceOrderRequest {
-                request_id: id.resolve(),
+                request_id: request_id.clone(),
                 outlet,
                 sku,
                 quantity: qty,
@@ -168,7 +169,13 @@ pub async fn order(node: &Node, cmd: OrderCmd, format: Format) -> Result<()> {
                     BuyerArg::Public => Buyer::Public,
                 } as i32,
             });
-            let o = order_view(node.call(node.hub().place_order(req)).await?);
+            let placed = node.call(node.hub().place_order(req)).await;
+            let placed = with_retry_hint("order", &request_id, placed)?;
+            let duplicate = placed.duplicate;
+            let o = order_view(placed);
+            if duplicate && format == Format::Table {
+                println!("order already placed with this request id; nothing new stored");
+            }
             if format == Format::Json {
                 return print_json(&o);
             }

@@ -252,13 +252,14 @@ struct AckView {
 }
 
 /// Prints the acknowledgement, or attaches the retry hint when the outcome is unknown.
-pub fn report(
+/// Attaches, when the node may or may not have recorded the request, the hint to
+/// repeat it with the same request id.
+pub fn with_retry_hint<T>(
     what: &str,
     request_id: &str,
-    ack: Result<MovementAck, RpcError>,
-    format: Format,
-) -> Result<()> {
-    let ack = ack.map_err(|mut err| {
+    outcome: Result<T, RpcError>,
+) -> Result<T, RpcError> {
+    outcome.map_err(|mut err| {
         if err.outcome_unknown() {
             err.hint = Some(format!(
                 "the node may have recorded this {what}; to retry safely, repeat the same \
@@ -266,7 +267,16 @@ pub fn report(
             ));
         }
         err
-    })?;
+    })
+}
+
+pub fn report(
+    what: &str,
+    request_id: &str,
+    ack: Result<MovementAck, RpcError>,
+    format: Format,
+) -> Result<()> {
+    let ack = with_retry_hint(what, request_id, ack)?;
     let view = AckView {
         movement_id: ack.movement_id,
         sku: ack.sku,

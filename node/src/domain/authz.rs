@@ -56,6 +56,10 @@ pub fn shared_with(doc: &DocId, holder: &NodeId, peer: &NodeId, hub: &NodeId) ->
 }
 
 /// Whether `holder` accepts `doc` from `peer` at all (before looking at changes).
+///
+/// The hub never takes its own documents back from a district: actor ids are not
+/// signed, so a district could pass off changes as the hub's. A hub that loses its
+/// disk must be restored from its own backup, not from the districts.
 pub fn accepted_from(doc: &DocId, holder: &NodeId, peer: &NodeId, hub: &NodeId) -> bool {
     shared_with(doc, peer, holder, hub)
 }

@@ -102,7 +102,8 @@ impl Budgets {
 }
 
 /// Refuses a receipt costing `cost` when `spent` already charged against `allocated`
-/// leaves less than that, unless the receipt carries an over-budget reason.
+/// leaves less than that, unless the receipt carries an over-budget reason. Returns
+/// whether the receipt goes over budget (so a reason is worth recording).
 pub fn check_receipt(
     district: &str,
     year: i32,
@@ -110,12 +111,13 @@ pub fn check_receipt(
     spent: i64,
     cost: i64,
     has_reason: bool,
-) -> Result<(), DomainError> {
+) -> Result<bool, DomainError> {
     let Some(allocated) = allocated else {
-        return Ok(());
+        return Ok(false);
     };
     let remaining = allocated - spent;
-    if cost > remaining && !has_reason {
+    let over = cost > remaining;
+    if over && !has_reason {
         return Err(DomainError::OverBudget {
             district: district.to_string(),
             year,
@@ -124,7 +126,7 @@ pub fn check_receipt(
             cost,
         });
     }
-    Ok(())
+    Ok(over)
 }
 
 #[cfg(test)]
@@ -142,11 +144,20 @@ mod tests {
         let b = Budgets::replay(&[alloc(1_000_000), alloc(2_000_000)]);
         assert_eq!(b.allocated("ttu", 2026), Some(2_000_000));
         assert_eq!(b.allocated("ttu", 2027), None);
-        assert!(check_receipt("ttu", 2026, Some(2_000_000), 1_500_000, 500_000, false).is_ok());
+        assert_eq!(
+            check_receipt("ttu", 2026, Some(2_000_000), 1_500_000, 500_000, false),
+            Ok(false)
+        );
         let err =
             check_receipt("ttu", 2026, Some(2_000_000), 1_500_000, 500_001, false).unwrap_err();
         assert!(err.to_string().contains("Rp 500000 left"), "{err}");
-        assert!(check_receipt("ttu", 2026, Some(2_000_000), 1_500_000, 500_001, true).is_ok());
-        assert!(check_receipt("ttu", 2026, None, 9, 9_999_999, false).is_ok());
+        assert_eq!(
+            check_receipt("ttu", 2026, Some(2_000_000), 1_500_000, 500_001, true),
+            Ok(true)
+        );
+        assert_eq!(
+            check_receipt("ttu", 2026, None, 9, 9_999_999, true),
+            Ok(false)
+        );
     }
 }

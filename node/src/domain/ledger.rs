@@ -1,9 +1,11 @@
-//! An outlet's stock ledger: the document schema and the stock derived from it.
+//! An outlet's stock ledger: the document schema and what is derived from it.
 //!
 //! Schema: `movements` is a list of movement records (see [`super::movement`]),
 //! appended only by the outlet that owns the ledger. Stock of a SKU is the sum of
-//! the deltas of its movements; [`Ledger`] keeps that sum and refuses any movement
-//! that would take it below zero (invariant 4 for store sales).
+//! the deltas of its movements. [`Ledger`] keeps that sum, the outlet's side of the
+//! online quota, its shipments and what its receipts cost per year, and refuses a
+//! movement that would take stock below zero or into what is reserved for the hub's
+//! online orders, repeat a transfer id, or decide an order twice (invariant 4).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -234,13 +236,12 @@ impl Ledger {
                 None => Ok(()),
             },
             MovementKind::QuotaReturn { quantity } if *quantity > reserved => {
-                Err(DomainError::invalid(
-                    "quantity",
-                    format!(
-                        "{quantity} units of {} asked back, but only {reserved} are reserved for the hub",
-                        movement.sku
-                    ),
-                ))
+                Err(DomainError::QuotaExceeded {
+                    outlet: "this outlet (reserved for the hub)".into(),
+                    sku: movement.sku.clone(),
+                    available: reserved,
+                    requested: *quantity,
+                })
             }
             _ => Ok(()),
         }

@@ -144,6 +144,20 @@ impl MovementKind {
         }
     }
 
+    /// The units a movement is about (the size of a change of stock or quota).
+    pub fn quantity(&self) -> i64 {
+        match self {
+            MovementKind::Receipt { quantity, .. }
+            | MovementKind::Sale { quantity, .. }
+            | MovementKind::TransferOut { quantity, .. }
+            | MovementKind::TransferIn { quantity, .. }
+            | MovementKind::QuotaGrant { quantity }
+            | MovementKind::QuotaReturn { quantity }
+            | MovementKind::OrderCancel { quantity, .. } => *quantity,
+            MovementKind::Adjustment { delta, .. } => delta.abs(),
+        }
+    }
+
     /// Whether this movement takes from the outlet's sellable stock (what is on hand
     /// and not reserved for the hub's online orders).
     pub fn takes_sellable(&self) -> bool {
@@ -308,9 +322,19 @@ impl Movement {
     /// `requested`: the same content, where a price or producer the request left out
     /// matches whatever was recorded.
     pub fn answers(&self, sku: &str, requested: &MovementKind) -> bool {
-        let requested = requested
+        let mut requested = requested
             .clone()
             .filled(self.kind.sale_price(), self.kind.receipt_producer());
+        // A reason given for a receipt that fitted the budget was not recorded.
+        if let (
+            MovementKind::Receipt {
+                over_budget: None, ..
+            },
+            MovementKind::Receipt { over_budget, .. },
+        ) = (&self.kind, &mut requested)
+        {
+            *over_budget = None;
+        }
         self.sku == sku && self.kind == requested
     }
 }

@@ -23,13 +23,16 @@ impl Engine {
                 .catalog()
                 .is_some_and(|c| c.products.contains_key(&product.sku));
             if !owned {
-                return Err(DomainError::invalid(
-                    "sku",
-                    format!(
-                        "{} is not a product of {own}, the catalog this node owns",
-                        product.sku
-                    ),
-                )
+                return Err(match Self::find_product(docs.catalogs(), &product.sku) {
+                    Some((_, doc)) => DomainError::Forbidden {
+                        doc: doc.to_string(),
+                        reason: format!(
+                            "{} belongs to {doc}; this node edits only {own}",
+                            product.sku
+                        ),
+                    },
+                    None => DomainError::UnknownSku(product.sku),
+                }
                 .into());
             }
             if !docs

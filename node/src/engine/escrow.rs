@@ -26,6 +26,8 @@ pub struct OrderInfo {
     pub outlet: NodeId,
     pub order: PlacedOrder,
     pub status: &'static str,
+    /// A repeated request that placed nothing new.
+    pub duplicate: bool,
 }
 
 /// Quota of one SKU at one outlet, as this node knows it.
@@ -131,9 +133,16 @@ impl Engine {
                     status: orders::status(ledger, &placed.id),
                     order: placed.clone(),
                     outlet,
+                    duplicate: true,
                 };
                 (info, false)
             } else {
+                let unit_price = Self::price_for(&docs, &outlet, &sku).ok_or_else(|| {
+                    DomainError::invalid(
+                        "sku",
+                        format!("{sku} is not in the catalog the hub holds for {outlet} (yet)"),
+                    )
+                })?;
                 let available = orders::available(ledger, current, &sku);
                 if quantity > available {
                     return Err(DomainError::QuotaExceeded {
@@ -144,8 +153,6 @@ impl Engine {
                     }
                     .into());
                 }
-                let unit_price = Self::price_for(&docs, &outlet, &sku)
-                    .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
                 let order = PlacedOrder {
                     id: request_id.unwrap_or_else(|| format!("ord-{}", self.generate_id())),
                     sku,
@@ -167,6 +174,7 @@ impl Engine {
                     outlet,
                     order,
                     status: "accepted",
+                    duplicate: false,
                 };
                 (info, true)
             }
@@ -232,6 +240,9 @@ impl Engine {
                 .filter(|(req, _, _)| !current.is_some_and(|o| o.answered(req)))
                 .cloned()
                 .collect();
+            if open.is_empty() {
+                return Ok(0);
+            }
             let mut releases = Vec::new();
             let mut simulated = current.cloned().unwrap_or_default();
             for (request, sku, quantity) in open {
@@ -256,6 +267,25 @@ impl Engine {
         if answered > 0 {
             tracing::info!(outlet = %outlet, answered, "released quota on the outlet's request");
             self.after_local_write().await?;
+        }
+        Ok(answered)
+    }
+
+    /// At the hub: answers every district's open quota return requests (at start-up,
+    /// so none waits for the district's next write).
+    pub async fn answer_all_quota_returns(&self) -> Result<usize, EngineError> {
+        let outlets: Vec<NodeId> = self
+            .docs()
+            .held
+            .keys()
+            .filter_map(|id| match id {
+                DocId::Ledger(node) if node != &self.identity.node => Some(node.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut answered = 0;
+        for outlet in outlets {
+            answered += self.answer_quota_returns(&outlet).await?;
         }
         Ok(answered)
     }
@@ -286,6 +316,7 @@ impl Engine {
                         outlet: outlet_id.clone(),
                         order: order.clone(),
                         status: st,
+                        duplicate: false,
                     });
                 }
             }
@@ -503,7 +534,14 @@ impl Engine {
         districts.dedup();
         if let Some(only) = district {
             if !self.identity.is_hub() && only != self.identity.node.as_str() {
-                return Err(DomainError::UnknownOutlet(only.to_string()).into());
+                return Err(DomainError::Forbidden {
+                    doc: DocId::Budget.to_string(),
+                    reason: format!(
+                        "a district sees only its own budget; ask the hub ({}) for {only}",
+                        self.identity.hub
+                    ),
+                }
+                .into());
             }
             districts.retain(|d| d == only);
         }

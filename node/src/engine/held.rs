@@ -41,9 +41,10 @@ impl Held {
         })
     }
 
-    /// Brings the view up to date after changes from a peer were applied. Journals
-    /// (ledgers, orders, budgets) only grow at their end (one writer appends), so only
-    /// new entries are read; a catalog is derived again from scratch.
+    /// Brings the view up to date after changes from a peer were applied. A ledger
+    /// normally grows only at its end (one writer appends), so only new movements are
+    /// read; anything else (catalogs, the hub's small orders and budget documents,
+    /// a ledger whose history merged in the middle) is derived again from scratch.
     pub fn refresh(&mut self) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
@@ -68,17 +69,9 @@ impl Held {
                     self.view = Self::derive(&self.replica)?;
                 }
             }
-            View::Orders(view) => {
-                for e in &orders::read_range(doc, &name, view.len()..)? {
-                    view.apply(e);
-                }
+            View::Orders(_) | View::Budget(_) | View::Catalog(_) => {
+                self.view = Self::derive(&self.replica)?
             }
-            View::Budget(view) => {
-                for e in &budget::read_range(doc, &name, view.len()..)? {
-                    view.apply(e);
-                }
-            }
-            View::Catalog(_) => self.view = Self::derive(&self.replica)?,
         }
         Ok(())
     }

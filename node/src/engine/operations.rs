@@ -67,7 +67,7 @@ pub struct DocumentInfo {
 }
 
 impl Engine {
-    fn find_product<'a>(
+    pub(super) fn find_product<'a>(
         mut catalogs: impl Iterator<Item = (&'a DocId, &'a Catalog)>,
         sku: &str,
     ) -> Option<(&'a Product, &'a DocId)> {
@@ -222,21 +222,32 @@ impl Engine {
                     (ack, false)
                 }
                 None => {
-                    let movement = Movement {
+                    let mut movement = Movement {
                         id: request_id.unwrap_or_else(|| self.generate_id()),
                         sku: sku.clone(),
                         at_ms: now_ms(),
                         kind: kind.filled(Some(default_price), Some(&default_producer)),
                     };
-                    let reserved = self.check_new_movement(&docs, &movement)?;
+                    let (reserved, asked) = self.check_new_movement(&docs, &mut movement)?;
                     let Held { replica, view } = docs.held_mut(&document);
                     let View::Ledger(ledger_view) = view else {
                         unreachable!("a ledger document has a ledger view")
                     };
                     ledger_view.check(&movement, reserved)?;
+                    let follow_up = Self::quota_shortfall(ledger_view, &movement, reserved - asked);
                     let end = ledger_view.len();
-                    replica.commit(&self.store(), |tx| ledger::append(tx, end, &movement))?;
+                    replica.commit(&self.store(), |tx| {
+                        ledger::append(tx, end, &movement)?;
+                        match &follow_up {
+                            Some(asked) => ledger::append(tx, end + 1, asked),
+                            None => Ok(()),
+                        }
+                    })?;
                     ledger_view.apply(&movement);
+                    if let Some(asked) = &follow_up {
+                        tracing::warn!(sku = %movement.sku, units = asked.kind.quantity(), "stock written off below what is reserved for online orders: asking the hub for quota back");
+                        ledger_view.apply(asked);
+                    }
                     let ack = MovementAck {
                         movement_id: movement.id,
                         quantity_on_hand: ledger_view.on_hand(&sku),
@@ -256,15 +267,39 @@ impl Engine {
         Ok(ack)
     }
 
+    /// A write-off (negative adjustment) is a fact and is never refused, but when it
+    /// leaves less on the shelf than is reserved for the hub's online orders (less
+    /// what the outlet already asked back), the outlet asks the hub for the
+    /// difference in the same change.
+    fn quota_shortfall(
+        ledger_view: &crate::domain::ledger::Ledger,
+        movement: &Movement,
+        still_reserved: i64,
+    ) -> Option<Movement> {
+        let MovementKind::Adjustment { delta, .. } = movement.kind else {
+            return None;
+        };
+        let left = ledger_view.on_hand(&movement.sku) + delta;
+        let short = still_reserved - left;
+        (delta < 0 && short > 0).then(|| Movement {
+            id: format!("{}.quota", movement.id),
+            sku: movement.sku.clone(),
+            at_ms: movement.at_ms,
+            kind: MovementKind::QuotaReturn { quantity: short },
+        })
+    }
+
     /// The rules a new movement must keep beyond its own ledger's: an order it
     /// fulfils or cancels must be one the hub placed, for that SKU and quantity; a
-    /// receipt must fit the district's budget (or say why not). Returns the units of
-    /// the SKU reserved for the hub's online orders.
+    /// receipt must fit the district's budget (or say why not; a reason given for a
+    /// receipt that fits is dropped). Returns the units of the SKU reserved for the
+    /// hub's online orders, and how many of those the outlet already asked back.
     fn check_new_movement(
         &self,
         docs: &Documents,
-        movement: &Movement,
-    ) -> Result<i64, EngineError> {
+        movement: &mut Movement,
+    ) -> Result<(i64, i64), EngineError> {
+        let mut fits_budget = false;
         let node = &self.identity.node;
         let own = docs.own_ledger();
         let orders_doc = DocId::Orders(node.clone());
@@ -302,7 +337,7 @@ impl Engine {
                     .get(&DocId::Budget)
                     .and_then(|h| h.budgets())
                     .and_then(|b| b.allocated(node.as_str(), year));
-                budget::check_receipt(
+                let over = budget::check_receipt(
                     node.as_str(),
                     year,
                     allocated,
@@ -310,10 +345,23 @@ impl Engine {
                     quantity.saturating_mul(*unit_cost),
                     over_budget.is_some(),
                 )?;
+                fits_budget = !over;
             }
             _ => {}
         }
-        Ok(orders::reserved(own, orders_view, &movement.sku))
+        if let (true, MovementKind::Receipt { over_budget, .. }) = (fits_budget, &mut movement.kind)
+        {
+            *over_budget = None;
+        }
+        let asked: i64 = own
+            .return_requests()
+            .iter()
+            .filter(|(req, sku, _)| {
+                sku == &movement.sku && !orders_view.is_some_and(|o| o.answered(req))
+            })
+            .map(|(_, _, q)| q)
+            .sum();
+        Ok((orders::reserved(own, orders_view, &movement.sku), asked))
     }
 
     /// Stock on hand of one SKU (0 for a catalog SKU never moved), or of every SKU

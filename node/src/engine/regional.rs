@@ -82,6 +82,7 @@ impl Shipment {
 impl Engine {
     /// Every ledger the hub holds, optionally one district's.
     fn ledgers<'a>(
+        &self,
         docs: &'a Documents,
         district: Option<&str>,
     ) -> Result<Vec<(&'a NodeId, &'a Ledger)>, EngineError> {
@@ -93,7 +94,7 @@ impl Engine {
                 _ => None,
             })
             // The hub's own warehouse ledger counts once it has moved stock.
-            .filter(|(_, ledger)| !ledger.is_empty())
+            .filter(|(node, ledger)| *node != &self.identity.node || !ledger.is_empty())
             .filter(|(node, _)| district.is_none_or(|d| node.as_str() == d))
             .collect();
         if let (Some(d), true) = (district, all.is_empty()) {
@@ -135,7 +136,7 @@ impl Engine {
         self.hub_only("regional stock")?;
         let sku = sku.map(|s| text::identifier("sku", s)).transpose()?;
         let docs = self.docs();
-        let ledgers = Self::ledgers(&docs, district)?;
+        let ledgers = self.ledgers(&docs, district)?;
         let mut lines: BTreeMap<String, RegionalLine> = BTreeMap::new();
         let mut add = |sku: &str, node: &NodeId, ledger: &Ledger| {
             let quantity = ledger.on_hand(sku);
@@ -171,7 +172,8 @@ impl Engine {
     pub fn district_summaries(&self) -> Result<Vec<DistrictSummary>, EngineError> {
         self.hub_only("district summaries")?;
         let docs = self.docs();
-        Ok(Self::ledgers(&docs, None)?
+        Ok(self
+            .ledgers(&docs, None)?
             .into_iter()
             .map(|(node, ledger)| {
                 let in_stock = ledger.stock().iter().filter(|(_, q)| **q > 0);
@@ -198,7 +200,7 @@ impl Engine {
         self.hub_only("low stock")?;
         let docs = self.docs();
         let mut out = Vec::new();
-        for (node, ledger) in Self::ledgers(&docs, district)? {
+        for (node, ledger) in self.ledgers(&docs, district)? {
             for (sku, quantity) in ledger.stock() {
                 let threshold = Self::reorder_level(&docs, node, sku);
                 if *quantity <= threshold {
@@ -220,10 +222,11 @@ impl Engine {
     pub fn shipments(&self) -> Result<Vec<Shipment>, EngineError> {
         self.hub_only("shipments in transit")?;
         let docs = self.docs();
-        let mut by_id: BTreeMap<String, Shipment> = BTreeMap::new();
-        for (node, ledger) in Self::ledgers(&docs, None)? {
+        // Transfer ids are unique per sender: key by (sender, id).
+        let mut by_id: BTreeMap<(String, String), Shipment> = BTreeMap::new();
+        for (node, ledger) in self.ledgers(&docs, None)? {
             for (id, side) in ledger.dispatched() {
-                let s = by_id.entry(id.clone()).or_default();
+                let s = by_id.entry((node.to_string(), id.clone())).or_default();
                 s.transfer_id = id.clone();
                 s.from = node.to_string();
                 s.to = side.counterpart.clone();
@@ -232,7 +235,9 @@ impl Engine {
                 s.sent_at_ms = side.at_ms;
             }
             for (id, side) in ledger.received() {
-                let s = by_id.entry(id.clone()).or_default();
+                let s = by_id
+                    .entry((side.counterpart.clone(), id.clone()))
+                    .or_default();
                 s.transfer_id = id.clone();
                 if s.from.is_empty() {
                     s.from = side.counterpart.clone();

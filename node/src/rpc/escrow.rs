@@ -3,15 +3,8 @@
 
 use mart_proto::v1 as pb;
 
-use crate::domain::movement::Buyer;
+use super::convert;
 use crate::engine::{BudgetStatus, OrderInfo, QuotaInfo};
-
-pub fn buyer_to_pb(buyer: Buyer) -> i32 {
-    match buyer {
-        Buyer::Public => pb::Buyer::Public as i32,
-        Buyer::Asn => pb::Buyer::Asn as i32,
-    }
-}
 
 pub fn order_to_pb(o: OrderInfo) -> pb::Order {
     pb::Order {
@@ -20,9 +13,10 @@ pub fn order_to_pb(o: OrderInfo) -> pb::Order {
         sku: o.order.sku,
         quantity: o.order.quantity,
         unit_price_rupiah: o.order.unit_price,
-        buyer: buyer_to_pb(o.order.buyer),
+        buyer: convert::buyer_to_pb(o.order.buyer) as i32,
         placed_at_unix_ms: o.order.at_ms,
         status: o.status.to_string(),
+        duplicate: o.duplicate,
     }
 }
 

@@ -47,7 +47,8 @@ impl HubApi {
         } else {
             self.book.last_success_ms(district).unwrap_or(0)
         };
-        let newest = as_of_ms.max(last_sync);
+        // A district clock running fast must not keep it looking fresh.
+        let newest = as_of_ms.min(now).max(last_sync);
         pb::Freshness {
             district: district.to_string(),
             as_of_unix_ms: as_of_ms,

@@ -54,6 +54,9 @@ pub async fn run(
             .map_err(|e| ServerError::Task(e.to_string()))??
     };
     let engine = Arc::new(engine);
+    if engine.identity().is_hub() {
+        engine.answer_all_quota_returns().await?;
+    }
     let book = Arc::new(PeerBook::load(backend.clone()));
     let status = engine.status();
     tracing::info!(node = %status.node, role = status.role, actor = %status.actor_hex, movements = status.movements, "documents loaded");

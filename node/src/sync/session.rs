@@ -504,7 +504,34 @@ mod tests {
         );
         // Only the hub edits provincial products.
         let provincial = ttu.product("TTU-MKP-120").unwrap().0;
-        assert!(ttu.update_product(provincial).await.is_err());
+        let refused = ttu.update_product(provincial).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+
+        // A write-off below what is reserved asks the hub for the difference back.
+        ttu.record(receipt("TTU-MKP-120", 5)).await.unwrap();
+        ttu.change_quota(None, "TTU-MKP-120", 5, true)
+            .await
+            .unwrap();
+        let damage = MovementRequest {
+            request_id: Some("pecah-1".into()),
+            sku: "TTU-MKP-120".into(),
+            kind: MovementKind::Adjustment {
+                delta: -3,
+                reason: crate::domain::movement::AdjustReason::Damage,
+                note: String::new(),
+            },
+        };
+        ttu.record(damage).await.unwrap();
+        let pushed = at_ttu.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
+        let pushed = at_hub.push_all().unwrap();
+        pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+        let quota = ttu.quota(None);
+        let line = quota.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
+        assert_eq!((line.released, line.reserved), (3, 2), "{line:?}");
+        let at_hub = hub.quota(Some("ttu"));
+        let line = at_hub.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
+        assert_eq!(line.available, 2, "{line:?}");
     }
 
     /// A change authored in a document the sender does not own.
