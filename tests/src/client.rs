@@ -11,10 +11,12 @@ use anyhow::{Context, Result};
 use hyper_util::rt::TokioIo;
 use mart_proto::tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 
 pub type MartClient = MartServiceClient<Channel>;
 pub type AdminClient = AdminServiceClient<Channel>;
+pub type HubClient = HubServiceClient<Channel>;
 
 /// Deadline of one call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);

@@ -12,9 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
-use mart_proto::v1::{ListDocumentsRequest, ListPeersRequest, PeerInfo};
+use mart_proto::v1::{
+    ListDocumentsRequest, ListPeersRequest, PeerInfo, SyncNowRequest, SyncNowResponse,
+};
 
-use crate::client::{AdminClient, MartClient};
+use crate::client::{AdminClient, HubClient, MartClient};
 use crate::node::{NodeProcess, NodeSpec};
 use crate::pki::{Pki, Role, TlsFiles};
 use crate::proxy::Proxy;
@@ -80,6 +82,7 @@ pub struct ClusterBuilder {
     hub: String,
     districts: Vec<String>,
     resync_secs: u64,
+    stale_after_secs: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -101,6 +104,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// `[hub] stale_after_secs` of the hub (default: the node's own, 24 hours).
+    pub fn stale_after_secs(mut self, secs: u64) -> Self {
+        self.stale_after_secs = Some(secs);
+        self
+    }
+
     /// Makes the certificates, starts the hub, then each district behind its proxy,
     /// and waits until each answers (not until they synced: see
     /// [`TestCluster::wait_converged`]).
@@ -108,13 +117,15 @@ impl ClusterBuilder {
         let pki = Pki::init()?;
         let hub_addr = free_local_addr()?;
         let hub_tls = pki.issue(&self.hub, Role::Hub, &["localhost"])?;
-        let hub = NodeProcess::start(
-            NodeSpec::hub(&self.hub)
-                .with_grpc_listen(hub_addr)
-                .with_tls(hub_tls),
-        )
-        .await
-        .with_context(|| format!("start hub {}", self.hub))?;
+        let mut hub_spec = NodeSpec::hub(&self.hub)
+            .with_grpc_listen(hub_addr)
+            .with_tls(hub_tls);
+        if let Some(secs) = self.stale_after_secs {
+            hub_spec = hub_spec.with_stale_after_secs(secs);
+        }
+        let hub = NodeProcess::start(hub_spec)
+            .await
+            .with_context(|| format!("start hub {}", self.hub))?;
         let mut districts = BTreeMap::new();
         for id in &self.districts {
             ensure!(
@@ -159,6 +170,7 @@ impl TestCluster {
             hub: "kupang".into(),
             districts: Vec::new(),
             resync_secs: DEFAULT_RESYNC_SECS,
+            stale_after_secs: None,
         }
     }
 
@@ -249,6 +261,30 @@ impl TestCluster {
         self.node(id).admin().await
     }
 
+    /// The hub service of a node over its admin socket (at a district every call
+    /// is PERMISSION_DENIED).
+    pub async fn hub_service(&self, id: &str) -> Result<HubClient> {
+        self.node(id).hub_service().await
+    }
+
+    /// Asks a district for a sync round now, as `martctl sync now` does (it also cuts
+    /// a reconnect backoff short), and returns once the round ended or after
+    /// `timeout_secs`. Whether the round completed is for the caller to check by
+    /// what the nodes hold, e.g. with [`Self::wait_in_step`].
+    pub async fn sync_now(&self, district: &str, timeout_secs: u32) -> Result<SyncNowResponse> {
+        Ok(self
+            .district(district)
+            .node
+            .admin()
+            .await?
+            .sync_now(SyncNowRequest {
+                timeout_seconds: timeout_secs,
+            })
+            .await
+            .with_context(|| format!("SyncNow at {district}"))?
+            .into_inner())
+    }
+
     /// Stops a node with SIGTERM (it must exit cleanly) and starts it again on the
     /// same data dir.
     pub async fn restart(&mut self, id: &str) -> Result<()> {
@@ -286,6 +322,66 @@ impl TestCluster {
             }
         }
         Ok(None)
+    }
+
+    /// Like [`Self::difference_of`], and also the other way: the first document the
+    /// hub holds for `district` (the provincial catalog and budget, the district's
+    /// ledger and catalog, the hub's orders for it) that the district lacks or holds
+    /// other heads of. A document the hub created while the district was away (its
+    /// first order, the first budget) is invisible to [`Self::difference_of`].
+    pub async fn shared_difference_of(&self, district: &str) -> Result<Option<String>> {
+        if let Some(difference) = self.difference_of(district).await? {
+            return Ok(Some(difference));
+        }
+        let hub = document_heads(&mut self.hub.admin().await?).await?;
+        let held = document_heads(&mut self.district(district).node.admin().await?).await?;
+        let meant_for = |doc: &str| {
+            matches!(doc, "catalog/province" | "budget/province")
+                || doc
+                    .split_once('/')
+                    .is_some_and(|(_, owner)| owner == district)
+        };
+        for (doc, heads) in hub.iter().filter(|(doc, _)| meant_for(doc)) {
+            match held.get(doc) {
+                None => return Ok(Some(format!("{district} lacks the hub's {doc}"))),
+                Some(at_district) if at_district != heads => {
+                    return Ok(Some(format!(
+                        "{doc}: the hub has heads {heads:?}, {district} {at_district:?}"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until each of `districts` and the hub hold the same heads of every
+    /// document either holds for the other ([`Self::shared_difference_of`]); on
+    /// timeout names the last difference seen.
+    pub async fn wait_shared_in_step(&self, districts: &[&str], timeout: Duration) -> Result<()> {
+        let last = RefCell::new(String::new());
+        let what = format!("{districts:?} and the hub hold the same heads of what they share");
+        let waited = wait_until(&what, timeout, || {
+            let last = &last;
+            async move {
+                for district in districts {
+                    if let Some(difference) = self.shared_difference_of(district).await? {
+                        *last.borrow_mut() = difference;
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        })
+        .await;
+        waited.with_context(|| format!("last difference: {}", last.borrow()))
+    }
+
+    /// [`Self::wait_shared_in_step`] for every district.
+    pub async fn wait_shared_converged(&self, timeout: Duration) -> Result<()> {
+        let ids = self.district_ids();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.wait_shared_in_step(&ids, timeout).await
     }
 
     /// Whether the hub holds the same heads as `district` of every document the

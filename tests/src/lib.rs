@@ -10,13 +10,14 @@
 pub mod binaries;
 pub mod client;
 pub mod cluster;
+pub mod hub;
 pub mod node;
 pub mod ops;
 pub mod pki;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};
-pub use client::{connect_tls, connect_unix, AdminClient, MartClient};
+pub use client::{connect_tls, connect_unix, AdminClient, HubClient, MartClient};
 pub use cluster::TestCluster;
 /// The cuttable link between a district and the hub.
 pub use mart_node::proxy;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 use mart_proto::v1::StatusRequest;
 use nix::sys::signal::{kill, Signal};
@@ -22,7 +23,7 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 use crate::binaries::mart_node_bin;
-use crate::client::{connect_unix, AdminClient, MartClient};
+use crate::client::{connect_unix, AdminClient, HubClient, MartClient};
 use crate::pki::TlsFiles;
 use crate::wait::wait_until;
 
@@ -45,6 +46,8 @@ pub struct NodeSpec {
     pub tls: Option<TlsFiles>,
     /// `[sync]` of a district: the hub's URL and the re-announce period.
     pub sync: Option<SyncSpec>,
+    /// `[hub] stale_after_secs` of a hub; `None` leaves the section out (24 hours).
+    pub stale_after_secs: Option<u64>,
 }
 
 /// The `[sync]` section of a district.
@@ -64,6 +67,7 @@ impl NodeSpec {
             grpc_listen: None,
             tls: None,
             sync: None,
+            stale_after_secs: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl NodeSpec {
             grpc_listen: None,
             tls: None,
             sync: None,
+            stale_after_secs: None,
         }
     }
 
@@ -87,6 +92,13 @@ impl NodeSpec {
     /// Uses mutual TLS with these files.
     pub fn with_tls(mut self, files: TlsFiles) -> Self {
         self.tls = Some(files);
+        self
+    }
+
+    /// A hub that shows a district's figures as stale once its newest change and its
+    /// last sync are both older than `secs`.
+    pub fn with_stale_after_secs(mut self, secs: u64) -> Self {
+        self.stale_after_secs = Some(secs);
         self
     }
 
@@ -175,6 +187,9 @@ impl NodeProcess {
                 "\n[sync]\nhub_url = {:?}\nresync_secs = {}\n",
                 sync.hub_url, sync.resync_secs
             ));
+        }
+        if let Some(secs) = self.spec.stale_after_secs {
+            text.push_str(&format!("\n[hub]\nstale_after_secs = {secs}\n"));
         }
         text
     }
@@ -346,6 +361,14 @@ impl NodeProcess {
     /// A fresh connection to the store operations.
     pub async fn mart(&self) -> Result<MartClient> {
         Ok(MartServiceClient::new(
+            connect_unix(&self.admin_socket()).await?,
+        ))
+    }
+
+    /// A fresh connection to the hub service (every call is PERMISSION_DENIED at a
+    /// district).
+    pub async fn hub_service(&self) -> Result<HubClient> {
+        Ok(HubServiceClient::new(
             connect_unix(&self.admin_socket()).await?,
         ))
     }

@@ -35,6 +35,7 @@ pub fn receipt(
         quantity,
         unit_cost_rupiah,
         producer_id: String::new(),
+        over_budget_reason: String::new(),
     }
 }
 
