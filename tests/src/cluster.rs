@@ -305,6 +305,16 @@ impl TestCluster {
         node.restart().await
     }
 
+    /// Kills a node with SIGKILL, deletes its data dir (a lost disk; its config and
+    /// certificates stay) and starts it again.
+    pub async fn wipe_and_restart(&mut self, id: &str) -> Result<()> {
+        let node = self.node_mut(id);
+        node.kill_9()?;
+        let data = node.data_dir();
+        std::fs::remove_dir_all(&data).with_context(|| format!("wipe {}", data.display()))?;
+        node.restart().await
+    }
+
     /// The first difference between `district`'s documents and the hub's copies, or
     /// `None` when the hub holds the same heads of every document the district holds.
     pub async fn difference_of(&self, district: &str) -> Result<Option<String>> {

@@ -92,7 +92,8 @@ pub struct Ledger {
     outcomes: HashMap<String, OrderOutcome>,
     return_requests: Vec<(String, String, i64)>,
     dispatched: BTreeMap<String, ShipmentSide>,
-    received: BTreeMap<String, ShipmentSide>,
+    /// By (sender, transfer id): transfer ids are unique per sender only.
+    received: BTreeMap<(String, String), ShipmentSide>,
     spent_by_year: BTreeMap<i32, i64>,
     over_budget: Vec<OverBudget>,
 }
@@ -172,8 +173,8 @@ impl Ledger {
         &self.dispatched
     }
 
-    /// Shipments this outlet received, by transfer id.
-    pub fn received(&self) -> &BTreeMap<String, ShipmentSide> {
+    /// Shipments this outlet received, by (sender, transfer id).
+    pub fn received(&self) -> &BTreeMap<(String, String), ShipmentSide> {
         &self.received
     }
 
@@ -217,8 +218,11 @@ impl Ledger {
             {
                 Err(DomainError::DuplicateTransfer(transfer_id.clone()))
             }
-            MovementKind::TransferIn { transfer_id, .. }
-                if self.received.contains_key(transfer_id) =>
+            MovementKind::TransferIn {
+                transfer_id, from, ..
+            } if self
+                .received
+                .contains_key(&(from.clone(), transfer_id.clone())) =>
             {
                 Err(DomainError::DuplicateTransfer(transfer_id.clone()))
             }
@@ -312,7 +316,7 @@ impl Ledger {
                 from,
             } => {
                 self.received
-                    .insert(transfer_id.clone(), side(*quantity, from));
+                    .insert((from.clone(), transfer_id.clone()), side(*quantity, from));
             }
             MovementKind::Sale { .. } | MovementKind::Adjustment { .. } => {}
         }

@@ -234,10 +234,8 @@ impl Engine {
                 s.sent = side.quantity;
                 s.sent_at_ms = side.at_ms;
             }
-            for (id, side) in ledger.received() {
-                let s = by_id
-                    .entry((side.counterpart.clone(), id.clone()))
-                    .or_default();
+            for ((sender, id), side) in ledger.received() {
+                let s = by_id.entry((sender.clone(), id.clone())).or_default();
                 s.transfer_id = id.clone();
                 if s.from.is_empty() {
                     s.from = side.counterpart.clone();
