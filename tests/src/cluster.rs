@@ -315,8 +315,11 @@ impl TestCluster {
         node.restart().await
     }
 
-    /// The first difference between `district`'s documents and the hub's copies, or
-    /// `None` when the hub holds the same heads of every document the district holds.
+    /// The first difference between `district`'s documents and the hub's copies, both
+    /// ways: a document of the district the hub lacks or holds other heads of, or a
+    /// document the hub holds for the district (the provincial catalog and budget,
+    /// the district's ledger and catalog, the hub's orders for it) that the district
+    /// lacks or holds other heads of; `None` when they agree on everything they share.
     pub async fn difference_of(&self, district: &str) -> Result<Option<String>> {
         let hub = document_heads(&mut self.hub.admin().await?).await?;
         let held = document_heads(&mut self.district(district).node.admin().await?).await?;
@@ -331,20 +334,6 @@ impl TestCluster {
                 Some(_) => {}
             }
         }
-        Ok(None)
-    }
-
-    /// Like [`Self::difference_of`], and also the other way: the first document the
-    /// hub holds for `district` (the provincial catalog and budget, the district's
-    /// ledger and catalog, the hub's orders for it) that the district lacks or holds
-    /// other heads of. A document the hub created while the district was away (its
-    /// first order, the first budget) is invisible to [`Self::difference_of`].
-    pub async fn shared_difference_of(&self, district: &str) -> Result<Option<String>> {
-        if let Some(difference) = self.difference_of(district).await? {
-            return Ok(Some(difference));
-        }
-        let hub = document_heads(&mut self.hub.admin().await?).await?;
-        let held = document_heads(&mut self.district(district).node.admin().await?).await?;
         let meant_for = |doc: &str| {
             matches!(doc, "catalog/province" | "budget/province")
                 || doc
@@ -365,37 +354,8 @@ impl TestCluster {
         Ok(None)
     }
 
-    /// Waits until each of `districts` and the hub hold the same heads of every
-    /// document either holds for the other ([`Self::shared_difference_of`]); on
-    /// timeout names the last difference seen.
-    pub async fn wait_shared_in_step(&self, districts: &[&str], timeout: Duration) -> Result<()> {
-        let last = RefCell::new(String::new());
-        let what = format!("{districts:?} and the hub hold the same heads of what they share");
-        let waited = wait_until(&what, timeout, || {
-            let last = &last;
-            async move {
-                for district in districts {
-                    if let Some(difference) = self.shared_difference_of(district).await? {
-                        *last.borrow_mut() = difference;
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-        })
-        .await;
-        waited.with_context(|| format!("last difference: {}", last.borrow()))
-    }
-
-    /// [`Self::wait_shared_in_step`] for every district.
-    pub async fn wait_shared_converged(&self, timeout: Duration) -> Result<()> {
-        let ids = self.district_ids();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.wait_shared_in_step(&ids, timeout).await
-    }
-
-    /// Whether the hub holds the same heads as `district` of every document the
-    /// district holds.
+    /// Whether the hub and `district` hold the same heads of every document they
+    /// share ([`Self::difference_of`]).
     pub async fn in_step(&self, district: &str) -> Result<bool> {
         Ok(self.difference_of(district).await?.is_none())
     }
@@ -404,7 +364,7 @@ impl TestCluster {
     /// timeout names the last difference seen.
     pub async fn wait_in_step(&self, districts: &[&str], timeout: Duration) -> Result<()> {
         let last = RefCell::new(String::new());
-        let what = format!("{districts:?} hold the same heads as the hub");
+        let what = format!("{districts:?} and the hub hold the same heads of what they share");
         let waited = wait_until(&what, timeout, || {
             let last = &last;
             async move {

@@ -285,7 +285,7 @@ async fn receipts_beyond_the_budget_need_a_reason_and_the_hub_sees_them() -> Res
     );
 
     // The hub sees the same: spent includes it, remaining negative, the reason listed.
-    cluster.wait_shared_in_step(&[TTU], CONVERGE).await?;
+    cluster.wait_in_step(&[TTU], CONVERGE).await?;
     let at_hub = budget_of(&mut hub, TTU).await?;
     ensure!(
         at_hub == at_ttu,
@@ -302,7 +302,7 @@ async fn receipts_beyond_the_budget_need_a_reason_and_the_hub_sees_them() -> Res
         })
         .await
         .context("AllocateBudget again")?;
-    cluster.wait_shared_in_step(&[TTU], CONVERGE).await?;
+    cluster.wait_in_step(&[TTU], CONVERGE).await?;
     let at_ttu = budget_of(&mut ttu, "").await?;
     ensure!(
         at_ttu.allocated_rupiah == raised && at_ttu.remaining_rupiah == raised - spent,
@@ -334,7 +334,7 @@ async fn receipts_beyond_the_budget_need_a_reason_and_the_hub_sees_them() -> Res
 
     // Districts may not use the hub's service, neither at their own node nor at the
     // hub with their certificate; nothing changes at the hub.
-    cluster.wait_shared_in_step(&[TTU], CONVERGE).await?;
+    cluster.wait_in_step(&[TTU], CONVERGE).await?;
     let hub_admin = &mut cluster.admin(HUB).await?;
     let hub_before = StoreState::read(hub_admin).await?;
     let budget_before = budget_of(&mut hub, TTU).await?;

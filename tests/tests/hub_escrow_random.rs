@@ -784,7 +784,7 @@ impl Schedule {
                     .filter(|d| !self.cut.contains_key(d))
                     .collect();
                 let started = Instant::now();
-                self.cluster.wait_shared_in_step(&live, CONVERGE).await?;
+                self.cluster.wait_in_step(&live, CONVERGE).await?;
                 let what = format!("{live:?} in step with the hub ({:?})", started.elapsed());
                 (what, live)
             }
@@ -942,7 +942,7 @@ async fn random_orders_grants_transfers_cuts_and_restarts_never_oversell() -> Re
         s.grant(d).await?;
     }
     // The hub holds every district's ledger before it takes orders for them.
-    s.cluster.wait_shared_converged(CONVERGE).await?;
+    s.cluster.wait_converged(CONVERGE).await?;
     println!("set up in {:?}", started.elapsed());
 
     for step in 0..STEPS {
@@ -971,7 +971,7 @@ async fn random_orders_grants_transfers_cuts_and_restarts_never_oversell() -> Re
         s.cluster.sync_now(d, 5).await?;
     }
     let healed = Instant::now();
-    s.cluster.wait_shared_converged(CONVERGE).await?;
+    s.cluster.wait_converged(CONVERGE).await?;
     println!("in step {:?} after the last heal", healed.elapsed());
 
     // Every district has seen every order now: close them all, receive every shipment.
@@ -996,7 +996,7 @@ async fn random_orders_grants_transfers_cuts_and_restarts_never_oversell() -> Re
         let what = s.receive_shipment(id).await?;
         println!("close: {what}");
     }
-    s.cluster.wait_shared_converged(CONVERGE).await?;
+    s.cluster.wait_converged(CONVERGE).await?;
     for node in OUTLETS {
         s.observe(node).await.context("after closing every order")?;
     }

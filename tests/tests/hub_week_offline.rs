@@ -173,7 +173,7 @@ async fn a_week_offline_the_hub_shows_ttu_stale_and_sells_only_its_quota() -> Re
     let mut store_sold = 2;
     sell(&mut ttu, "sale-0", SKU, store_sold).await?;
     receive(&mut cluster.mart(ALOR).await?, "rcv-alor", "SKA-MET-250", 5).await?;
-    cluster.wait_shared_converged(CONVERGE).await?;
+    cluster.wait_converged(CONVERGE).await?;
     let at_hub = quota_line(&mut hub, TTU, SKU).await?;
     ensure!(
         same_quota(&at_hub, (QUOTA, 0, 0, 0, 0)),
@@ -323,7 +323,7 @@ async fn a_week_offline_the_hub_shows_ttu_stale_and_sells_only_its_quota() -> Re
     cluster.heal(TTU);
     let healed_at = now_ms();
     cluster.sync_now(TTU, 10).await?;
-    cluster.wait_shared_in_step(&[TTU], CONVERGE).await?;
+    cluster.wait_in_step(&[TTU], CONVERGE).await?;
     let seen = orders(&mut ttu, "accepted", "").await?;
     ensure!(
         seen.keys().map(String::as_str).collect::<Vec<_>>() == ["ord-1", "ord-2", "ord-4"],
@@ -356,7 +356,7 @@ async fn a_week_offline_the_hub_shows_ttu_stale_and_sells_only_its_quota() -> Re
             "deciding {id}: {ack:?}"
         );
     }
-    cluster.wait_shared_in_step(&[TTU], CONVERGE).await?;
+    cluster.wait_in_step(&[TTU], CONVERGE).await?;
 
     let statuses: Vec<(String, String)> = orders(&mut hub, "", TTU)
         .await?
