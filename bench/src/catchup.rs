@@ -48,6 +48,9 @@ pub struct CatchUp {
     pub wall: Duration,
     /// Time the hub spent applying bundles (inside `wall`).
     pub hub_apply: Duration,
+    /// Time the district takes to cut the missing changes into bundles (measured
+    /// once beside the catch-up; inside `wall` the district does the same work).
+    pub bundling: Duration,
     pub save_after_bytes: u64,
     pub one_by_one_bytes: u64,
     pub raw_apply: Duration,
@@ -167,7 +170,9 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
     }
 
     // References, from the district's document.
+    let started = Instant::now();
     let bundles = ttu.engine.bundles_after(&ledger, &before, usize::MAX)?;
+    let bundling = started.elapsed();
     let mut reference = Automerge::new();
     let changes = ttu.engine.changes_after(&ledger, &before)?;
     let save_after_bytes: u64 = changes.iter().map(|c| c.raw_bytes().len() as u64).sum();
@@ -216,6 +221,7 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
         messages,
         wall,
         hub_apply,
+        bundling,
         save_after_bytes,
         one_by_one_bytes,
         raw_apply,

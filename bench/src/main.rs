@@ -130,6 +130,10 @@ fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
             mib(r.rss_before),
             mib(r.peak_during),
         );
+        println!(
+            "        (the district cuts the missing changes into bundles in {:.2?}: most of wall minus hub apply)",
+            r.bundling
+        );
         let _ = r.messages;
     }
     println!("\naims: wire <= 1.25 x save_after; hub ingest >= 0.7 x raw apply (hub/raw >= 0.7); brief: <= 16.2 B/sale, 100k in < 2 s");
