@@ -3,7 +3,8 @@
 //! operator certificate, the way `martctl --node https://...` talks to a node.
 //!
 //! It must never leave a node running behind it: children are stopped with SIGTERM
-//! (and killed if they do not stop) when the demo ends or fails.
+//! (and killed if they do not stop) when the demo ends or fails, and the kernel sends
+//! them SIGTERM if the demo itself is killed.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -37,14 +38,24 @@ impl Node {
         let exe = std::env::current_exe().context("find the mart-node executable")?;
         let log = std::fs::File::create(&plan.log)
             .with_context(|| format!("create {}", plan.log.display()))?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .arg("run")
             .arg("--config")
             .arg(&plan.config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().context("open the node log twice")?)
             .stderr(log)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // SAFETY: prctl(2) is async-signal-safe; between fork and exec this only asks
+        // the kernel to SIGTERM the node if the demo dies without stopping it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = command
             .spawn()
             .with_context(|| format!("start node {}", plan.id))?;
         let channel = answering(&mut child, plan, operator).await?;
