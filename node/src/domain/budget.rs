@@ -9,10 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{transaction::Transactable, ReadDoc};
 use serde::{Deserialize, Serialize};
 
-use super::journal;
+use super::journal::Journal;
 use super::DomainError;
 
 const ENTRIES: &str = "entries";
@@ -32,29 +31,8 @@ pub enum BudgetEntry {
     },
 }
 
-pub fn init(tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
-    journal::init(tx, ENTRIES)
-}
-
-pub fn append(
-    tx: &mut impl Transactable,
-    end: usize,
-    entry: &BudgetEntry,
-) -> Result<(), automerge::AutomergeError> {
-    journal::append(tx, ENTRIES, end, entry)
-}
-
-pub fn read_range(
-    doc: &impl ReadDoc,
-    doc_name: &str,
-    range: impl std::ops::RangeBounds<usize>,
-) -> Result<Vec<BudgetEntry>, DomainError> {
-    journal::read_range(doc, ENTRIES, doc_name, range)
-}
-
-pub fn len(doc: &impl ReadDoc) -> usize {
-    journal::len(doc, ENTRIES)
-}
+/// The document's entries, appended by the hub only.
+pub const JOURNAL: Journal<BudgetEntry> = Journal::new(ENTRIES);
 
 /// Allocations per (district, year).
 #[derive(Debug, Clone, Default)]

@@ -9,10 +9,59 @@
 use automerge::{
     transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT,
 };
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::DomainError;
+
+/// A journal of entries of type `T` under one key of the root: what each journal
+/// document declares once (`const JOURNAL: Journal<OrderEntry> = Journal::new("entries")`)
+/// instead of repeating the functions below.
+pub struct Journal<T> {
+    key: &'static str,
+    entries: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Journal<T> {
+    pub const fn new(key: &'static str) -> Self {
+        Journal {
+            key,
+            entries: PhantomData,
+        }
+    }
+
+    /// Creates the empty list of a new document.
+    pub fn init(&self, tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
+        init(tx, self.key)
+    }
+
+    /// Appends `entry` at `end`, the number of entries the caller's view counted.
+    pub fn append(
+        &self,
+        tx: &mut impl Transactable,
+        end: usize,
+        entry: &T,
+    ) -> Result<(), automerge::AutomergeError> {
+        append(tx, self.key, end, entry)
+    }
+
+    /// The entries in `range` of positions, in document order.
+    pub fn read_range(
+        &self,
+        doc: &impl ReadDoc,
+        doc_name: &str,
+        range: impl std::ops::RangeBounds<usize>,
+    ) -> Result<Vec<T>, DomainError> {
+        read_range(doc, self.key, doc_name, range)
+    }
+
+    /// Number of entries (time proportional to the history: for views, not writes).
+    pub fn len(&self, doc: &impl ReadDoc) -> usize {
+        len(doc, self.key)
+    }
+}
 
 /// Creates the empty list of a new journal document under `key`.
 pub fn init(tx: &mut impl Transactable, key: &str) -> Result<(), automerge::AutomergeError> {

@@ -11,15 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use automerge::{transaction::Transactable, ReadDoc};
 
-use super::journal;
+use super::journal::Journal;
 use super::movement::{Movement, MovementKind};
 use super::DomainError;
 
-const MOVEMENTS: &str = "movements";
+const MOVEMENTS: Journal<Movement> = Journal::new("movements");
 
 /// Creates the empty movement list of a new ledger document.
 pub fn init(tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
-    journal::init(tx, MOVEMENTS)
+    MOVEMENTS.init(tx)
 }
 
 /// Appends a movement at position `end`, which must be the current number of
@@ -29,7 +29,7 @@ pub fn append(
     end: usize,
     movement: &Movement,
 ) -> Result<(), automerge::AutomergeError> {
-    journal::append(tx, MOVEMENTS, end, movement)
+    MOVEMENTS.append(tx, end, movement)
 }
 
 /// The movements of a ledger document in `range` of positions, in document order.
@@ -38,12 +38,12 @@ pub fn read_range(
     doc_name: &str,
     range: impl std::ops::RangeBounds<usize>,
 ) -> Result<Vec<Movement>, DomainError> {
-    journal::read_range(doc, MOVEMENTS, doc_name, range)
+    MOVEMENTS.read_range(doc, doc_name, range)
 }
 
 /// Number of movements in a ledger document.
 pub fn len(doc: &impl ReadDoc) -> usize {
-    journal::len(doc, MOVEMENTS)
+    MOVEMENTS.len(doc)
 }
 
 /// One side of a shipment between outlets, as the ledger recorded it.

@@ -19,13 +19,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use automerge::{transaction::Transactable, ReadDoc};
 use serde::{Deserialize, Serialize};
 
-use super::journal;
+use super::journal::Journal;
 use super::ledger::Ledger;
 use super::movement::Buyer;
-use super::DomainError;
 
 const ENTRIES: &str = "entries";
 
@@ -62,29 +60,8 @@ pub enum OrderEntry {
     },
 }
 
-pub fn init(tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
-    journal::init(tx, ENTRIES)
-}
-
-pub fn append(
-    tx: &mut impl Transactable,
-    end: usize,
-    entry: &OrderEntry,
-) -> Result<(), automerge::AutomergeError> {
-    journal::append(tx, ENTRIES, end, entry)
-}
-
-pub fn read_range(
-    doc: &impl ReadDoc,
-    doc_name: &str,
-    range: impl std::ops::RangeBounds<usize>,
-) -> Result<Vec<OrderEntry>, DomainError> {
-    journal::read_range(doc, ENTRIES, doc_name, range)
-}
-
-pub fn len(doc: &impl ReadDoc) -> usize {
-    journal::len(doc, ENTRIES)
-}
+/// The document's entries, appended by the hub only.
+pub const JOURNAL: Journal<OrderEntry> = Journal::new(ENTRIES);
 
 /// An order as placed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,12 +41,7 @@ impl Engine {
             {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
-            let held = docs.held_mut(&own);
-            held.replica
-                .commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
-            if let View::Catalog(c) = &mut held.view {
-                c.products.insert(product.sku.clone(), product.clone());
-            }
+            self.put_own_product(&mut docs, &product)?;
             own
         };
         self.after_local_write().await?;

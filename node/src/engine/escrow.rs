@@ -194,12 +194,12 @@ impl Engine {
         entry: &OrderEntry,
     ) -> Result<(), EngineError> {
         let store = self.store();
-        let Held { replica, view } = self.hub_doc(docs, id, |tx| orders::init(tx))?;
+        let Held { replica, view } = self.hub_doc(docs, id, |tx| orders::JOURNAL.init(tx))?;
         let View::Orders(view) = view else {
             unreachable!("an orders document has an orders view")
         };
         let end = view.len();
-        replica.commit(&store, |tx| orders::append(tx, end, entry))?;
+        replica.commit(&store, |tx| orders::JOURNAL.append(tx, end, entry))?;
         view.apply(entry);
         Ok(())
     }
@@ -474,7 +474,7 @@ impl Engine {
             let mut docs = self.docs();
             let store = self.store();
             let Held { replica, view } =
-                self.hub_doc(&mut docs, &DocId::Budget, |tx| budget::init(tx))?;
+                self.hub_doc(&mut docs, &DocId::Budget, |tx| budget::JOURNAL.init(tx))?;
             let View::Budget(view) = view else {
                 unreachable!("the budget document has a budget view")
             };
@@ -485,7 +485,7 @@ impl Engine {
                 at_ms: now_ms(),
             };
             let end = view.len();
-            replica.commit(&store, |tx| budget::append(tx, end, &entry))?;
+            replica.commit(&store, |tx| budget::JOURNAL.append(tx, end, &entry))?;
             view.apply(&entry);
         }
         self.after_local_write().await?;

@@ -36,8 +36,16 @@ impl Held {
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
             DocKind::Ledger => View::Ledger(Ledger::replay(&ledger::read_range(doc, &name, ..)?)),
-            DocKind::Orders => View::Orders(Orders::replay(&orders::read_range(doc, &name, ..)?)),
-            DocKind::Budget => View::Budget(Budgets::replay(&budget::read_range(doc, &name, ..)?)),
+            DocKind::Orders => View::Orders(Orders::replay(&orders::JOURNAL.read_range(
+                doc,
+                &name,
+                ..,
+            )?)),
+            DocKind::Budget => View::Budget(Budgets::replay(&budget::JOURNAL.read_range(
+                doc,
+                &name,
+                ..,
+            )?)),
         })
     }
 

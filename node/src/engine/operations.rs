@@ -129,16 +129,28 @@ impl Engine {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
             let own = docs.own_catalog.clone();
-            let held = docs.held_mut(&own);
-            held.replica
-                .commit(&self.store(), |tx| catalog::put_product(tx, &product))?;
-            if let View::Catalog(c) = &mut held.view {
-                c.products.insert(product.sku.clone(), product.clone());
-            }
+            self.put_own_product(&mut docs, &product)?;
             own
         };
         self.after_local_write().await?;
         Ok((product, doc_id))
+    }
+
+    /// Writes `product` (validated, its producer known) into the catalog this node
+    /// owns, as one change, and into the catalog's view.
+    pub(super) fn put_own_product(
+        &self,
+        docs: &mut Documents,
+        product: &Product,
+    ) -> Result<(), EngineError> {
+        let own = docs.own_catalog.clone();
+        let held = docs.held_mut(&own);
+        held.replica
+            .commit(&self.store(), |tx| catalog::put_product(tx, product))?;
+        if let View::Catalog(c) = &mut held.view {
+            c.products.insert(product.sku.clone(), product.clone());
+        }
+        Ok(())
     }
 
     /// Producers of the catalogs products are looked up in, optionally of one district.

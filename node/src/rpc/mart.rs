@@ -35,9 +35,17 @@ impl MartApi {
             sku,
             kind,
         };
-        let ack = self.engine.record(request).await.map_err(to_status)?;
-        Ok(Response::new(ack_to_pb(ack)))
+        acked(self.engine.record(request)).await
     }
+}
+
+/// The answer to a call that records a movement.
+async fn acked(
+    outcome: impl std::future::Future<
+        Output = Result<crate::engine::MovementAck, crate::engine::EngineError>,
+    >,
+) -> Result<Response<pb::MovementAck>, Status> {
+    Ok(Response::new(ack_to_pb(outcome.await.map_err(to_status)?)))
 }
 
 pub(super) fn non_empty(value: String) -> Option<String> {
@@ -224,12 +232,11 @@ impl MartService for MartApi {
         request: Request<pb::QuotaRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
         let r = accept(request)?;
-        let ack = self
-            .engine
-            .change_quota(non_empty(r.request_id), &r.sku, r.quantity, true)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(ack_to_pb(ack)))
+        acked(
+            self.engine
+                .change_quota(non_empty(r.request_id), &r.sku, r.quantity, true),
+        )
+        .await
     }
 
     async fn return_quota(
@@ -237,12 +244,11 @@ impl MartService for MartApi {
         request: Request<pb::QuotaRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
         let r = accept(request)?;
-        let ack = self
-            .engine
-            .change_quota(non_empty(r.request_id), &r.sku, r.quantity, false)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(ack_to_pb(ack)))
+        acked(
+            self.engine
+                .change_quota(non_empty(r.request_id), &r.sku, r.quantity, false),
+        )
+        .await
     }
 
     async fn list_quota(
@@ -278,12 +284,11 @@ impl MartService for MartApi {
         request: Request<pb::OrderActionRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
         let r = accept(request)?;
-        let ack = self
-            .engine
-            .fulfil_order(non_empty(r.request_id), &r.order_id)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(ack_to_pb(ack)))
+        acked(
+            self.engine
+                .fulfil_order(non_empty(r.request_id), &r.order_id),
+        )
+        .await
     }
 
     async fn cancel_order(
@@ -291,12 +296,11 @@ impl MartService for MartApi {
         request: Request<pb::OrderActionRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
         let r = accept(request)?;
-        let ack = self
-            .engine
-            .cancel_order(non_empty(r.request_id), &r.order_id)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(ack_to_pb(ack)))
+        acked(
+            self.engine
+                .cancel_order(non_empty(r.request_id), &r.order_id),
+        )
+        .await
     }
 
     async fn get_budget(
