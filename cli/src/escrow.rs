@@ -90,6 +90,8 @@ struct OrderView {
     buyer: &'static str,
     placed_at_unix_ms: i64,
     status: String,
+    /// A repeated request id: the order placed first, nothing new stored.
+    duplicate: bool,
 }
 
 fn order_view(o: mart_proto::v1::Order) -> OrderView {
@@ -106,6 +108,7 @@ fn order_view(o: mart_proto::v1::Order) -> OrderView {
         unit_price_rupiah: o.unit_price_rupiah,
         placed_at_unix_ms: o.placed_at_unix_ms,
         status: o.status,
+        duplicate: o.duplicate,
     }
 }
 
@@ -171,9 +174,8 @@ pub async fn order(node: &Node, cmd: OrderCmd, format: Format) -> Result<()> {
             });
             let placed = node.call(node.hub().place_order(req)).await;
             let placed = with_retry_hint("order", &request_id, placed)?;
-            let duplicate = placed.duplicate;
             let o = order_view(placed);
-            if duplicate && format == Format::Table {
+            if o.duplicate && format == Format::Table {
                 println!("order already placed with this request id; nothing new stored");
             }
             if format == Format::Json {

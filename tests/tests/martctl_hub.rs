@@ -652,7 +652,12 @@ async fn online_orders_against_the_quota_ttu_granted(cluster: &TestCluster) -> R
     );
 
     // The first order again, same request id: the same order, nothing new.
-    let again = json_of(cluster, HUB, &place).await?;
+    let mut again = json_of(cluster, HUB, &place).await?;
+    ensure!(
+        placed["duplicate"] == false && again["duplicate"] == true,
+        "order place retried printed {again}, first {placed}"
+    );
+    again["duplicate"] = placed["duplicate"].clone();
     ensure!(
         again == placed,
         "order place retried printed {again}, first {placed}"
