@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use automerge::{transaction::Transactable, ReadDoc};
 
 use super::journal::Journal;
@@ -47,7 +49,7 @@ pub fn len(doc: &impl ReadDoc) -> usize {
 }
 
 /// One side of a shipment between outlets, as the ledger recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShipmentSide {
     pub sku: String,
     pub quantity: i64,
@@ -57,7 +59,7 @@ pub struct ShipmentSide {
 }
 
 /// A receipt recorded beyond the remaining budget, with its reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OverBudget {
     pub movement_id: String,
     pub year: i32,
@@ -66,7 +68,8 @@ pub struct OverBudget {
 }
 
 /// What the outlet decided about one of the hub's online orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OrderOutcome {
     Fulfilled,
     Cancelled,
@@ -82,20 +85,52 @@ pub enum OrderOutcome {
 /// most once; an order has at most one outcome.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    stock: BTreeMap<String, i64>,
+    /// What carries from one period to the next (see [`Balances`]).
+    carried: Balances,
+    /// Movement ids of this document, for repeated requests.
     by_id: HashMap<String, usize>,
     len: usize,
-    newest_ms: i64,
-    granted: BTreeMap<String, i64>,
-    fulfilled: BTreeMap<String, i64>,
-    cancelled: BTreeMap<String, i64>,
-    outcomes: HashMap<String, OrderOutcome>,
-    return_requests: Vec<(String, String, i64)>,
-    dispatched: BTreeMap<String, ShipmentSide>,
+}
+
+/// Everything a ledger's history adds up to, as one value: what an outlet's next
+/// period opens with, so that a period's view is its opening balances plus its own
+/// movements (the law `period_by_period_equals_one_history` in [`super::period`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances {
+    pub stock: BTreeMap<String, i64>,
+    pub newest_ms: i64,
+    pub granted: BTreeMap<String, i64>,
+    pub fulfilled: BTreeMap<String, i64>,
+    pub cancelled: BTreeMap<String, i64>,
+    pub outcomes: BTreeMap<String, OrderOutcome>,
+    pub return_requests: Vec<(String, String, i64)>,
+    pub dispatched: BTreeMap<String, ShipmentSide>,
     /// By (sender, transfer id): transfer ids are unique per sender only.
-    received: BTreeMap<(String, String), ShipmentSide>,
-    spent_by_year: BTreeMap<i32, i64>,
-    over_budget: Vec<OverBudget>,
+    #[serde(with = "pair_keys")]
+    pub received: BTreeMap<(String, String), ShipmentSide>,
+    pub spent_by_year: BTreeMap<i32, i64>,
+    pub over_budget: Vec<OverBudget>,
+}
+
+/// JSON maps take string keys only: a map keyed by pairs travels as a list.
+mod pair_keys {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Pairs<V> = BTreeMap<(String, String), V>;
+
+    pub fn serialize<S: Serializer, V: Serialize>(map: &Pairs<V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Pairs<V>, D::Error> {
+        Ok(Vec::<((String, String), V)>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 fn count(map: &BTreeMap<String, i64>, sku: &str) -> i64 {
@@ -105,20 +140,36 @@ fn count(map: &BTreeMap<String, i64>, sku: &str) -> i64 {
 impl Ledger {
     /// Replays recorded movements. Recorded history is fact: it is not re-checked.
     pub fn replay<'a>(movements: impl IntoIterator<Item = &'a Movement>) -> Self {
-        let mut ledger = Ledger::default();
+        Self::replay_from(Balances::default(), movements)
+    }
+
+    /// Replays a period's movements on top of the balances it opened with.
+    pub fn replay_from<'a>(
+        opening: Balances,
+        movements: impl IntoIterator<Item = &'a Movement>,
+    ) -> Self {
+        let mut ledger = Ledger {
+            carried: opening,
+            ..Ledger::default()
+        };
         for m in movements {
             ledger.apply(m);
         }
         ledger
     }
 
+    /// What this ledger's history adds up to: the next period's opening balances.
+    pub fn closing(&self) -> &Balances {
+        &self.carried
+    }
+
     pub fn on_hand(&self, sku: &str) -> i64 {
-        count(&self.stock, sku)
+        count(&self.carried.stock, sku)
     }
 
     /// Every SKU that has had a movement, with its stock on hand.
     pub fn stock(&self) -> &BTreeMap<String, i64> {
-        &self.stock
+        &self.carried.stock
     }
 
     /// Position of the movement with this id in the document, if recorded.
@@ -136,55 +187,55 @@ impl Ledger {
 
     /// Time (ms, the outlet's clock) of the newest movement; 0 when there is none.
     pub fn newest_ms(&self) -> i64 {
-        self.newest_ms
+        self.carried.newest_ms
     }
 
     /// Units of `sku` granted to the hub as online quota, ever.
     pub fn granted(&self, sku: &str) -> i64 {
-        count(&self.granted, sku)
+        count(&self.carried.granted, sku)
     }
 
     /// Units of `sku` sold against the hub's online orders.
     pub fn fulfilled(&self, sku: &str) -> i64 {
-        count(&self.fulfilled, sku)
+        count(&self.carried.fulfilled, sku)
     }
 
     /// Units of `sku` in online orders the outlet cancelled.
     pub fn cancelled(&self, sku: &str) -> i64 {
-        count(&self.cancelled, sku)
+        count(&self.carried.cancelled, sku)
     }
 
     /// Every SKU the outlet ever granted quota for.
     pub fn quota_skus(&self) -> impl Iterator<Item = &String> {
-        self.granted.keys()
+        self.carried.granted.keys()
     }
 
     pub fn outcome(&self, order: &str) -> Option<OrderOutcome> {
-        self.outcomes.get(order).copied()
+        self.carried.outcomes.get(order).copied()
     }
 
     /// Quota return requests in the order they were made: (movement id, sku, units).
     pub fn return_requests(&self) -> &[(String, String, i64)] {
-        &self.return_requests
+        &self.carried.return_requests
     }
 
     /// Shipments this outlet dispatched, by transfer id.
     pub fn dispatched(&self) -> &BTreeMap<String, ShipmentSide> {
-        &self.dispatched
+        &self.carried.dispatched
     }
 
     /// Shipments this outlet received, by (sender, transfer id).
     pub fn received(&self) -> &BTreeMap<(String, String), ShipmentSide> {
-        &self.received
+        &self.carried.received
     }
 
     /// What the outlet's receipts cost in `year` (WITA), in rupiah.
     pub fn spent(&self, year: i32) -> i64 {
-        self.spent_by_year.get(&year).copied().unwrap_or(0)
+        self.carried.spent_by_year.get(&year).copied().unwrap_or(0)
     }
 
     pub fn over_budget(&self) -> &[OverBudget] {
-        &self.over_budget
+        &self.carried.over_budget
     }
 
     /// Refuses a movement that would take the stock of its SKU below zero, take from
@@ -214,13 +265,14 @@ impl Ledger {
         }
         match kind {
             MovementKind::TransferOut { transfer_id, .. }
-                if self.dispatched.contains_key(transfer_id) =>
+                if self.carried.dispatched.contains_key(transfer_id) =>
             {
                 Err(DomainError::DuplicateTransfer(transfer_id.clone()))
             }
             MovementKind::TransferIn {
                 transfer_id, from, ..
             } if self
+                .carried
                 .received
                 .contains_key(&(from.clone(), transfer_id.clone())) =>
             {
@@ -254,10 +306,10 @@ impl Ledger {
     /// Adds a recorded movement to the derived view.
     pub fn apply(&mut self, movement: &Movement) {
         let sku = &movement.sku;
-        *self.stock.entry(sku.clone()).or_insert(0) += movement.kind.delta();
+        *self.carried.stock.entry(sku.clone()).or_insert(0) += movement.kind.delta();
         self.by_id.insert(movement.id.clone(), self.len);
         self.len += 1;
-        self.newest_ms = self.newest_ms.max(movement.at_ms);
+        self.carried.newest_ms = self.carried.newest_ms.max(movement.at_ms);
         let side = |quantity: i64, counterpart: &str| ShipmentSide {
             sku: sku.clone(),
             quantity,
@@ -273,9 +325,9 @@ impl Ledger {
             } => {
                 let year = super::wita::year_of(movement.at_ms);
                 let cost = quantity.saturating_mul(*unit_cost);
-                *self.spent_by_year.entry(year).or_insert(0) += cost;
+                *self.carried.spent_by_year.entry(year).or_insert(0) += cost;
                 if let Some(reason) = over_budget {
-                    self.over_budget.push(OverBudget {
+                    self.carried.over_budget.push(OverBudget {
                         movement_id: movement.id.clone(),
                         year,
                         cost,
@@ -288,18 +340,23 @@ impl Ledger {
                 order: Some(order),
                 ..
             } => {
-                *self.fulfilled.entry(sku.clone()).or_insert(0) += quantity;
-                self.outcomes.insert(order.clone(), OrderOutcome::Fulfilled);
+                *self.carried.fulfilled.entry(sku.clone()).or_insert(0) += quantity;
+                self.carried
+                    .outcomes
+                    .insert(order.clone(), OrderOutcome::Fulfilled);
             }
             MovementKind::OrderCancel { quantity, order } => {
-                *self.cancelled.entry(sku.clone()).or_insert(0) += quantity;
-                self.outcomes.insert(order.clone(), OrderOutcome::Cancelled);
+                *self.carried.cancelled.entry(sku.clone()).or_insert(0) += quantity;
+                self.carried
+                    .outcomes
+                    .insert(order.clone(), OrderOutcome::Cancelled);
             }
             MovementKind::QuotaGrant { quantity } => {
-                *self.granted.entry(sku.clone()).or_insert(0) += quantity;
+                *self.carried.granted.entry(sku.clone()).or_insert(0) += quantity;
             }
             MovementKind::QuotaReturn { quantity } => {
-                self.return_requests
+                self.carried
+                    .return_requests
                     .push((movement.id.clone(), sku.clone(), *quantity));
             }
             MovementKind::TransferOut {
@@ -307,7 +364,8 @@ impl Ledger {
                 transfer_id,
                 to,
             } => {
-                self.dispatched
+                self.carried
+                    .dispatched
                     .insert(transfer_id.clone(), side(*quantity, to));
             }
             MovementKind::TransferIn {
@@ -315,7 +373,8 @@ impl Ledger {
                 transfer_id,
                 from,
             } => {
-                self.received
+                self.carried
+                    .received
                     .insert((from.clone(), transfer_id.clone()), side(*quantity, from));
             }
             MovementKind::Sale { .. } | MovementKind::Adjustment { .. } => {}

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod ledger;
 pub mod movement;
 pub mod orders;
+pub mod period;
 pub mod sales_report;
 pub mod seed;
 pub mod text;

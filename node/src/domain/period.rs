@@ -1,0 +1,166 @@
+//! Ledger periods (issue 5, not wired into the engine yet): the month (WITA) a
+//! movement belongs to, and the law that lets a ledger be cut into one document per
+//! period without changing any figure: a period's view is its opening balances (the
+//! previous period's closing [`Balances`]) plus its own movements.
+//!
+//! It must never read a clock: callers pass timestamps.
+
+use std::fmt;
+
+use super::wita;
+use super::DomainError;
+
+/// A calendar month in WITA, written `2026-11`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeriodId {
+    year: i32,
+    month: u32,
+}
+
+impl PeriodId {
+    /// The period a timestamp (ms since the epoch) falls in, by the local date in NTT.
+    pub fn of(unix_ms: i64) -> Self {
+        let (year, month, _) = wita::civil(wita::day_of(unix_ms));
+        PeriodId { year, month }
+    }
+
+    pub fn next(self) -> Self {
+        if self.month == 12 {
+            PeriodId {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            PeriodId {
+                month: self.month + 1,
+                ..self
+            }
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Self, DomainError> {
+        let bad = || DomainError::invalid("period", format!("{value:?} is not YYYY-MM"));
+        let (year, month) = value.split_once('-').ok_or_else(bad)?;
+        let (year, month) = (
+            year.parse().map_err(|_| bad())?,
+            month.parse().map_err(|_| bad())?,
+        );
+        if value.len() != 7 || !(1..=12).contains(&month) {
+            return Err(bad());
+        }
+        Ok(PeriodId { year, month })
+    }
+}
+
+impl fmt::Display for PeriodId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ledger::{Balances, Ledger};
+    use crate::domain::movement::{AdjustReason, Buyer, Channel, Movement, MovementKind};
+    use proptest::prelude::*;
+
+    #[test]
+    fn months_turn_at_midnight_wita() {
+        // 2026-11-30 15:59:59 UTC is 23:59:59 WITA on the 30th; a second later it is
+        // December in NTT.
+        let last = 1_796_054_399_000;
+        assert_eq!(PeriodId::of(last).to_string(), "2026-11");
+        assert_eq!(PeriodId::of(last + 1000).to_string(), "2026-12");
+        assert_eq!(
+            PeriodId::parse("2026-12").unwrap().next().to_string(),
+            "2027-01"
+        );
+        for bad in ["2026-13", "2026-1", "26-11", "2026/11", ""] {
+            assert!(PeriodId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn kind() -> impl Strategy<Value = MovementKind> {
+        prop_oneof![
+            (1i64..30).prop_map(|q| MovementKind::Receipt {
+                quantity: q,
+                unit_cost: 1_000,
+                producer: None,
+                over_budget: (q % 7 == 0).then(|| "lebaran".to_string()),
+            }),
+            (1i64..10).prop_map(|q| MovementKind::Sale {
+                quantity: q,
+                unit_price: Some(2_000),
+                channel: Channel::Store,
+                buyer: Buyer::Asn,
+                order: None,
+            }),
+            (-5i64..5)
+                .prop_filter("non-zero", |d| *d != 0)
+                .prop_map(|d| MovementKind::Adjustment {
+                    delta: d,
+                    reason: AdjustReason::Count,
+                    note: String::new(),
+                }),
+            (1i64..10, 0u32..50).prop_map(|(q, t)| MovementKind::TransferOut {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                to: "sikka".into(),
+            }),
+            (1i64..10, 0u32..50).prop_map(|(q, t)| MovementKind::TransferIn {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                from: "alor".into(),
+            }),
+            (1i64..10).prop_map(|q| MovementKind::QuotaGrant { quantity: q }),
+            (1i64..5).prop_map(|q| MovementKind::QuotaReturn { quantity: q }),
+            (1i64..5, 0u32..20).prop_map(|(q, o)| MovementKind::OrderCancel {
+                quantity: q,
+                order: format!("o{o}"),
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Cutting a ledger's history into periods at any points, each period opened
+        /// with the previous one's closing balances (through their stored JSON form),
+        /// gives exactly the figures of the whole history read at once, and the same
+        /// refusals for the next movement.
+        #[test]
+        fn period_by_period_equals_one_history(
+            kinds in prop::collection::vec((0usize..3, kind()), 1..150),
+            cuts in prop::collection::vec(0usize..150, 0..6),
+        ) {
+            let mut whole = Ledger::default();
+            let mut accepted = Vec::new();
+            for (i, (sku, kind)) in kinds.into_iter().enumerate() {
+                let m = Movement { id: format!("m{i}"), sku: format!("SKU-{sku}"), at_ms: 1_000 + i as i64, kind };
+                if whole.check(&m, whole.granted(&m.sku)).is_ok() {
+                    whole.apply(&m);
+                    accepted.push(m);
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c < accepted.len()).collect();
+            cuts.sort();
+            cuts.dedup();
+            let mut opening = Balances::default();
+            let mut start = 0;
+            let mut last = Ledger::default();
+            for end in cuts.into_iter().chain(std::iter::once(accepted.len())) {
+                let stored = serde_json::to_string(&opening).unwrap();
+                let reopened: Balances = serde_json::from_str(&stored).unwrap();
+                prop_assert_eq!(&reopened, &opening);
+                last = Ledger::replay_from(reopened, &accepted[start..end]);
+                opening = last.closing().clone();
+                start = end;
+            }
+            prop_assert_eq!(last.closing(), whole.closing());
+            for sku in ["SKU-0", "SKU-1", "SKU-2"] {
+                prop_assert_eq!(last.on_hand(sku), whole.on_hand(sku));
+                let probe = Movement { id: "probe".into(), sku: sku.into(), at_ms: 9_999, kind: MovementKind::TransferIn { quantity: 1, transfer_id: "t1".into(), from: "alor".into() } };
+                prop_assert_eq!(last.check(&probe, 0).is_ok(), whole.check(&probe, 0).is_ok());
+            }
+        }
+    }
+}
