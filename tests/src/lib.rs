@@ -9,8 +9,10 @@
 
 pub mod binaries;
 pub mod client;
+pub mod clock;
 pub mod cluster;
 pub mod hub;
+pub mod martctl;
 pub mod node;
 pub mod ops;
 pub mod pki;

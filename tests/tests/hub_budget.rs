@@ -6,7 +6,9 @@
 //! district calling the hub's service gets PERMISSION_DENIED, at its own node and
 //! at the hub with its certificate, and nothing changes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use mart_tests::clock::{now_ms, wita_year};
 
 use anyhow::{ensure, Context, Result};
 use mart_proto::tonic::Code;
@@ -27,29 +29,6 @@ const SKU: &str = "TTU-MKP-060";
 const UNIT_COST: i64 = 50_000;
 const ALLOCATED: i64 = 1_000_000;
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// The calendar year in WITA (UTC+8, no daylight saving) of a Unix time in ms,
-/// worked out here rather than with the node's own function.
-fn wita_year(unix_ms: i64) -> i32 {
-    let mut days = (unix_ms + 8 * 3_600_000).div_euclid(86_400_000);
-    let mut year = 1970;
-    loop {
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let length = if leap { 366 } else { 365 };
-        if days < length {
-            return year;
-        }
-        days -= length;
-        year += 1;
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
 
 async fn budget_of(mart: &mut MartClient, district: &str) -> Result<BudgetLine> {
     let lines = mart

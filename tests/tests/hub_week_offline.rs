@@ -12,7 +12,9 @@
 //! The week is wall-clock time by design: each "day" ends when the hub's own
 //! figures say they are that old, polled with `wait_until`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use mart_tests::clock::now_ms;
 
 use anyhow::{bail, ensure, Context, Result};
 use mart_proto::tonic::Code;
@@ -40,13 +42,6 @@ const RECEIVED: i64 = 40;
 /// Store sales each offline day.
 const DAILY_SALE: i64 = 3;
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
 
 /// Checks a freshness the hub answered between `t0` and `t1` (test clock, the same
 /// machine as the hub's) against its own figures: stale exactly when both the newest

@@ -7,34 +7,19 @@ use std::process::Output;
 
 use anyhow::{ensure, Context, Result};
 use mart_tests::ops::{movements, on_hand, sale};
-use mart_tests::{martctl_bin, NodeProcess};
+use mart_tests::NodeProcess;
 use serde_json::Value;
 
 const SKU: &str = "TTU-MKP-060";
 
 /// Runs `martctl --node unix:<socket> <args>`.
 async fn martctl(node: &NodeProcess, args: &[&str]) -> Result<Output> {
-    tokio::process::Command::new(martctl_bin())
-        .arg("--node")
-        .arg(format!("unix:{}", node.admin_socket().display()))
-        .args(args)
-        .env_remove("MARTCTL_NODE")
-        .output()
-        .await
-        .with_context(|| format!("run martctl {args:?}"))
+    mart_tests::martctl::run(&node.admin_socket(), args).await
 }
 
 /// Runs martctl and requires exit 0; returns stdout.
 async fn martctl_ok(node: &NodeProcess, args: &[&str]) -> Result<String> {
-    let out = martctl(node, args).await?;
-    ensure!(
-        out.status.success(),
-        "martctl {args:?} exited {}:\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    mart_tests::martctl::ok(&node.admin_socket(), args).await
 }
 
 /// `stock --sku S --json`: the quantity of that SKU.

@@ -10,8 +10,9 @@
 //! each recorded movement, so a run across midnight WITA still expects the truth.
 
 use std::collections::BTreeMap;
-use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use mart_tests::clock::now_ms;
 
 use anyhow::{ensure, Context, Result};
 use mart_node::domain::sales_report::LocalDate;
@@ -25,7 +26,7 @@ use mart_proto::v1::{
 use mart_tests::client::connect_unix;
 use mart_tests::ops::{movements_of, receive};
 use mart_tests::pki::Role;
-use mart_tests::{connect_tls, martctl_bin, MartClient, NodeProcess, TestCluster};
+use mart_tests::{connect_tls, MartClient, NodeProcess, TestCluster};
 use serde_json::Value;
 
 type ReportClient = ReportServiceClient<GrpcChannel>;
@@ -33,13 +34,6 @@ type ReportClient = ReportServiceClient<GrpcChannel>;
 const DISTRICT: &str = "ttu";
 const CONVERGE: Duration = Duration::from_secs(30);
 const DAY_MS: i64 = 86_400_000;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
 
 /// The WITA date `offset_days` from now, `YYYY-MM-DD`.
 fn wita_date(offset_days: i64) -> String {
@@ -334,29 +328,9 @@ async fn the_hub_and_the_district_report_what_the_district_sold() -> Result<()> 
     Ok(())
 }
 
-/// Runs `martctl --node unix:<socket> <args>`.
-async fn martctl(node: &NodeProcess, args: &[&str]) -> Result<Output> {
-    tokio::process::Command::new(martctl_bin())
-        .arg("--node")
-        .arg(format!("unix:{}", node.admin_socket().display()))
-        .args(args)
-        .env_remove("MARTCTL_NODE")
-        .output()
-        .await
-        .with_context(|| format!("run martctl {args:?}"))
-}
-
 /// Runs martctl and requires exit 0; returns stdout.
 async fn martctl_ok(node: &NodeProcess, args: &[&str]) -> Result<String> {
-    let out = martctl(node, args).await?;
-    ensure!(
-        out.status.success(),
-        "martctl {args:?} exited {}:\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
+    mart_tests::martctl::ok(&node.admin_socket(), args).await
 }
 
 fn channel_name(value: i32) -> &'static str {
@@ -421,8 +395,8 @@ async fn martctl_prints_the_sales_report_as_csv() -> Result<()> {
     );
 
     // The node refuses a reversed period, martctl exits 1 with its words.
-    let out = martctl(
-        &node,
+    let out = mart_tests::martctl::run(
+        &node.admin_socket(),
         &["report", "sales", "--from", &wita_date(1), "--to", &from],
     )
     .await?;

@@ -5,7 +5,9 @@
 //! last synced with it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use mart_tests::clock::now_ms;
 
 use anyhow::{ensure, Result};
 use mart_tests::cluster::{document_heads, peer_info};
@@ -17,13 +19,6 @@ const LEDGER: &str = "ledger/ttu";
 const SKUS: &[&str] = &["TTU-MKP-060", "TTU-MKP-120", "TTU-TNN-SLD", "NGD-KOP-250"];
 const SALES: usize = 500;
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
