@@ -220,6 +220,11 @@ impl Engine {
         self.local_writes.subscribe()
     }
 
+    /// Waits until every change staged so far is durable (before sync sends any).
+    pub async fn durable(&self) -> Result<(), EngineError> {
+        self.commits.durable().await
+    }
+
     /// Makes every staged write durable (used at shutdown).
     pub fn flush(&self) -> Result<(), EngineError> {
         Ok(self.backend.flush()?)

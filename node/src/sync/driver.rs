@@ -110,7 +110,7 @@ pub async fn drive(
                 }
                 tokio::time::sleep(DEBOUNCE).await;
                 local_writes.borrow_and_update();
-                send_all(&out, session.push_all()?).await?;
+                send_all(&out, session.push_all().await?).await?;
             }
             changed = resync.changed() => {
                 if changed.is_err() {

@@ -178,6 +178,11 @@ impl Session {
                     ));
                     self.announced.insert(doc.clone());
                 }
+                // Only durable changes leave this node: a change staged by a write
+                // still waiting for its flush could otherwise reach the peer and then
+                // be lost here in a crash, and the hub never takes its own documents
+                // back from a district.
+                self.engine.durable().await?;
                 out.extend(self.push(&doc)?);
                 Ok(out)
             }
@@ -243,7 +248,9 @@ impl Session {
     /// Bundles of every offered document the peer lacks, after local writes; and a
     /// `Have` for each exchanged document created since this session announced (e.g.
     /// the hub's first online order for the district), so the peer asks for it.
-    pub fn push_all(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
+    pub async fn push_all(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
+        // Only durable changes leave this node (see the `Have` branch of `handle`).
+        self.engine.durable().await?;
         let mut out = Vec::new();
         for (doc, heads) in self.engine.held_heads() {
             if !self.announced.contains(&doc) && self.exchanged(&doc) {
@@ -406,7 +413,7 @@ mod tests {
         let mut product = ttu.product("TTU-MKP-060").unwrap().0;
         product.sku = "TTU-MKP-250".into();
         hub.add_product(product).await.unwrap();
-        let pushed = at_hub.push_all().unwrap();
+        let pushed = at_hub.push_all().await.unwrap();
         assert!(!pushed.is_empty());
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
         assert!(ttu.product("TTU-MKP-250").is_ok());
@@ -415,7 +422,7 @@ mod tests {
             ttu.heads(&DocId::ProvincialCatalog)
         );
         // Nothing is sent twice: a second push has nothing to say.
-        assert!(at_ttu.push_all().unwrap().is_empty());
+        assert!(at_ttu.push_all().await.unwrap().is_empty());
     }
 
     /// The hub's documents for a district (orders, budgets) and its promotion of a
@@ -435,7 +442,7 @@ mod tests {
         ttu.change_quota(None, "TTU-MKP-060", 4, true)
             .await
             .unwrap();
-        let pushed = at_ttu.push_all().unwrap();
+        let pushed = at_ttu.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
 
         // The hub sells online within the quota and refuses beyond it.
@@ -452,7 +459,7 @@ mod tests {
         hub.allocate_budget("ttu", 2026, 1_000_000).await.unwrap();
 
         // Both new hub documents reach the district on the next push.
-        let pushed = at_hub.push_all().unwrap();
+        let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
         let orders = ttu.orders(None, None).unwrap();
         assert_eq!(orders.len(), 1);
@@ -470,12 +477,12 @@ mod tests {
         ttu.change_quota(None, "TTU-MKP-060", 1, false)
             .await
             .unwrap();
-        let pushed = at_ttu.push_all().unwrap();
+        let pushed = at_ttu.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
         let at_hub_orders = hub.orders(Some("ttu"), Some("fulfilled")).unwrap();
         assert_eq!(at_hub_orders.len(), 1);
         // The hub answered the return request with a release of the unsold unit.
-        let pushed = at_hub.push_all().unwrap();
+        let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
         let quota = ttu.quota(None);
         assert_eq!(
@@ -493,10 +500,10 @@ mod tests {
         let mut local = ttu.product("TTU-MKP-060").unwrap().0;
         local.sku = "TTU-MDU-250".into();
         ttu.add_product(local).await.unwrap();
-        let pushed = at_ttu.push_all().unwrap();
+        let pushed = at_ttu.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
         hub.promote_product("TTU-MDU-250", "ttu").await.unwrap();
-        let pushed = at_hub.push_all().unwrap();
+        let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
         assert_eq!(
             ttu.product("TTU-MDU-250").unwrap().1,
@@ -522,9 +529,9 @@ mod tests {
             },
         };
         ttu.record(damage).await.unwrap();
-        let pushed = at_ttu.push_all().unwrap();
+        let pushed = at_ttu.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
-        let pushed = at_hub.push_all().unwrap();
+        let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
         let quota = ttu.quota(None);
         let line = quota.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
@@ -618,7 +625,7 @@ mod tests {
 
         // ttu's own documents still sync in the same session.
         ttu.record(receipt("TTU-MKP-060", 5)).await.unwrap();
-        let pushed = at_ttu.push_all().unwrap();
+        let pushed = at_ttu.push_all().await.unwrap();
         pump(&mut hub_ttu, &mut at_ttu, vec![], pushed).await;
         assert_eq!(hub.heads(&ttu_ledger), ttu.heads(&ttu_ledger));
     }
