@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use automerge::Automerge;
-use mart_node::domain::doc_id::{DocId, NodeId};
+use mart_node::domain::doc_id::NodeId;
 use mart_node::domain::movement::{Buyer, Channel, MovementKind};
 use mart_node::engine::{Engine, Identity, MovementRequest};
 use mart_node::store::{Backend, SledBackend};
@@ -131,7 +131,10 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
     let ttu = open(dir, "ttu")?;
     let hub_id = NodeId::parse("kupang")?;
     let ttu_id = NodeId::parse("ttu")?;
-    let ledger = DocId::Ledger(ttu_id.clone());
+    let ledger = ttu
+        .engine
+        .open_period()
+        .context("the district has an open ledger period")?;
     let mut at_hub = Session::new(hub.engine.clone(), hub.book.clone(), ttu_id.clone());
     let mut at_ttu = Session::new(ttu.engine.clone(), ttu.book.clone(), hub_id.clone());
     exchange(&mut at_hub, &mut at_ttu)

@@ -16,7 +16,8 @@ use mart_node::domain::actor::actor_for;
 use mart_node::domain::doc_id::{DocId, NodeId};
 use mart_node::domain::ledger;
 use mart_node::domain::movement::{Buyer, Channel, Movement, MovementKind};
-use mart_node::engine::{Engine, Identity};
+use mart_node::domain::period::PeriodId;
+use mart_node::engine::{now_ms, Engine, Identity};
 use mart_node::store::{Backend, SledBackend};
 
 /// What one run measured.
@@ -88,8 +89,12 @@ pub async fn run(dir: &Path, districts: usize, skus: usize, changes: usize) -> R
         let node = NodeId::parse(&format!("district-{d:02}"))?;
         let doc = district_ledger(&node, skus)?;
         let bundle = doc.bundle(all_hashes(&doc))?;
-        hub.apply_bundle(&node, &DocId::Ledger(node.clone()), bundle.bytes())
-            .await?;
+        hub.apply_bundle(
+            &node,
+            &DocId::Ledger(node.clone(), PeriodId::of(now_ms())),
+            bundle.bytes(),
+        )
+        .await?;
         last = Some((node, doc));
     }
     let (node, mut doc) = last.expect("at least one district");
@@ -141,8 +146,12 @@ pub async fn run(dir: &Path, districts: usize, skus: usize, changes: usize) -> R
     raw.apply_changes(incoming)?;
     let raw_apply = started.elapsed();
     let started = Instant::now();
-    hub.apply_bundle(&node, &DocId::Ledger(node.clone()), bundle.bytes())
-        .await?;
+    hub.apply_bundle(
+        &node,
+        &DocId::Ledger(node.clone(), PeriodId::of(now_ms())),
+        bundle.bytes(),
+    )
+    .await?;
     let hub_apply = started.elapsed();
     anyhow::ensure!(
         hub.regional_stock(Some(&sku(0)), Some(node.as_str()))?[0].districts[0].quantity

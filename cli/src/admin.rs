@@ -26,6 +26,8 @@ struct StatusView {
     skus_in_stock: u64,
     durable_writes: u64,
     flushes: u64,
+    open_period: String,
+    restoring: bool,
 }
 
 pub async fn status(node: &Node, format: Format) -> Result<()> {
@@ -45,6 +47,8 @@ pub async fn status(node: &Node, format: Format) -> Result<()> {
         skus_in_stock: s.skus_in_stock,
         durable_writes: s.durable_writes,
         flushes: s.flushes,
+        open_period: s.open_period,
+        restoring: s.restoring,
     };
     if format == Format::Json {
         return print_json(&view);
@@ -61,7 +65,15 @@ pub async fn status(node: &Node, format: Format) -> Result<()> {
             ("started", wita(view.started_at_unix_ms)),
             ("uptime", duration(view.uptime_seconds)),
             ("documents", view.documents.to_string()),
-            ("movements", view.movements.to_string()),
+            (
+                "ledger period",
+                if view.restoring {
+                    "restoring from the hub (see `martctl sync status`)".to_string()
+                } else {
+                    format!("{} (open)", view.open_period)
+                },
+            ),
+            ("movements", format!("{} this period", view.movements)),
             ("skus in stock", view.skus_in_stock.to_string()),
             ("durable writes", view.durable_writes.to_string()),
             ("flushes", view.flushes.to_string()),
@@ -79,6 +91,8 @@ struct DocumentView {
     changes: u64,
     bytes_on_disk: u64,
     chunks_since_snapshot: u32,
+    /// For ledger periods: open, sealed or archived.
+    period_state: String,
 }
 
 pub async fn docs(node: &Node, format: Format) -> Result<()> {
@@ -95,21 +109,32 @@ pub async fn docs(node: &Node, format: Format) -> Result<()> {
             changes: d.changes,
             bytes_on_disk: d.bytes_on_disk,
             chunks_since_snapshot: d.chunks_since_snapshot,
+            period_state: d.period_state,
         })
         .collect();
     if format == Format::Json {
         return print_json(&views);
     }
     let mut table = Table::new(&[
-        "DOCUMENT", "KIND", "OWNER", "CHANGES", "ON DISK", "CHUNKS", "HEADS",
+        "DOCUMENT", "KIND", "OWNER", "STATE", "CHANGES", "ON DISK", "CHUNKS", "HEADS",
     ])
-    .right_align(&[3, 4, 5]);
+    .right_align(&[4, 5, 6]);
     for d in &views {
+        let archived = d.period_state == "archived";
         table.row(vec![
             d.id.clone(),
             d.kind.clone(),
             d.owner.clone(),
-            d.changes.to_string(),
+            if d.period_state.is_empty() {
+                "-".to_string()
+            } else {
+                d.period_state.clone()
+            },
+            if archived {
+                "-".to_string()
+            } else {
+                d.changes.to_string()
+            },
             bytes(d.bytes_on_disk),
             d.chunks_since_snapshot.to_string(),
             short_heads(&d.heads),

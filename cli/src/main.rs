@@ -186,12 +186,17 @@ enum Command {
         /// Only movements of this SKU
         #[arg(long)]
         sku: Option<String>,
-        /// At most this many of the newest movements (0 for all)
+        /// At most this many of the newest movements, across periods (0: every
+        /// movement of the open period)
         #[arg(long, value_name = "N", default_value_t = 0)]
         limit: u32,
         /// Another outlet's ledger held by this node (at the hub: any district)
         #[arg(long)]
         outlet: Option<String>,
+        /// One ledger period (YYYY-MM, as `martctl docs` lists them), read from disk
+        /// if it is archived
+        #[arg(long, value_name = "YYYY-MM")]
+        period: Option<String>,
     },
     /// Reports from the node's ledgers (by local date, WITA)
     #[command(subcommand)]
@@ -305,9 +310,12 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
             district,
             year,
         } => escrow::budget(&node, cmd, district, year, format).await,
-        Command::Movements { sku, limit, outlet } => {
-            stock::movements(&node, sku, limit, outlet, format).await
-        }
+        Command::Movements {
+            sku,
+            limit,
+            outlet,
+            period,
+        } => stock::movements(&node, sku, limit, outlet, period, format).await,
         Command::Report(cmd) => report::report(&node, cmd, format).await,
         Command::Peers => sync::peers(&node, format).await,
         Command::Sync(cmd) => sync::sync(&node, cmd, format).await,

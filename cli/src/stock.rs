@@ -75,12 +75,14 @@ pub async fn movements(
     sku: Option<String>,
     limit: u32,
     outlet: Option<String>,
+    period: Option<String>,
     format: Format,
 ) -> Result<()> {
     let req = node.request(ListMovementsRequest {
         sku: sku.unwrap_or_default(),
         limit,
         outlet: outlet.unwrap_or_default(),
+        period: period.unwrap_or_default(),
     });
     let list = node.call(node.mart().list_movements(req)).await?;
     let views: Vec<MovementView> = list

@@ -389,10 +389,11 @@ mod tests {
 
     fn doc(to_send: u64, behind: bool, lag_ms: i64) -> DocumentSync {
         DocumentSync {
-            doc_id: "ledger/sikka".into(),
+            doc_id: "ledger/sikka/2026-11".into(),
             changes_to_send: to_send,
             behind,
             lag_ms,
+            changes_to_receive: 0,
         }
     }
 

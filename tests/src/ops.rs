@@ -65,6 +65,7 @@ pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
             sku: String::new(),
             limit: 0,
             outlet: String::new(),
+            period: String::new(),
         })
         .await
         .context("ListMovements")?
@@ -170,6 +171,7 @@ pub async fn movements_of(mart: &mut MartClient, outlet: &str) -> Result<Vec<Mov
             sku: String::new(),
             limit: 0,
             outlet: outlet.into(),
+            period: String::new(),
         })
         .await
         .with_context(|| format!("ListMovements outlet {outlet:?}"))?

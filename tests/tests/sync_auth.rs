@@ -57,6 +57,7 @@ fn have(doc: &str, heads: &[ChangeHash]) -> SyncMessage {
         body: Some(Body::Have(Have {
             doc_id: doc.into(),
             heads: heads.iter().map(|h| h.0.to_vec()).collect(),
+            changes: 0,
         })),
     }
 }

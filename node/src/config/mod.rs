@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::doc_id::NodeId;
-use crate::engine::Identity;
+use crate::domain::period::PeriodLength;
+use crate::engine::{Identity, LedgerOptions};
 
 /// The only config version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
@@ -57,6 +58,13 @@ struct RawConfig {
     tls: Option<RawTls>,
     sync: Option<RawSync>,
     hub: Option<RawHub>,
+    ledger: Option<RawLedger>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    months_per_period: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +159,10 @@ pub struct NodeConfig {
     /// Hub only (`[hub] stale_after_secs`, default 24 hours): a district whose newest
     /// change and last sync are both older than this is shown as stale.
     pub stale_after: std::time::Duration,
+    /// `[ledger] months_per_period` (default 1: one ledger document per month), and
+    /// whether this start restores the ledger from the hub (`mart-node run --restore`,
+    /// never from the file).
+    pub ledger: LedgerOptions,
 }
 
 impl NodeConfig {
@@ -300,7 +312,16 @@ impl NodeConfig {
                 None => DEFAULT_STALE_AFTER_SECS,
             },
         };
+        let period = match raw.ledger.and_then(|l| l.months_per_period) {
+            None => PeriodLength::default(),
+            Some(months) => PeriodLength::months_of(months)
+                .map_err(|e| field("ledger.months_per_period", e.to_string()))?,
+        };
         Ok(NodeConfig {
+            ledger: LedgerOptions {
+                period,
+                restore: false,
+            },
             identity: Identity { node, hub },
             role,
             data_dir: raw.node.data_dir,

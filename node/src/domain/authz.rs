@@ -73,10 +73,14 @@ mod tests {
         NodeId::parse(id).unwrap()
     }
 
+    fn period() -> crate::domain::period::PeriodId {
+        crate::domain::period::PeriodId::parse("2026-11").unwrap()
+    }
+
     #[test]
     fn only_owner_or_hub_may_send() {
         let hub = node("kupang");
-        let ledger = DocId::Ledger(node("ttu"));
+        let ledger = DocId::Ledger(node("ttu"), period());
         assert!(check_sender(&ledger, &node("ttu"), &hub).is_ok());
         assert!(check_sender(&ledger, &hub, &hub).is_ok());
         assert!(check_sender(&ledger, &node("sikka"), &hub).is_err());
@@ -86,7 +90,7 @@ mod tests {
     #[test]
     fn only_the_owners_actors_may_author() {
         let hub = node("kupang");
-        let ledger = DocId::Ledger(node("ttu"));
+        let ledger = DocId::Ledger(node("ttu"), period());
         assert!(check_author(&ledger, &actor_for(&node("ttu"), 3), &hub).is_ok());
         assert!(check_author(&ledger, &actor_for(&node("sikka"), 3), &hub).is_err());
         assert!(check_author(&ledger, &actor_for(&hub, 1), &hub).is_err());
@@ -98,7 +102,7 @@ mod tests {
     fn what_travels_where() {
         let hub = node("kupang");
         let (ttu, sikka) = (node("ttu"), node("sikka"));
-        let ttu_ledger = DocId::Ledger(ttu.clone());
+        let ttu_ledger = DocId::Ledger(ttu.clone(), period());
         assert!(shared_with(&ttu_ledger, &ttu, &hub, &hub));
         assert!(shared_with(&ttu_ledger, &hub, &ttu, &hub));
         assert!(!shared_with(&ttu_ledger, &hub, &sikka, &hub));
@@ -128,13 +132,13 @@ mod tests {
         assert!(!shared_with(&DocId::ProvincialCatalog, &ttu, &hub, &hub));
         assert!(accepted_from(&DocId::ProvincialCatalog, &ttu, &hub, &hub));
         assert!(!accepted_from(
-            &DocId::Ledger(sikka.clone()),
+            &DocId::Ledger(sikka.clone(), period()),
             &ttu,
             &hub,
             &hub
         ));
         assert!(accepted_from(
-            &DocId::Ledger(sikka.clone()),
+            &DocId::Ledger(sikka.clone(), period()),
             &hub,
             &sikka,
             &hub

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::period::PeriodId;
 use super::DomainError;
 
 /// A node's id, as written in its certificate and config: 1 to 32 characters of
@@ -63,15 +64,16 @@ impl DocKind {
     }
 }
 
-/// The id of a document, written `catalog/province`, `catalog/<node>` or `ledger/<node>`.
+/// The id of a document, written `catalog/province`, `catalog/<node>`,
+/// `ledger/<node>/<YYYY-MM>`, `orders/<node>` or `budget/province`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DocId {
     /// The official catalog of the province, owned by the hub.
     ProvincialCatalog,
     /// A node's own producers and local products.
     LocalCatalog(NodeId),
-    /// An outlet's stock movements.
-    Ledger(NodeId),
+    /// An outlet's stock movements of one period, named by its first month.
+    Ledger(NodeId, PeriodId),
     /// The hub's online orders against an outlet's quota, and quota it released.
     Orders(NodeId),
     /// Procurement budgets per district and year, owned by the hub.
@@ -86,7 +88,13 @@ impl DocId {
             Some(("catalog", node)) => {
                 Ok(DocId::LocalCatalog(NodeId::parse(node).map_err(|_| bad())?))
             }
-            Some(("ledger", node)) => Ok(DocId::Ledger(NodeId::parse(node).map_err(|_| bad())?)),
+            Some(("ledger", rest)) => {
+                let (node, period) = rest.split_once('/').ok_or_else(bad)?;
+                Ok(DocId::Ledger(
+                    NodeId::parse(node).map_err(|_| bad())?,
+                    PeriodId::parse(period).map_err(|_| bad())?,
+                ))
+            }
             Some(("orders", node)) => Ok(DocId::Orders(NodeId::parse(node).map_err(|_| bad())?)),
             Some(("budget", "province")) => Ok(DocId::Budget),
             _ => Err(bad()),
@@ -96,7 +104,7 @@ impl DocId {
     pub fn kind(&self) -> DocKind {
         match self {
             DocId::ProvincialCatalog | DocId::LocalCatalog(_) => DocKind::Catalog,
-            DocId::Ledger(_) => DocKind::Ledger,
+            DocId::Ledger(..) => DocKind::Ledger,
             DocId::Orders(_) => DocKind::Orders,
             DocId::Budget => DocKind::Budget,
         }
@@ -106,7 +114,15 @@ impl DocId {
     pub fn owner<'a>(&'a self, hub: &'a NodeId) -> &'a NodeId {
         match self {
             DocId::ProvincialCatalog | DocId::Orders(_) | DocId::Budget => hub,
-            DocId::LocalCatalog(node) | DocId::Ledger(node) => node,
+            DocId::LocalCatalog(node) | DocId::Ledger(node, _) => node,
+        }
+    }
+
+    /// The outlet and period of a ledger document.
+    pub fn ledger_period(&self) -> Option<(&NodeId, PeriodId)> {
+        match self {
+            DocId::Ledger(node, period) => Some((node, *period)),
+            _ => None,
         }
     }
 
@@ -126,7 +142,7 @@ impl fmt::Display for DocId {
         match self {
             DocId::ProvincialCatalog => f.write_str("catalog/province"),
             DocId::LocalCatalog(node) => write!(f, "catalog/{node}"),
-            DocId::Ledger(node) => write!(f, "ledger/{node}"),
+            DocId::Ledger(node, period) => write!(f, "ledger/{node}/{period}"),
             DocId::Orders(node) => write!(f, "orders/{node}"),
             DocId::Budget => f.write_str("budget/province"),
         }
@@ -143,7 +159,7 @@ mod tests {
         for text in [
             "catalog/province",
             "catalog/ttu",
-            "ledger/ttu",
+            "ledger/ttu/2026-11",
             "orders/ttu",
             "budget/province",
         ] {
@@ -152,10 +168,15 @@ mod tests {
         }
         assert_eq!(DocId::ProvincialCatalog.owner(&hub).as_str(), "kupang");
         assert_eq!(
-            DocId::parse("ledger/ttu").unwrap().owner(&hub).as_str(),
+            DocId::parse("ledger/ttu/2026-11")
+                .unwrap()
+                .owner(&hub)
+                .as_str(),
             "ttu"
         );
-        assert!(DocId::parse("ledger/TTU").is_err());
+        assert!(DocId::parse("ledger/TTU/2026-11").is_err());
+        assert!(DocId::parse("ledger/ttu").is_err());
+        assert!(DocId::parse("ledger/ttu/2026-13").is_err());
         assert_eq!(DocId::parse("orders/ttu").unwrap().owner(&hub), &hub);
         assert_eq!(DocId::Budget.owner(&hub), &hub);
         assert!(DocId::parse("budget/ttu").is_err());

@@ -1,8 +1,10 @@
 //! An outlet's stock ledger: the document schema and what is derived from it.
 //!
-//! Schema: `movements` is a list of movement records (see [`super::movement`]),
-//! appended only by the outlet that owns the ledger. Stock of a SKU is the sum of
-//! the deltas of its movements. [`Ledger`] keeps that sum, the outlet's side of the
+//! Schema: one document per period (see [`super::period`]). `movements` is a list of
+//! movement records (see [`super::movement`]), appended only by the outlet that owns
+//! the ledger; `opening` holds the [`Balances`] the period opened with and, once the
+//! outlet sealed the period, `closing` holds those it closed with (both JSON, written
+//! once). Stock of a SKU is its opening stock plus the deltas of its movements. [`Ledger`] keeps that sum, the outlet's side of the
 //! online quota, its shipments and what its receipts cost per year, and refuses a
 //! movement that would take stock below zero or into what is reserved for the hub's
 //! online orders, repeat a transfer id, or decide an order twice (invariant 4).
@@ -19,9 +21,81 @@ use super::DomainError;
 
 const MOVEMENTS: Journal<Movement> = Journal::new("movements");
 
+const OPENING: &str = "opening";
+const CLOSING: &str = "closing";
+
 /// Creates the empty movement list of a new ledger document.
 pub fn init(tx: &mut impl Transactable) -> Result<(), automerge::AutomergeError> {
     MOVEMENTS.init(tx)
+}
+
+/// Writes the balances a period opens with (once, by the owner, before any movement).
+pub fn open_with(
+    tx: &mut impl Transactable,
+    opening: &Balances,
+) -> Result<(), automerge::AutomergeError> {
+    put_balances(tx, OPENING, opening)
+}
+
+/// Seals a period with the balances it closes with: no movement follows.
+pub fn seal(
+    tx: &mut impl Transactable,
+    closing: &Balances,
+) -> Result<(), automerge::AutomergeError> {
+    put_balances(tx, CLOSING, closing)
+}
+
+fn put_balances(
+    tx: &mut impl Transactable,
+    key: &str,
+    balances: &Balances,
+) -> Result<(), automerge::AutomergeError> {
+    let json = serde_json::to_string(balances).expect("balances serialize");
+    tx.put(automerge::ROOT, key, json)?;
+    Ok(())
+}
+
+/// The balances a period opened with; `None` before the owner's opening arrived.
+pub fn opening(doc: &impl ReadDoc, doc_name: &str) -> Result<Option<Balances>, DomainError> {
+    read_balances(doc, doc_name, OPENING)
+}
+
+/// The balances a sealed period closed with; `None` while it is open.
+pub fn closing(doc: &impl ReadDoc, doc_name: &str) -> Result<Option<Balances>, DomainError> {
+    read_balances(doc, doc_name, CLOSING)
+}
+
+/// Whether the owner sealed this period (cheap: one lookup).
+pub fn is_sealed(doc: &impl ReadDoc) -> bool {
+    matches!(doc.get(automerge::ROOT, CLOSING), Ok(Some(_)))
+}
+
+fn read_balances(
+    doc: &impl ReadDoc,
+    doc_name: &str,
+    key: &str,
+) -> Result<Option<Balances>, DomainError> {
+    use automerge::{ScalarValue, Value};
+    match doc.get(automerge::ROOT, key) {
+        Ok(None) => Ok(None),
+        Ok(Some((Value::Scalar(scalar), _))) => match scalar.as_ref() {
+            ScalarValue::Str(json) => serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| DomainError::schema(doc_name, format!("{key}: {e}"))),
+            other => Err(DomainError::schema(doc_name, format!("{key} is {other:?}"))),
+        },
+        Ok(Some(_)) => Err(DomainError::schema(doc_name, format!("{key} is an object"))),
+        Err(e) => Err(DomainError::schema(doc_name, format!("{key}: {e}"))),
+    }
+}
+
+/// The view of a period document: its opening balances plus its movements.
+pub fn derive(doc: &impl ReadDoc, doc_name: &str) -> Result<Ledger, DomainError> {
+    let opening = opening(doc, doc_name)?.unwrap_or_default();
+    Ok(Ledger::replay_from(
+        opening,
+        &read_range(doc, doc_name, ..)?,
+    ))
 }
 
 /// Appends a movement at position `end`, which must be the current number of

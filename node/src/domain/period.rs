@@ -1,7 +1,7 @@
-//! Ledger periods (issue 5, not wired into the engine yet): the month (WITA) a
-//! movement belongs to, and the law that lets a ledger be cut into one document per
-//! period without changing any figure: a period's view is its opening balances (the
-//! previous period's closing [`Balances`]) plus its own movements.
+//! Ledger periods: the month (WITA) a movement belongs to, and the law that lets a
+//! ledger be cut into one document per period without changing any figure: a
+//! period's view is its opening balances (the previous period's closing
+//! [`Balances`](super::ledger::Balances)) plus its own movements.
 //!
 //! It must never read a clock: callers pass timestamps.
 
@@ -18,23 +18,32 @@ pub struct PeriodId {
 }
 
 impl PeriodId {
-    /// The period a timestamp (ms since the epoch) falls in, by the local date in NTT.
+    /// The month a timestamp (ms since the epoch) falls in, by the local date in NTT.
     pub fn of(unix_ms: i64) -> Self {
         let (year, month, _) = wita::civil(wita::day_of(unix_ms));
         PeriodId { year, month }
     }
 
+    /// The period of `length` a timestamp falls in, named by its first month.
+    pub fn of_length(unix_ms: i64, length: PeriodLength) -> Self {
+        let month = Self::of(unix_ms);
+        let months = length.months();
+        PeriodId {
+            month: (month.month - 1) / months * months + 1,
+            ..month
+        }
+    }
+
     pub fn next(self) -> Self {
-        if self.month == 12 {
-            PeriodId {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            PeriodId {
-                month: self.month + 1,
-                ..self
-            }
+        self.after(PeriodLength::MONTH)
+    }
+
+    /// The period of `length` that starts where this one (of that length) ends.
+    pub fn after(self, length: PeriodLength) -> Self {
+        let months = self.month - 1 + length.months();
+        PeriodId {
+            year: self.year + (months / 12) as i32,
+            month: months % 12 + 1,
         }
     }
 
@@ -49,6 +58,36 @@ impl PeriodId {
             return Err(bad());
         }
         Ok(PeriodId { year, month })
+    }
+}
+
+/// How many months one ledger period covers: a divisor of twelve, so periods never
+/// straddle a year and every node cuts them at the same dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodLength(u32);
+
+impl PeriodLength {
+    pub const MONTH: PeriodLength = PeriodLength(1);
+
+    pub fn months_of(months: u32) -> Result<Self, DomainError> {
+        if [1, 2, 3, 4, 6, 12].contains(&months) {
+            Ok(PeriodLength(months))
+        } else {
+            Err(DomainError::invalid(
+                "months_per_period",
+                format!("must divide a year (1, 2, 3, 4, 6 or 12), got {months}"),
+            ))
+        }
+    }
+
+    pub fn months(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for PeriodLength {
+    fn default() -> Self {
+        Self::MONTH
     }
 }
 
@@ -74,6 +113,20 @@ mod tests {
         assert_eq!(PeriodId::of(last + 1000).to_string(), "2026-12");
         assert_eq!(
             PeriodId::parse("2026-12").unwrap().next().to_string(),
+            "2027-01"
+        );
+        let quarter = PeriodLength::months_of(3).unwrap();
+        assert_eq!(PeriodId::of_length(last, quarter).to_string(), "2026-10");
+        assert_eq!(
+            PeriodId::of_length(last + 1000, quarter).to_string(),
+            "2026-10"
+        );
+        assert!(PeriodLength::months_of(5).is_err());
+        assert_eq!(
+            PeriodId::parse("2026-10")
+                .unwrap()
+                .after(quarter)
+                .to_string(),
             "2027-01"
         );
         for bad in ["2026-13", "2026-1", "26-11", "2026/11", ""] {

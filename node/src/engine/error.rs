@@ -16,6 +16,8 @@ pub enum EngineError {
     Document { doc: String, reason: String },
     #[error("the write could not be made durable: {0}")]
     NotDurable(String),
+    #[error("this outlet's ledger is being restored from the hub ({0}): try again once `martctl sync status` shows the hub in step")]
+    Restoring(String),
 }
 
 impl EngineError {
@@ -43,7 +45,9 @@ impl EngineError {
                 | DomainError::DistrictOnly(_) => Code::PermissionDenied,
                 DomainError::Schema { .. } => Code::Internal,
             },
-            EngineError::Store(StoreError::Io(_)) | EngineError::NotDurable(_) => Code::Unavailable,
+            EngineError::Store(StoreError::Io(_))
+            | EngineError::NotDurable(_)
+            | EngineError::Restoring(_) => Code::Unavailable,
             EngineError::Store(_) | EngineError::Document { .. } => Code::Internal,
         }
     }

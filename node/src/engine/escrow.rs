@@ -120,9 +120,7 @@ impl Engine {
         let (info, fresh) = {
             let mut docs = self.docs();
             let ledger = docs
-                .held
-                .get(&DocId::Ledger(outlet.clone()))
-                .and_then(|h| h.ledger())
+                .newest_ledger_of(&outlet)
                 .ok_or_else(|| DomainError::UnknownOutlet(outlet.to_string()))?;
             let current = docs.held.get(&orders_id).and_then(|h| h.orders());
             if let Some(placed) = request_id.as_deref().and_then(|id| current?.order(id)) {
@@ -226,11 +224,7 @@ impl Engine {
         let orders_id = DocId::Orders(outlet.clone());
         let answered = {
             let mut docs = self.docs();
-            let Some(ledger) = docs
-                .held
-                .get(&DocId::Ledger(outlet.clone()))
-                .and_then(|h| h.ledger())
-            else {
+            let Some(ledger) = docs.newest_ledger_of(outlet) else {
                 return Ok(0);
             };
             let current = docs.held.get(&orders_id).and_then(|h| h.orders());
@@ -276,12 +270,11 @@ impl Engine {
     pub async fn answer_all_quota_returns(&self) -> Result<usize, EngineError> {
         let outlets: Vec<NodeId> = self
             .docs()
-            .held
-            .keys()
-            .filter_map(|id| match id {
-                DocId::Ledger(node) if node != &self.identity.node => Some(node.clone()),
-                _ => None,
-            })
+            .newest_ledgers()
+            .into_iter()
+            .map(|(node, _)| node)
+            .filter(|node| *node != &self.identity.node)
+            .cloned()
             .collect();
         let mut answered = 0;
         for outlet in outlets {
@@ -360,12 +353,8 @@ impl Engine {
         docs: &'a Documents,
         only: Option<&str>,
     ) -> Vec<(&'a NodeId, &'a Ledger, Option<&'a Orders>)> {
-        docs.held
-            .iter()
-            .filter_map(|(id, held)| match id {
-                DocId::Ledger(node) => Some((node, held.ledger()?)),
-                _ => None,
-            })
+        docs.newest_ledgers()
+            .into_iter()
             .filter(|(node, _)| only.is_none_or(|o| node.as_str() == o))
             .map(|(node, ledger)| {
                 let orders = docs
@@ -512,12 +501,11 @@ impl Engine {
         let allocations = docs.held.get(&DocId::Budget).and_then(|h| h.budgets());
         let mut districts: Vec<String> = if self.identity.is_hub() {
             let mut all: Vec<String> = docs
-                .held
-                .keys()
-                .filter_map(|id| match id {
-                    DocId::Ledger(n) if n != &self.identity.node => Some(n.to_string()),
-                    _ => None,
-                })
+                .newest_ledgers()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| *n != &self.identity.node)
+                .map(|n| n.to_string())
                 .collect();
             all.extend(
                 allocations
@@ -550,8 +538,7 @@ impl Engine {
             .map(|d| {
                 let ledger = NodeId::parse(&d)
                     .ok()
-                    .and_then(|n| docs.held.get(&DocId::Ledger(n)))
-                    .and_then(|h| h.ledger());
+                    .and_then(|n| docs.newest_ledger_of(&n));
                 BudgetStatus {
                     allocated: allocations.and_then(|b| b.allocated(&d, year)),
                     spent: ledger.map_or(0, |l| l.spent(year)),

@@ -1,7 +1,7 @@
 //! What the sync layer asks of the engine: heads, the changes a peer lacks as
 //! bundles, and applying a peer's bundle durably after checking who wrote it.
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
 use super::held::Held;
 use super::replica::Replica;
@@ -50,6 +50,21 @@ impl Engine {
             .collect()
     }
 
+    /// Whether a later period of this ledger is held: the hub offers a district only
+    /// the newest period of its ledger (its balances are the whole history's), so a
+    /// district restoring from the hub never replays sealed periods.
+    pub fn superseded(&self, doc: &DocId) -> bool {
+        self.docs().superseded(doc)
+    }
+
+    /// How many changes of `doc` this node holds (0 when it holds none).
+    pub fn change_count(&self, doc: &DocId) -> u64 {
+        self.docs()
+            .held
+            .get(doc)
+            .map_or(0, |h| h.replica.doc().stats().num_changes)
+    }
+
     /// Timestamp (ms) of the oldest change of `doc` not covered by `have`.
     pub fn oldest_missing_ms(&self, doc: &DocId, have: &[ChangeHash]) -> Option<i64> {
         let docs = self.docs();
@@ -62,17 +77,28 @@ impl Engine {
             .min()
     }
 
-    /// Current heads of a document, if held.
+    /// Current heads of a document, if held. At the hub an archived period a
+    /// district asks about is opened from disk to answer.
     pub fn heads(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
-        self.docs()
-            .held
-            .get(doc)
-            .map(|h| h.replica.doc().get_heads())
+        let docs = self.docs_for_peer(doc);
+        docs.held.get(doc).map(|h| h.replica.doc().get_heads())
+    }
+
+    /// The documents, with `doc` brought back into memory at the hub if it was
+    /// archived (a failure to load it is logged: the document then looks absent).
+    fn docs_for_peer(&self, doc: &DocId) -> std::sync::MutexGuard<'_, super::Documents> {
+        let mut docs = self.docs();
+        if self.identity.is_hub() {
+            if let Err(e) = self.load_archived(&mut docs, doc) {
+                tracing::error!(doc = %doc, error = %e, "cannot open an archived period");
+            }
+        }
+        docs
     }
 
     /// Whether every hash in `heads` is a change this node holds.
     pub fn knows_all(&self, doc: &DocId, heads: &[ChangeHash]) -> bool {
-        let docs = self.docs();
+        let docs = self.docs_for_peer(doc);
         match docs.held.get(doc) {
             Some(h) => known(h.replica.doc(), heads).len() == heads.len(),
             None => heads.is_empty(),
@@ -114,7 +140,7 @@ impl Engine {
         have: &[ChangeHash],
         max_bytes: usize,
     ) -> Result<Vec<OutBundle>, EngineError> {
-        let docs = self.docs();
+        let docs = self.docs_for_peer(doc);
         let Some(held) = docs.held.get(doc) else {
             return Ok(Vec::new());
         };
@@ -171,7 +197,7 @@ impl Engine {
             authz::check_author(doc, change.actor_id(), hub)?;
         }
         let heads = {
-            let mut docs = self.docs();
+            let mut docs = self.docs_for_peer(doc);
             let store = self.store();
             if !docs.held.contains_key(doc) {
                 if !bundle.deps().is_empty() {
@@ -190,10 +216,14 @@ impl Engine {
                 held.replica.apply_remote(&store, changes, data)?;
                 held.refresh()?;
             }
-            docs.held[doc].replica.doc().get_heads()
+            let heads = docs.held[doc].replica.doc().get_heads();
+            if let (true, Some((outlet, _))) = (self.identity.is_hub(), doc.ledger_period()) {
+                self.archive_settled_at_hub(&mut docs, outlet)?;
+            }
+            heads
         };
         self.commits.durable().await?;
-        if let DocId::Ledger(outlet) = doc {
+        if let DocId::Ledger(outlet, _) = doc {
             // The hub answers quota return requests as soon as it sees them; a failure
             // here leaves them for the next bundle and never refuses this one.
             if let Err(e) = self.answer_quota_returns(outlet).await {

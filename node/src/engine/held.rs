@@ -35,7 +35,7 @@ impl Held {
         let doc = replica.doc();
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
-            DocKind::Ledger => View::Ledger(Ledger::replay(&ledger::read_range(doc, &name, ..)?)),
+            DocKind::Ledger => View::Ledger(ledger::derive(doc, &name)?),
             DocKind::Orders => View::Orders(Orders::replay(&orders::JOURNAL.read_range(
                 doc,
                 &name,
@@ -62,9 +62,11 @@ impl Held {
                 // that lost its disk and sold before its history came back) merge
                 // their movements into the list, not only at its end: then the view
                 // is derived again.
+                // A period whose view has no movement yet is derived again whole: its
+                // opening balances may have arrived with this change.
                 let last = view.len().checked_sub(1);
                 let kept = match last {
-                    None => true,
+                    None => false,
                     Some(i) => ledger::read_range(doc, &name, i..=i)?
                         .first()
                         .is_some_and(|m| view.position(&m.id) == Some(i)),
@@ -82,6 +84,11 @@ impl Held {
             }
         }
         Ok(())
+    }
+
+    /// Whether this is a ledger period its owner sealed.
+    pub fn is_sealed(&self) -> bool {
+        matches!(self.view, View::Ledger(_)) && ledger::is_sealed(self.replica.doc())
     }
 
     pub fn catalog(&self) -> Option<&Catalog> {

@@ -12,12 +12,13 @@ mod exchange;
 mod group_commit;
 mod held;
 mod operations;
+mod periods;
 mod regional;
 mod replica;
 mod reports;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,7 +28,8 @@ use tokio::sync::watch;
 use crate::domain::actor::actor_for;
 use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::{DocId, NodeId};
-use crate::domain::ledger::{self, Ledger};
+use crate::domain::ledger::Ledger;
+use crate::domain::period::PeriodLength;
 use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
@@ -37,6 +39,7 @@ pub use exchange::OutBundle;
 pub use group_commit::GroupCommit;
 use held::Held;
 pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
+pub use periods::PeriodState;
 pub use regional::{
     DistrictQuantity, DistrictSummary, LowStock, RegionalLine, Shipment, DEFAULT_REORDER_LEVEL,
 };
@@ -67,12 +70,25 @@ impl Identity {
     }
 }
 
+/// How a node keeps its ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerOptions {
+    /// How many months one ledger document covers.
+    pub period: PeriodLength,
+    /// The store is empty because the outlet lost its disk: take this outlet's ledger
+    /// back from the hub before recording any movement.
+    pub restore: bool,
+}
+
 /// Every document the node holds, behind one lock.
 struct Documents {
     held: BTreeMap<DocId, Held>,
+    /// Ledger periods sealed and settled: on disk, not in memory (opened on demand).
+    archived: BTreeSet<DocId>,
     /// The catalog this node writes: `catalog/<node>`, or the provincial one at the hub.
     own_catalog: DocId,
-    own_ledger: DocId,
+    /// The open period of this outlet's ledger; `None` while it is restored from the hub.
+    own_ledger: Option<DocId>,
 }
 
 impl Documents {
@@ -98,16 +114,25 @@ impl Documents {
             .filter_map(|id| self.held.get(id).and_then(|h| h.catalog()).map(|c| (id, c)))
     }
 
-    fn own_ledger(&self) -> &Ledger {
-        self.held(&self.own_ledger)
+    /// The open period of this outlet's ledger.
+    fn own_ledger_id(&self) -> Result<&DocId, EngineError> {
+        self.own_ledger
+            .as_ref()
+            .ok_or_else(|| EngineError::Restoring("waiting for the hub".into()))
+    }
+
+    fn own_ledger(&self) -> Result<&Ledger, EngineError> {
+        Ok(self
+            .held(self.own_ledger_id()?)
             .ledger()
-            .expect("a ledger document has a ledger view")
+            .expect("a ledger document has a ledger view"))
     }
 }
 
 /// The local node.
 pub struct Engine {
     identity: Identity,
+    ledger_options: LedgerOptions,
     incarnation: u32,
     actor: ActorId,
     backend: Arc<dyn Backend>,
@@ -119,11 +144,31 @@ pub struct Engine {
     local_writes: watch::Sender<u64>,
 }
 
+/// Milliseconds added to the system clock: 0 unless `MART_TEST_CLOCK_OFFSET_MS` is
+/// set (tests that run a node through simulated months) or a benchmark sets it.
+static CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// The node's clock (ms since the epoch): every timestamp it writes comes from here.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
+    let system = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let mut offset = CLOCK_OFFSET_MS.load(Ordering::Relaxed);
+    if offset == i64::MIN {
+        offset = std::env::var("MART_TEST_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        CLOCK_OFFSET_MS.store(offset, Ordering::Relaxed);
+    }
+    system + offset
+}
+
+/// Moves the node's clock (tests and benchmarks only: a node in service never
+/// calls it).
+pub fn set_clock_offset_ms(offset: i64) {
+    CLOCK_OFFSET_MS.store(offset, Ordering::Relaxed);
 }
 
 impl Engine {
@@ -131,6 +176,16 @@ impl Engine {
     /// the incarnation so this start writes with a fresh actor, and creates whatever
     /// document does not exist yet.
     pub fn open(backend: Arc<dyn Backend>, identity: Identity) -> Result<Engine, EngineError> {
+        Self::open_with(backend, identity, LedgerOptions::default())
+    }
+
+    /// [`Engine::open`] with how the ledger is kept. Only the open period of each
+    /// ledger (and periods not yet settled) is loaded; archived periods stay on disk.
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        identity: Identity,
+        ledger_options: LedgerOptions,
+    ) -> Result<Engine, EngineError> {
         let store = DocStore::new(backend.as_ref());
         // A fresh store starts at a random incarnation, so a district that lost its
         // disk never writes again under an actor id it used before.
@@ -138,7 +193,6 @@ impl Engine {
         let actor = actor_for(&identity.node, incarnation);
 
         let own_catalog = DocId::own_catalog(&identity.node, &identity.hub);
-        let own_ledger = DocId::Ledger(identity.node.clone());
         let mut held = BTreeMap::new();
         let provincial = Replica::open(&store, DocId::ProvincialCatalog, &actor, || {
             Replica::provincial_genesis(&identity.hub, &seed::provincial_catalog())
@@ -150,16 +204,26 @@ impl Engine {
             })?;
             held.insert(own_catalog.clone(), Held::new(replica)?);
         }
-        let replica = Replica::open(&store, own_ledger.clone(), &actor, || {
-            Replica::genesis(&identity.node, |tx| ledger::init(tx))
-        })?;
-        held.insert(own_ledger.clone(), Held::new(replica)?);
-        // Documents received from peers (at the hub: every district's).
+        // Every other stored document: ledger periods of this outlet (at the hub:
+        // of every district), orders, budgets. Archived periods stay on disk.
+        let archived = store.archived()?;
+        let mut stored = Vec::new();
         for name in store.document_ids()? {
             let id = DocId::parse(&name).map_err(|e| EngineError::Document {
                 doc: name.clone(),
                 reason: e.to_string(),
             })?;
+            stored.push(id);
+        }
+        let archived: BTreeSet<DocId> = stored
+            .iter()
+            .filter(|id| archived.contains(&id.to_string()))
+            .cloned()
+            .collect();
+        for id in stored {
+            if archived.contains(&id) {
+                continue;
+            }
             if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(id.clone()) {
                 let replica = Replica::open(&store, id, &actor, || {
                     unreachable!("a listed document has records")
@@ -167,16 +231,37 @@ impl Engine {
                 slot.insert(Held::new(replica)?);
             }
         }
+        let mut docs = Documents {
+            held,
+            archived,
+            own_catalog,
+            own_ledger: None,
+        };
+        let restoring = ledger_options.restore && !identity.is_hub();
+        if restoring && docs.newest_period_of(&identity.node).is_some() {
+            return Err(EngineError::Document {
+                doc: format!("ledger/{}", identity.node),
+                reason:
+                    "restore needs an empty data dir: this one already holds the outlet's ledger"
+                        .into(),
+            });
+        }
+        if !restoring {
+            periods::open_own_ledger(
+                &store,
+                &actor,
+                &identity.node,
+                &mut docs,
+                ledger_options.period,
+                now_ms(),
+            )?;
+        }
         backend.flush()?;
 
-        let docs = Documents {
-            held,
-            own_catalog,
-            own_ledger,
-        };
         Ok(Engine {
             commits: GroupCommit::start(backend.clone()),
             identity,
+            ledger_options,
             incarnation,
             actor,
             backend,

@@ -4,11 +4,12 @@
 use std::sync::atomic::Ordering;
 
 use super::held::{Held, View};
-use super::{now_ms, Documents, Engine, EngineError};
+use super::{now_ms, Documents, Engine, EngineError, PeriodState};
 use crate::domain::catalog::{self, Catalog, Producer, Product};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
 use crate::domain::movement::{Movement, MovementKind};
+use crate::domain::period::PeriodId;
 use crate::domain::{budget, orders, wita};
 use crate::domain::{text, DomainError};
 
@@ -49,10 +50,13 @@ pub struct NodeStatus {
     pub actor_hex: String,
     pub started_at_ms: i64,
     pub documents: u32,
+    /// Movements of the open period.
     pub movements: u64,
     pub skus_in_stock: u64,
     pub durable_writes: u64,
     pub flushes: u64,
+    /// The open period of this outlet's ledger; `None` while it is restored.
+    pub open_period: Option<PeriodId>,
 }
 
 /// One document as operators see it.
@@ -64,6 +68,9 @@ pub struct DocumentInfo {
     pub changes: u64,
     pub bytes_on_disk: u64,
     pub chunks_since_snapshot: u64,
+    /// Where a ledger period stands; `None` for other documents. An archived period
+    /// is listed without heads or changes (it is not loaded to list it).
+    pub period: Option<PeriodState>,
 }
 
 impl Engine {
@@ -74,20 +81,19 @@ impl Engine {
         catalogs.find_map(|(id, c)| c.products.get(sku).map(|p| (p, id)))
     }
 
-    /// The ledger of `outlet` (this node's own when `None`), if held here.
+    /// The newest period of the ledger of `outlet` (this node's own open one when
+    /// `None`), if held here.
     fn ledger_of(docs: &Documents, outlet: Option<&str>) -> Result<DocId, EngineError> {
         let Some(outlet) = outlet else {
-            return Ok(docs.own_ledger.clone());
+            return Ok(docs.own_ledger_id()?.clone());
         };
         let node = NodeId::parse(outlet).map_err(|_| DomainError::InvalidField {
             field: "outlet",
             reason: format!("not a node id: {outlet:?}"),
         })?;
-        let id = DocId::Ledger(node);
-        if !docs.held.contains_key(&id) {
-            return Err(DomainError::UnknownOutlet(outlet.to_string()).into());
-        }
-        Ok(id)
+        docs.newest_period_of(&node)
+            .cloned()
+            .ok_or_else(|| DomainError::UnknownOutlet(outlet.to_string()).into())
     }
 
     /// Adds a producer to the catalog this node owns.
@@ -185,6 +191,16 @@ impl Engine {
     /// Records a stock movement in this outlet's ledger, durably, unless it would
     /// take stock below zero. A repeated request id returns the first answer.
     pub async fn record(&self, request: MovementRequest) -> Result<MovementAck, EngineError> {
+        self.record_at(request, now_ms()).await
+    }
+
+    /// [`Engine::record`] as if the clock read `now` (benchmarks and tests that build
+    /// months of history; a node in service records at its own clock).
+    pub async fn record_at(
+        &self,
+        request: MovementRequest,
+        now: i64,
+    ) -> Result<MovementAck, EngineError> {
         let sku = text::identifier("sku", &request.sku)?;
         let request_id = request
             .request_id
@@ -206,12 +222,11 @@ impl Engine {
                     return Err(DomainError::UnknownProducer(p.clone()).into());
                 }
             }
-            let document = docs.own_ledger.clone();
             let repeated = request_id
                 .as_deref()
-                .and_then(|id| docs.own_ledger().position(id));
+                .and_then(|id| Self::recorded_position(&docs, id));
             match repeated {
-                Some(position) => {
+                Some((document, position)) => {
                     let replica = &docs.held(&document).replica;
                     let recorded = ledger::read_range(
                         replica.doc(),
@@ -226,7 +241,7 @@ impl Engine {
                     }
                     let ack = MovementAck {
                         movement_id: recorded.id.clone(),
-                        quantity_on_hand: docs.own_ledger().on_hand(&sku),
+                        quantity_on_hand: docs.own_ledger()?.on_hand(&sku),
                         sku,
                         document,
                         duplicate: true,
@@ -234,10 +249,11 @@ impl Engine {
                     (ack, false)
                 }
                 None => {
+                    let document = self.period_for_write(&mut docs, now)?;
                     let mut movement = Movement {
                         id: request_id.unwrap_or_else(|| self.generate_id()),
                         sku: sku.clone(),
-                        at_ms: now_ms(),
+                        at_ms: now,
                         kind: kind.filled(Some(default_price), Some(&default_producer)),
                     };
                     let (reserved, asked) = self.check_new_movement(&docs, &mut movement)?;
@@ -279,6 +295,20 @@ impl Engine {
         Ok(ack)
     }
 
+    /// The period and position of the movement recorded under `id`, searched in every
+    /// period of this outlet still in memory (the open one and those the hub has not
+    /// acknowledged yet), so a request retried across a period boundary is still
+    /// answered once.
+    fn recorded_position(docs: &Documents, id: &str) -> Option<(DocId, usize)> {
+        let own = docs.own_ledger.as_ref()?;
+        let (node, _) = own.ledger_period()?;
+        docs.held
+            .iter()
+            .rev()
+            .filter(|(doc, _)| doc.ledger_period().is_some_and(|(n, _)| n == node))
+            .find_map(|(doc, h)| Some((doc.clone(), h.ledger()?.position(id)?)))
+    }
+
     /// A write-off (negative adjustment) is a fact and is never refused, but when it
     /// leaves less on the shelf than is reserved for the hub's online orders (less
     /// what the outlet already asked back), the outlet asks the hub for the
@@ -313,7 +343,7 @@ impl Engine {
     ) -> Result<(i64, i64), EngineError> {
         let mut fits_budget = false;
         let node = &self.identity.node;
-        let own = docs.own_ledger();
+        let own = docs.own_ledger()?;
         let orders_doc = DocId::Orders(node.clone());
         let orders_view = docs.held.get(&orders_doc).and_then(|h| h.orders());
         match &movement.kind {
@@ -416,30 +446,57 @@ impl Engine {
         }
     }
 
-    /// The newest `limit` movements (all when 0), optionally of one SKU, oldest first.
+    /// The newest `limit` movements, optionally of one SKU, oldest first: read from
+    /// the newest period back until `limit` are found (with `limit` 0: every movement
+    /// of the newest period). With `period`, that period's movements instead, opened
+    /// from disk if it is archived.
     pub fn movements(
         &self,
         outlet: Option<&str>,
         sku: Option<&str>,
         limit: usize,
+        period: Option<&str>,
     ) -> Result<Vec<Movement>, EngineError> {
         let docs = self.docs();
-        let ledger_id = Self::ledger_of(&docs, outlet)?;
-        let replica = &docs.held(&ledger_id).replica;
-        let mut movements = ledger::read_range(replica.doc(), &replica.name(), ..)?;
-        if let Some(sku) = sku {
-            movements.retain(|m| m.sku == sku);
+        let newest = Self::ledger_of(&docs, outlet)?;
+        let (node, _) = newest.ledger_period().expect("a ledger period");
+        let periods = match period.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let wanted = DocId::Ledger(node.clone(), PeriodId::parse(p)?);
+                if !Self::periods_of(&docs, node).contains(&wanted) {
+                    return Err(DomainError::invalid(
+                        "period",
+                        format!("no period {p} of {node} here"),
+                    )
+                    .into());
+                }
+                vec![wanted]
+            }
+            None if limit == 0 => vec![newest.clone()],
+            None => Self::periods_of(&docs, node),
+        };
+        let mut newest_first: Vec<Movement> = Vec::new();
+        for id in periods.iter().rev() {
+            let mut movements = self.period_movements(&docs, id)?;
+            if let Some(sku) = sku {
+                movements.retain(|m| m.sku == sku);
+            }
+            newest_first.extend(movements.into_iter().rev());
+            if limit > 0 && newest_first.len() >= limit {
+                break;
+            }
         }
-        if limit > 0 && movements.len() > limit {
-            movements.drain(..movements.len() - limit);
+        if limit > 0 {
+            newest_first.truncate(limit);
         }
-        Ok(movements)
+        newest_first.reverse();
+        Ok(newest_first)
     }
 
     pub fn status(&self) -> NodeStatus {
         let docs = self.docs();
         let stats = self.commits.stats();
-        let ledger_view = docs.own_ledger();
+        let ledger_view = docs.own_ledger().ok();
         NodeStatus {
             node: self.identity.node.clone(),
             hub: self.identity.hub.clone(),
@@ -447,17 +504,24 @@ impl Engine {
             actor_hex: self.actor.to_hex_string(),
             started_at_ms: self.started_at_ms,
             documents: docs.held.len() as u32,
-            movements: ledger_view.len() as u64,
-            skus_in_stock: ledger_view.stock().values().filter(|q| **q > 0).count() as u64,
+            movements: ledger_view.map_or(0, |l| l.len() as u64),
+            skus_in_stock: ledger_view
+                .map_or(0, |l| l.stock().values().filter(|q| **q > 0).count() as u64),
+            open_period: docs
+                .own_ledger
+                .as_ref()
+                .and_then(|id| Some(id.ledger_period()?.1)),
             durable_writes: stats.writes.load(Ordering::Relaxed),
             flushes: stats.flushes.load(Ordering::Relaxed),
         }
     }
 
-    pub fn documents(&self) -> Vec<DocumentInfo> {
+    /// Every document held, and every archived ledger period (from disk).
+    pub fn documents(&self) -> Result<Vec<DocumentInfo>, EngineError> {
         use automerge::ReadDoc;
         let docs = self.docs();
-        docs.held
+        let mut out: Vec<DocumentInfo> = docs
+            .held
             .values()
             .map(|h| &h.replica)
             .map(|r| DocumentInfo {
@@ -467,7 +531,29 @@ impl Engine {
                 changes: r.doc().stats().num_changes,
                 bytes_on_disk: r.bytes_on_disk(),
                 chunks_since_snapshot: r.chunks_since_snapshot(),
+                period: r
+                    .id()
+                    .ledger_period()
+                    .map(|_| Self::period_state(&docs, r.id())),
             })
-            .collect()
+            .collect();
+        for id in docs
+            .archived
+            .iter()
+            .filter(|id| !docs.held.contains_key(id))
+        {
+            let stored = self.store().load(&id.to_string())?;
+            out.push(DocumentInfo {
+                id: id.clone(),
+                owner: id.owner(&self.identity.hub).clone(),
+                heads: Vec::new(),
+                changes: 0,
+                bytes_on_disk: stored.map_or(0, |s| s.bytes),
+                chunks_since_snapshot: 0,
+                period: Some(PeriodState::Archived),
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 }

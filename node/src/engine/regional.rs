@@ -87,12 +87,8 @@ impl Engine {
         district: Option<&str>,
     ) -> Result<Vec<(&'a NodeId, &'a Ledger)>, EngineError> {
         let all: Vec<_> = docs
-            .held
-            .iter()
-            .filter_map(|(id, h)| match id {
-                DocId::Ledger(node) => Some((node, h.ledger()?)),
-                _ => None,
-            })
+            .newest_ledgers()
+            .into_iter()
             // The hub's own warehouse ledger counts once it has moved stock.
             .filter(|(node, ledger)| *node != &self.identity.node || !ledger.is_empty())
             .filter(|(node, _)| district.is_none_or(|d| node.as_str() == d))

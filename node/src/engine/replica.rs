@@ -289,7 +289,7 @@ mod tests {
             let backend = MemoryBackend::new();
             let actor = actor_for(&NodeId::parse("ttu").unwrap(), 1);
             let store = DocStore::new(&backend);
-            let mut replica = Replica::open(&store, DocId::Ledger(NodeId::parse("ttu").unwrap()), &actor, || {
+            let mut replica = Replica::open(&store, DocId::Ledger(NodeId::parse("ttu").unwrap(), crate::domain::period::PeriodId::parse("2026-11").unwrap()), &actor, || {
                 Replica::genesis(&NodeId::parse("ttu").unwrap(), |tx| ledger::init(tx))
             }).unwrap();
             let mut n = 0;

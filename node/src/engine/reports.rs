@@ -2,12 +2,12 @@
 //! reading them into a [`SalesReport`].
 //!
 //! Reads only: it must never write a document. It holds the documents lock for one
-//! ledger at a time, so a report over every district never stalls a sale for longer
-//! than reading one ledger.
+//! ledger period at a time, so a report over every district never stalls a sale for
+//! longer than reading one period; archived periods are read from disk.
 
 use super::{Engine, EngineError};
 use crate::domain::doc_id::{DocId, NodeId};
-use crate::domain::ledger;
+use crate::domain::period::PeriodId;
 use crate::domain::sales_report::{DateRange, Listed, SalesReport};
 use crate::domain::DomainError;
 
@@ -22,13 +22,23 @@ impl Engine {
         district: Option<&str>,
     ) -> Result<SalesReport, EngineError> {
         let range = DateRange::parse(from, to)?;
+        // A movement is booked in the period of its date or, when the outlet's clock
+        // went back, a later one: every period from the one holding `from` on.
+        let first_month = PeriodId::parse(&from.trim()[..7])?;
+        let length = self.ledger_options.period;
         let mut report = SalesReport::new(range);
         for (node, listed) in self.report_ledgers(district)? {
-            let movements = {
-                let docs = self.docs();
-                let replica = &docs.held(&DocId::Ledger(node.clone())).replica;
-                ledger::read_range(replica.doc(), &replica.name(), ..)?
-            };
+            let periods: Vec<DocId> = Self::periods_of(&self.docs(), &node)
+                .into_iter()
+                .filter(|id| {
+                    id.ledger_period()
+                        .is_some_and(|(_, p)| p.after(length) > first_month)
+                })
+                .collect();
+            let mut movements = Vec::new();
+            for id in periods {
+                movements.extend(self.period_movements(&self.docs(), &id)?);
+            }
             report.add_ledger(&node, &movements, listed);
         }
         Ok(report)
@@ -40,12 +50,9 @@ impl Engine {
         let me = &self.identity.node;
         let held: Vec<NodeId> = self
             .docs()
-            .held
-            .keys()
-            .filter_map(|id| match id {
-                DocId::Ledger(node) => Some(node.clone()),
-                _ => None,
-            })
+            .newest_ledgers()
+            .into_iter()
+            .map(|(node, _)| node.clone())
             .collect();
         let Some(district) = district else {
             if !self.identity.is_hub() {
@@ -218,7 +225,7 @@ mod tests {
         let from = today();
         let sold = sell_some(&ttu).await;
         let ttu_node = NodeId::parse("ttu").unwrap();
-        let ledger = DocId::Ledger(ttu_node.clone());
+        let ledger = ttu.open_period().unwrap();
         for bundle in ttu.bundles_after(&ledger, &[], usize::MAX).unwrap() {
             hub.apply_bundle(&ttu_node, &ledger, &bundle.data)
                 .await

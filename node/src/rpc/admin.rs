@@ -11,6 +11,7 @@ use pb::admin_service_server::AdminService;
 use tokio::sync::watch;
 
 use crate::engine::{now_ms, Engine};
+use crate::rpc::to_status;
 use crate::sync::{PeerBook, PeerStatus};
 
 #[derive(Clone)]
@@ -65,6 +66,7 @@ fn peer_to_pb(p: PeerStatus) -> pb::PeerInfo {
                 changes_to_send: d.changes_to_send,
                 behind: d.behind,
                 lag_ms: d.lag_ms.unwrap_or(-1),
+                changes_to_receive: d.changes_to_receive,
             })
             .collect(),
     }
@@ -97,6 +99,8 @@ impl AdminService for AdminApi {
             skus_in_stock: s.skus_in_stock,
             durable_writes: s.durable_writes,
             flushes: s.flushes,
+            restoring: s.open_period.is_none(),
+            open_period: s.open_period.map(|p| p.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -107,6 +111,7 @@ impl AdminService for AdminApi {
         let documents = self
             .engine
             .documents()
+            .map_err(to_status)?
             .into_iter()
             .map(|d| pb::DocumentInfo {
                 kind: d.id.kind().as_str().to_string(),
@@ -116,6 +121,7 @@ impl AdminService for AdminApi {
                 changes: d.changes,
                 bytes_on_disk: d.bytes_on_disk,
                 chunks_since_snapshot: d.chunks_since_snapshot as u32,
+                period_state: d.period.map(|p| p.as_str().to_string()).unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(pb::ListDocumentsResponse { documents }))

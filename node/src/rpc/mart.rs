@@ -220,7 +220,12 @@ impl MartService for MartApi {
         let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
         let movements = self
             .engine
-            .movements(outlet.as_deref(), sku.as_deref(), r.limit as usize)
+            .movements(
+                outlet.as_deref(),
+                sku.as_deref(),
+                r.limit as usize,
+                Some(r.period.as_str()),
+            )
             .map_err(to_status)?;
         Ok(Response::new(pb::ListMovementsResponse {
             movements: movements.into_iter().map(convert::movement_to_pb).collect(),

@@ -49,7 +49,8 @@ pub async fn run(
     let engine = {
         let backend = backend.clone();
         let identity = config.identity.clone();
-        tokio::task::spawn_blocking(move || Engine::open(backend, identity))
+        let ledger = config.ledger;
+        tokio::task::spawn_blocking(move || Engine::open_with(backend, identity, ledger))
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??
     };

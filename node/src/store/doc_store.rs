@@ -1,7 +1,8 @@
 //! Documents as a snapshot plus incremental chunks, each record checksummed.
 //!
 //! Keys: `d/<doc>/s` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
-//! written since, `m/incarnation` the node's start counter. A record is one version
+//! written since, `a/<doc>` marks a ledger period archived (sealed and settled: not
+//! loaded at start-up), `m/incarnation` the node's start counter. A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
 
@@ -146,6 +147,24 @@ impl<'a> DocStore<'a> {
             }
         }
         ids.dedup();
+        Ok(ids)
+    }
+
+    /// Marks a document archived: start-up leaves it on disk. Durable after the next
+    /// flush; losing the mark only costs loading the document once more.
+    pub fn set_archived(&self, doc: &str) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(format!("a/{doc}").into_bytes(), Self::seal(&[]));
+        self.backend.write(batch)
+    }
+
+    /// Ids of every document marked archived.
+    pub fn archived(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut ids = std::collections::HashSet::new();
+        for (key, record) in self.backend.scan_prefix(b"a/")? {
+            Self::open(&key, &record)?;
+            ids.insert(String::from_utf8_lossy(&key[2..]).into_owned());
+        }
         Ok(ids)
     }
 

@@ -24,6 +24,9 @@ struct PeerRecord {
     /// Document id -> the peer's heads (hex) as last reported.
     #[serde(default)]
     acked: BTreeMap<String, Vec<String>>,
+    /// Document id -> how many changes the peer said it holds (this session).
+    #[serde(skip)]
+    peer_changes: BTreeMap<String, u64>,
     #[serde(skip)]
     connected: bool,
     #[serde(skip)]
@@ -48,6 +51,9 @@ pub struct DocSync {
     pub changes_to_send: u64,
     /// The peer reported heads this node does not hold yet.
     pub behind: bool,
+    /// Changes the peer holds beyond this node's count (progress of a restore or
+    /// catch-up from the peer; 0 when unknown).
+    pub changes_to_receive: u64,
     /// Age of the oldest change the peer has not acknowledged, in ms.
     pub lag_ms: Option<i64>,
 }
@@ -154,6 +160,13 @@ impl PeerBook {
         });
     }
 
+    /// The peer holds `changes` changes of `doc` (its `Have`).
+    pub fn record_peer_changes(&self, peer: &NodeId, doc: &DocId, changes: u64) {
+        self.update(peer, false, |r| {
+            r.peer_changes.insert(doc.to_string(), changes);
+        });
+    }
+
     pub fn record_sent(&self, peer: &NodeId, changes: u64, bytes: u64) {
         self.update(peer, false, |r| {
             r.traffic.changes_sent += changes;
@@ -188,7 +201,28 @@ impl PeerBook {
         peers
             .into_iter()
             .map(|(peer, record)| {
-                let docs = held
+                let receive = |doc: &DocId| {
+                    record
+                        .peer_changes
+                        .get(&doc.to_string())
+                        .map_or(0, |theirs| theirs.saturating_sub(engine.change_count(doc)))
+                };
+                // Documents the peer announced that this node holds none of yet (a
+                // restore in progress).
+                let announced_only = record
+                    .peer_changes
+                    .keys()
+                    .filter_map(|d| DocId::parse(d).ok())
+                    .filter(|d| !held.iter().any(|(h, _)| h == d))
+                    .map(|doc| DocSync {
+                        changes_to_receive: receive(&doc),
+                        doc,
+                        changes_to_send: 0,
+                        behind: true,
+                        lag_ms: None,
+                    })
+                    .collect::<Vec<_>>();
+                let mut docs: Vec<DocSync> = held
                     .iter()
                     .filter(|(doc, _)| {
                         crate::domain::authz::shared_with(doc, &identity.node, &peer, &identity.hub)
@@ -227,10 +261,12 @@ impl PeerBook {
                             doc: doc.clone(),
                             changes_to_send,
                             behind: !engine.knows_all(doc, &acked),
+                            changes_to_receive: receive(doc),
                             lag_ms,
                         }
                     })
                     .collect();
+                docs.extend(announced_only);
                 PeerStatus {
                     peer,
                     connected: record.connected,

@@ -55,6 +55,8 @@ pub struct Session {
     refused_by_peer: HashSet<DocId>,
     /// Documents whose heads this side told the peer in this session.
     announced: HashSet<DocId>,
+    /// The peer sent `Have` for every document it shares with this side.
+    peer_announced: bool,
     opened: bool,
 }
 
@@ -70,6 +72,7 @@ impl Session {
             promised: HashMap::new(),
             refused_by_peer: HashSet::new(),
             announced: HashSet::new(),
+            peer_announced: false,
             opened: false,
         }
     }
@@ -98,11 +101,24 @@ impl Session {
             || authz::accepted_from(doc, self.me(), &self.peer, self.hub())
     }
 
-    /// What a side sends first: `Hello`, then `Have` for every exchanged document.
+    /// The held documents this side announces: every exchanged one, except at the
+    /// hub a district's ledger periods older than its newest (the district has them,
+    /// or needs only the newest to restore).
+    fn announced_here(&self, doc: &DocId) -> bool {
+        self.exchanged(doc) && !(self.engine.identity().is_hub() && self.engine.superseded(doc))
+    }
+
+    fn have(&self, doc: &DocId, heads: &[ChangeHash]) -> SyncMessage {
+        wire::have(doc, heads, self.engine.change_count(doc))
+    }
+
+    /// What a side sends first: `Hello`, then `Have` for every exchanged document,
+    /// then `Announced`.
     pub fn opening(&mut self) -> Vec<SyncMessage> {
         self.opened = true;
         let mut out = vec![wire::hello(self.me().as_str(), PROTOCOL_VERSION)];
         out.extend(self.announce());
+        out.push(wire::announced());
         out
     }
 
@@ -110,12 +126,30 @@ impl Session {
     pub fn announce(&mut self) -> Vec<SyncMessage> {
         let mut out = Vec::new();
         for (doc, heads) in self.engine.held_heads() {
-            if self.exchanged(&doc) {
-                out.push(wire::have(&doc, &heads));
+            if self.announced_here(&doc) {
+                out.push(self.have(&doc, &heads));
                 self.announced.insert(doc);
             }
         }
         out
+    }
+
+    /// A district restoring its ledger ends the restore once the hub announced every
+    /// document and this side holds all the hub has of each period of its ledger.
+    fn try_finish_restore(&self) -> Result<(), SessionError> {
+        if !self.peer_announced || &self.peer != self.hub() || !self.engine.restoring() {
+            return Ok(());
+        }
+        let me = self.me();
+        let complete = self
+            .peer_heads
+            .iter()
+            .filter(|(doc, _)| doc.ledger_period().is_some_and(|(n, _)| n == me))
+            .all(|(doc, heads)| self.engine.knows_all(doc, heads));
+        if complete {
+            self.engine.finish_restore()?;
+        }
+        Ok(())
     }
 
     /// Handles one message from the peer and returns the answers to send.
@@ -167,17 +201,21 @@ impl Session {
                     return Ok(Vec::new());
                 }
                 self.book.record_peer_heads(&self.peer, &doc, &heads);
+                self.book
+                    .record_peer_changes(&self.peer, &doc, have.changes);
+                if &self.peer == self.hub() {
+                    self.engine.note_acknowledged(&doc, &heads)?;
+                }
                 self.peer_heads.insert(doc.clone(), heads);
                 let mut out = Vec::new();
                 // A document the peer has and this side never announced (it holds
                 // none of it yet): ask for all of it.
                 if !self.announced.contains(&doc) {
-                    out.push(wire::have(
-                        &doc,
-                        &self.engine.heads(&doc).unwrap_or_default(),
-                    ));
+                    let ours = self.engine.heads(&doc).unwrap_or_default();
+                    out.push(self.have(&doc, &ours));
                     self.announced.insert(doc.clone());
                 }
+                self.try_finish_restore()?;
                 // Only durable changes leave this node: a change staged by a write
                 // still waiting for its flush could otherwise reach the peer and then
                 // be lost here in a crash, and the hub never takes its own documents
@@ -212,7 +250,8 @@ impl Session {
                             self.book.record_peer_heads(&self.peer, &doc, &heads);
                             self.peer_heads.insert(doc.clone(), heads.clone());
                         }
-                        Ok(vec![wire::have(&doc, &heads)])
+                        self.try_finish_restore()?;
+                        Ok(vec![self.have(&doc, &heads)])
                     }
                     Err(e) => {
                         tracing::warn!(peer = %self.peer, doc = %doc, error = %e, "bundle refused");
@@ -224,6 +263,11 @@ impl Session {
                         )])
                     }
                 }
+            }
+            Body::Announced(_) => {
+                self.peer_announced = true;
+                self.try_finish_restore()?;
+                Ok(Vec::new())
             }
             Body::Refused(refused) => {
                 tracing::warn!(peer = %self.peer, doc = %refused.doc_id, code = refused.code, message = %refused.message, "peer refused our bundle");
@@ -253,8 +297,8 @@ impl Session {
         self.engine.durable().await?;
         let mut out = Vec::new();
         for (doc, heads) in self.engine.held_heads() {
-            if !self.announced.contains(&doc) && self.exchanged(&doc) {
-                out.push(wire::have(&doc, &heads));
+            if !self.announced.contains(&doc) && self.announced_here(&doc) {
+                out.push(self.have(&doc, &heads));
                 self.announced.insert(doc);
             }
         }
@@ -302,7 +346,7 @@ impl Session {
         self.engine
             .held_heads()
             .into_iter()
-            .filter(|(doc, _)| self.exchanged(doc))
+            .filter(|(doc, _)| self.announced_here(doc))
             .all(|(doc, ours)| {
                 self.peer_heads.get(&doc).is_some_and(|theirs| {
                     let mut a = theirs.clone();
@@ -401,7 +445,7 @@ mod tests {
         let (from_hub, from_ttu) = (at_hub.opening(), at_ttu.opening());
         pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu).await;
 
-        let ledger = DocId::Ledger(node("ttu"));
+        let ledger = ttu.open_period().unwrap();
         assert_eq!(hub.heads(&ledger), ttu.heads(&ledger));
         assert_eq!(
             hub.heads(&DocId::LocalCatalog(node("ttu"))),
@@ -594,7 +638,10 @@ mod tests {
         let (a, b) = (hub_ttu.opening(), at_ttu.opening());
         pump(&mut hub_ttu, &mut at_ttu, a, b).await;
 
-        let sikka_ledger = DocId::Ledger(node("sikka"));
+        let sikka_ledger = DocId::Ledger(
+            node("sikka"),
+            crate::domain::period::PeriodId::of(crate::engine::now_ms()),
+        );
         let before = hub.heads(&sikka_ledger);
         // ttu writes into sikka's ledger with its own actor, and with sikka's actor.
         for author in [node("ttu"), node("sikka")] {
@@ -614,7 +661,10 @@ mod tests {
             assert_eq!(hub.heads(&sikka_ledger), before, "nothing stored");
         }
         // Garbage bytes in a bundle of ttu's own ledger: refused, nothing stored.
-        let ttu_ledger = DocId::Ledger(node("ttu"));
+        let ttu_ledger = DocId::Ledger(
+            node("ttu"),
+            crate::domain::period::PeriodId::of(crate::engine::now_ms()),
+        );
         let answer = hub_ttu
             .handle(wire::bundle(&ttu_ledger, b"garbage".to_vec(), 1))
             .await

@@ -1,7 +1,7 @@
 //! Building and reading `SyncMessage`s.
 
 use automerge::ChangeHash;
-use mart_proto::v1::{sync_message::Body, Bundle, Have, Hello, Refused, SyncMessage};
+use mart_proto::v1::{sync_message::Body, Announced, Bundle, Have, Hello, Refused, SyncMessage};
 
 use crate::domain::doc_id::DocId;
 
@@ -14,12 +14,19 @@ pub fn hello(node: &str, protocol: u32) -> SyncMessage {
     }
 }
 
-pub fn have(doc: &DocId, heads: &[ChangeHash]) -> SyncMessage {
+pub fn have(doc: &DocId, heads: &[ChangeHash], changes: u64) -> SyncMessage {
     SyncMessage {
         body: Some(Body::Have(Have {
             doc_id: doc.to_string(),
             heads: heads.iter().map(|h| h.0.to_vec()).collect(),
+            changes,
         })),
+    }
+}
+
+pub fn announced() -> SyncMessage {
+    SyncMessage {
+        body: Some(Body::Announced(Announced {})),
     }
 }
 

@@ -26,6 +26,11 @@ enum Command {
     Run {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// This district lost its disk: start on an empty data dir, take the outlet's
+        /// ledger (its open period and balances) back from the hub, and record
+        /// movements only once it is back
+        #[arg(long)]
+        restore: bool,
     },
     /// Check a config file and exit 0 if it is valid.
     CheckConfig { file: PathBuf },
@@ -79,8 +84,17 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Demo { dir, offline_sales }) => return run_demo(&dir, offline_sales),
-        Some(Command::Run { config: Some(file) }) => NodeConfig::load(&file),
-        Some(Command::Run { config: None }) | None => Ok(NodeConfig::embedded_default()),
+        Some(Command::Run { config, restore }) => {
+            let loaded = match config {
+                Some(file) => NodeConfig::load(&file),
+                None => Ok(NodeConfig::embedded_default()),
+            };
+            loaded.map(|mut config| {
+                config.ledger.restore = restore;
+                config
+            })
+        }
+        None => Ok(NodeConfig::embedded_default()),
     };
     let config = match config {
         Ok(config) => config,
