@@ -246,6 +246,12 @@ impl Ledger {
         &self.carried.stock
     }
 
+    /// Movement ids of this document and their positions (kept for retries when the
+    /// document itself leaves memory).
+    pub fn index(&self) -> &HashMap<String, usize> {
+        &self.by_id
+    }
+
     /// Position of the movement with this id in the document, if recorded.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).copied()

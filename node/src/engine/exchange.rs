@@ -31,16 +31,6 @@ fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
 }
 
 impl Engine {
-    /// The documents this node offers to `peer`, with their current heads.
-    pub fn offered_to(&self, peer: &NodeId) -> Vec<(DocId, Vec<ChangeHash>)> {
-        let docs = self.docs();
-        docs.held
-            .iter()
-            .filter(|(id, _)| authz::shared_with(id, &self.identity.node, peer, &self.identity.hub))
-            .map(|(id, h)| (id.clone(), h.replica.doc().get_heads()))
-            .collect()
-    }
-
     /// Every document held, with its heads.
     pub fn held_heads(&self) -> Vec<(DocId, Vec<ChangeHash>)> {
         let docs = self.docs();

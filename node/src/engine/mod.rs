@@ -89,6 +89,9 @@ struct Documents {
     own_catalog: DocId,
     /// The open period of this outlet's ledger; `None` while it is restored from the hub.
     own_ledger: Option<DocId>,
+    /// The movement ids of this outlet's most recently archived period, so a request
+    /// made just before a period turned and retried just after is still answered once.
+    retired_ids: Option<(DocId, std::collections::HashMap<String, usize>)>,
 }
 
 impl Documents {
@@ -236,6 +239,7 @@ impl Engine {
             archived,
             own_catalog,
             own_ledger: None,
+            retired_ids: None,
         };
         let restoring = ledger_options.restore && !identity.is_hub();
         if restoring && docs.newest_period_of(&identity.node).is_some() {

@@ -227,12 +227,19 @@ impl Engine {
                 .and_then(|id| Self::recorded_position(&docs, id));
             match repeated {
                 Some((document, position)) => {
-                    let replica = &docs.held(&document).replica;
-                    let recorded = ledger::read_range(
-                        replica.doc(),
-                        &document.to_string(),
-                        position..=position,
-                    )?;
+                    let recorded = match docs.held.get(&document) {
+                        Some(held) => ledger::read_range(
+                            held.replica.doc(),
+                            &document.to_string(),
+                            position..=position,
+                        )?,
+                        None => self
+                            .period_movements(&docs, &document)?
+                            .into_iter()
+                            .skip(position)
+                            .take(1)
+                            .collect(),
+                    };
                     let recorded = recorded.first().ok_or_else(|| {
                         DomainError::schema(document.to_string(), "movement index out of range")
                     })?;
@@ -297,8 +304,8 @@ impl Engine {
 
     /// The period and position of the movement recorded under `id`, searched in every
     /// period of this outlet still in memory (the open one and those the hub has not
-    /// acknowledged yet), so a request retried across a period boundary is still
-    /// answered once.
+    /// acknowledged yet) and in the index of the one archived last, so a request
+    /// retried across a period boundary is still answered once.
     fn recorded_position(docs: &Documents, id: &str) -> Option<(DocId, usize)> {
         let own = docs.own_ledger.as_ref()?;
         let (node, _) = own.ledger_period()?;
@@ -307,6 +314,10 @@ impl Engine {
             .rev()
             .filter(|(doc, _)| doc.ledger_period().is_some_and(|(n, _)| n == node))
             .find_map(|(doc, h)| Some((doc.clone(), h.ledger()?.position(id)?)))
+            .or_else(|| {
+                let (doc, index) = docs.retired_ids.as_ref()?;
+                Some((doc.clone(), *index.get(id)?))
+            })
     }
 
     /// A write-off (negative adjustment) is a fact and is never refused, but when it

@@ -224,6 +224,14 @@ impl Engine {
         ours.sort();
         theirs.sort();
         if held.is_sealed() && ours == theirs {
+            let index = held.ledger().map(|l| l.index().clone()).unwrap_or_default();
+            if docs
+                .retired_ids
+                .as_ref()
+                .is_none_or(|(retired, _)| retired < doc)
+            {
+                docs.retired_ids = Some((doc.clone(), index));
+            }
             self.archive(&mut docs, doc)?;
         }
         Ok(())

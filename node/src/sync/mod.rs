@@ -8,7 +8,11 @@
 pub mod dial;
 mod driver;
 mod peers;
+#[cfg(test)]
+mod periods_tests;
 mod session;
+#[cfg(test)]
+pub(crate) mod testkit;
 mod wire;
 
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};

@@ -364,73 +364,10 @@ mod tests {
     use super::*;
     use crate::domain::actor::actor_for;
     use crate::domain::ledger;
-    use crate::domain::movement::{Buyer, Channel, Movement, MovementKind};
-    use crate::engine::{Identity, MovementRequest};
-    use crate::store::MemoryBackend;
+    use crate::domain::movement::{Buyer, Movement, MovementKind};
+    use crate::engine::MovementRequest;
+    use crate::sync::testkit::{engine, node, pump, receipt, sale};
     use automerge::{transaction::Transactable, Automerge, ReadDoc};
-
-    fn node(id: &str) -> NodeId {
-        NodeId::parse(id).unwrap()
-    }
-
-    fn engine(id: &str) -> (Arc<Engine>, Arc<PeerBook>) {
-        let backend: Arc<dyn crate::store::Backend> = Arc::new(MemoryBackend::new());
-        let identity = Identity {
-            node: node(id),
-            hub: node("kupang"),
-        };
-        let engine = Arc::new(Engine::open(backend.clone(), identity).unwrap());
-        (engine, Arc::new(PeerBook::load(backend)))
-    }
-
-    /// Delivers messages both ways until neither side has anything to say:
-    /// `to_b` are messages `a` sent, `to_a` messages `b` sent.
-    async fn pump(
-        a: &mut Session,
-        b: &mut Session,
-        mut to_b: Vec<SyncMessage>,
-        mut to_a: Vec<SyncMessage>,
-    ) {
-        while !to_a.is_empty() || !to_b.is_empty() {
-            let mut next_a = Vec::new();
-            for m in to_b.drain(..) {
-                next_a.extend(b.handle(m).await.unwrap());
-            }
-            let mut next_b = Vec::new();
-            for m in to_a.drain(..) {
-                next_b.extend(a.handle(m).await.unwrap());
-            }
-            to_a = next_a;
-            to_b = next_b;
-        }
-    }
-
-    fn sale(sku: &str, qty: i64) -> MovementRequest {
-        MovementRequest {
-            request_id: None,
-            sku: sku.into(),
-            kind: MovementKind::Sale {
-                quantity: qty,
-                unit_price: None,
-                channel: Channel::Store,
-                buyer: Buyer::Public,
-                order: None,
-            },
-        }
-    }
-
-    fn receipt(sku: &str, qty: i64) -> MovementRequest {
-        MovementRequest {
-            request_id: None,
-            sku: sku.into(),
-            kind: MovementKind::Receipt {
-                quantity: qty,
-                unit_cost: 1000,
-                producer: None,
-                over_budget: None,
-            },
-        }
-    }
 
     #[tokio::test]
     async fn district_and_hub_converge_both_ways() {
