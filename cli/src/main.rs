@@ -20,6 +20,7 @@ mod expiry;
 mod movements;
 mod output;
 mod pki;
+mod progress;
 mod regional;
 mod report;
 mod rpc;

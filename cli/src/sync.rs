@@ -37,6 +37,16 @@ pub enum SyncCmd {
     },
     /// Start a sync round now and wait until every peer is in sync (exit 1 if not)
     Now(NowArgs),
+    /// Follow a restore or a long catch-up with a progress bar until every peer is
+    /// in sync (exit 1 if not within --for)
+    Watch {
+        /// Only this peer (node id)
+        #[arg(long, value_name = "ID")]
+        peer: Option<String>,
+        /// Give up after this many seconds
+        #[arg(long = "for", value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +78,8 @@ impl NowArgs {
 struct DocView {
     doc_id: String,
     changes_to_send: u64,
+    /// Changes the peer holds beyond this node's (a restore or catch-up to come).
+    changes_to_receive: u64,
     behind: bool,
     /// -1 when nothing is waiting.
     lag_ms: i64,
@@ -104,6 +116,7 @@ impl From<PeerInfo> for PeerView {
                     in_sync: doc_in_sync(&d),
                     doc_id: d.doc_id,
                     changes_to_send: d.changes_to_send,
+                    changes_to_receive: d.changes_to_receive,
                     behind: d.behind,
                     lag_ms: d.lag_ms,
                 })
@@ -182,6 +195,9 @@ pub async fn sync(node: &Node, cmd: SyncCmd, format: Format) -> Result<()> {
     match cmd {
         SyncCmd::Status { peer } => status(node, peer, format).await,
         SyncCmd::Now(args) => now(node, &args, format).await,
+        SyncCmd::Watch { peer, timeout } => {
+            crate::progress::watch(node, peer, Duration::from_secs(timeout), format).await
+        }
     }
 }
 
@@ -214,11 +230,13 @@ async fn status(node: &Node, only: Option<String>, format: Format) -> Result<()>
             ])
         );
         println!();
-        let mut table = Table::new(&["DOCUMENT", "TO SEND", "BEHIND", "LAG"]).right_align(&[1, 3]);
+        let mut table = Table::new(&["DOCUMENT", "TO SEND", "TO RECEIVE", "BEHIND", "LAG"])
+            .right_align(&[1, 2, 4]);
         for d in &p.documents {
             table.row(vec![
                 d.doc_id.clone(),
                 d.changes_to_send.to_string(),
+                d.changes_to_receive.to_string(),
                 yes_no(d.behind),
                 lag(d.lag_ms),
             ]);
