@@ -200,6 +200,8 @@ impl Engine {
         )?;
         self.backend.flush()?;
         tracing::info!(ledger = ?docs.own_ledger.as_ref().map(|d| d.to_string()), "ledger restored from the hub");
+        // A new outlet's first period is announced to the hub at once.
+        self.local_writes.send_modify(|n| *n += 1);
         Ok(true)
     }
 

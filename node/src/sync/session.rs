@@ -134,17 +134,16 @@ impl Session {
         out
     }
 
-    /// A district restoring its ledger ends the restore once the hub announced every
-    /// document and this side holds all the hub has of each period of its ledger.
+    /// A district restoring from the hub ends the restore once the hub announced
+    /// every document it shares with it and this side holds all the hub has of each:
+    /// the catalogs, orders, budgets and the newest period of its ledger.
     fn try_finish_restore(&self) -> Result<(), SessionError> {
         if !self.peer_announced || &self.peer != self.hub() || !self.engine.restoring() {
             return Ok(());
         }
-        let me = self.me();
         let complete = self
             .peer_heads
             .iter()
-            .filter(|(doc, _)| doc.ledger_period().is_some_and(|(n, _)| n == me))
             .all(|(doc, heads)| self.engine.knows_all(doc, heads));
         if complete {
             self.engine.finish_restore()?;
