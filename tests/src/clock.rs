@@ -41,6 +41,22 @@ pub fn wita_civil(unix_ms: i64) -> (i64, i64, i64, i64, i64) {
     }
 }
 
+/// The Unix time in ms of a WITA date and hour (the inverse of [`wita_civil`]).
+pub fn wita_ms(year: i64, month: i64, day: i64, hour: i64) -> i64 {
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut days: i64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
+    let months = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    days += months[..(month - 1) as usize].iter().sum::<i64>() + day - 1;
+    (days * 24 + hour - 8) * 3_600_000
+}
+
+/// The WITA month `months` after the one of `unix_ms`, as (year, month).
+pub fn wita_month_after(unix_ms: i64, months: i64) -> (i64, i64) {
+    let (year, month, ..) = wita_civil(unix_ms);
+    let index = year * 12 + (month - 1) + months;
+    (index / 12, index % 12 + 1)
+}
+
 /// The WITA calendar year of a Unix time in ms.
 pub fn wita_year(unix_ms: i64) -> i32 {
     wita_civil(unix_ms).0 as i32
@@ -56,5 +72,8 @@ mod tests {
         assert_eq!(wita_civil(1_798_732_799_000), (2026, 12, 31, 23, 59));
         assert_eq!(wita_civil(1_798_732_800_000), (2027, 1, 1, 0, 0));
         assert_eq!(wita_year(951_782_400_000), 2000);
+        assert_eq!(wita_ms(2027, 1, 1, 0), 1_798_732_800_000);
+        assert_eq!(wita_civil(wita_ms(2028, 2, 29, 13)), (2028, 2, 29, 13, 0));
+        assert_eq!(wita_month_after(1_798_732_799_000, 14), (2028, 2));
     }
 }
