@@ -386,5 +386,14 @@ mod tests {
             .replace("hub = \"kupang\"", "");
         let hub_sync = error_of(&format!("{hub}[sync]\nhub_url = \"https://h:1\"\n"));
         assert!(hub_sync.contains("sync"), "{hub_sync}");
+        let period = error_of(&format!("{base}[ledger]\nmonths_per_period = 5\n"));
+        assert!(period.contains("ledger.months_per_period"), "{period}");
+        let quarterly =
+            NodeConfig::parse(&format!("{base}[ledger]\nmonths_per_period = 3\n"), "t").unwrap();
+        assert_eq!(quarterly.ledger.period.months(), 3);
+        assert!(
+            !quarterly.ledger.restore,
+            "restore comes from the command line only"
+        );
     }
 }
