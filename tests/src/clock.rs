@@ -45,7 +45,20 @@ pub fn wita_civil(unix_ms: i64) -> (i64, i64, i64, i64, i64) {
 pub fn wita_ms(year: i64, month: i64, day: i64, hour: i64) -> i64 {
     let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let mut days: i64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
-    let months = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let months = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     days += months[..(month - 1) as usize].iter().sum::<i64>() + day - 1;
     (days * 24 + hour - 8) * 3_600_000
 }

@@ -25,6 +25,10 @@ use crate::wait::wait_until;
 /// Default `sync.resync_secs` of the districts: long enough that no test relies on
 /// the timer to converge.
 pub const DEFAULT_RESYNC_SECS: u64 = 30;
+/// How long a district started with `--restore` may take to get its ledger back
+/// while the hub is reachable (it takes well under a few seconds; the margin is for
+/// a loaded machine).
+pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A free TCP port on 127.0.0.1, found by binding port 0 and releasing it. Another
 /// process could take it before the node binds it; the node then fails to start
@@ -52,6 +56,58 @@ pub async fn document_heads(admin: &mut AdminClient) -> Result<Heads> {
             (d.id, heads)
         })
         .collect())
+}
+
+/// One document as a node lists it (ListDocuments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Sorted hex heads; empty for an archived ledger period (not read to list it).
+    pub heads: Vec<String>,
+    /// `"open"`, `"sealed"` or `"archived"` for a ledger period; empty otherwise.
+    pub period_state: String,
+}
+
+impl Listed {
+    /// An archived ledger period: settled, on disk only; its heads are not listed.
+    pub fn archived(&self) -> bool {
+        self.period_state == "archived"
+    }
+}
+
+/// Every document a node holds, open or archived: id -> heads and period state.
+pub async fn list_documents(admin: &mut AdminClient) -> Result<BTreeMap<String, Listed>> {
+    Ok(admin
+        .list_documents(ListDocumentsRequest {})
+        .await
+        .context("ListDocuments")?
+        .into_inner()
+        .documents
+        .into_iter()
+        .map(|d| {
+            let mut heads = d.heads;
+            heads.sort();
+            (
+                d.id,
+                Listed {
+                    heads,
+                    period_state: d.period_state,
+                },
+            )
+        })
+        .collect())
+}
+
+/// `ledger/<node>/<period>` -> (node, period).
+pub fn ledger_period(doc: &str) -> Option<(&str, &str)> {
+    let rest = doc.strip_prefix("ledger/")?;
+    rest.split_once('/')
+}
+
+/// The node a document is about: the second part of its id (`ledger/ttu/2026-11`,
+/// `catalog/ttu`, `orders/ttu` -> `ttu`; `catalog/province` -> `province`).
+fn doc_subject(doc: &str) -> Option<&str> {
+    let (_, rest) = doc.split_once('/')?;
+    Some(rest.split_once('/').map_or(rest, |(subject, _)| subject))
 }
 
 /// What a node knows of one sync peer.
@@ -306,46 +362,108 @@ impl TestCluster {
     }
 
     /// Kills a node with SIGKILL, deletes its data dir (a lost disk; its config and
-    /// certificates stay) and starts it again.
+    /// certificates stay) and starts it again, without `--restore`: a district so
+    /// started opens its current period afresh (empty opening balances, new actor),
+    /// beside the hub's copy of the same period. A district that lost its disk is
+    /// meant to start with `--restore`: see [`Self::wipe_and_restore`].
     pub async fn wipe_and_restart(&mut self, id: &str) -> Result<()> {
         let node = self.node_mut(id);
         node.kill_9()?;
-        let data = node.data_dir();
-        std::fs::remove_dir_all(&data).with_context(|| format!("wipe {}", data.display()))?;
+        node.wipe_data()?;
         node.restart().await
     }
 
+    /// Shifts the clock of node `id` by `ms` from its next (re)start on (the node
+    /// reads `MART_TEST_CLOCK_OFFSET_MS` once when it starts): restart it, e.g. with
+    /// [`Self::restart`], for the offset to take effect.
+    pub fn set_clock_offset_ms(&mut self, id: &str, ms: i64) {
+        self.node_mut(id).set_clock_offset_ms(ms);
+    }
+
+    /// A district that lost its disk: kills it with SIGKILL, deletes its data dir,
+    /// starts it with `mart-node run --restore` and waits until it answers Status,
+    /// without waiting for the restore to end (movements are refused with
+    /// UNAVAILABLE until then); see [`Self::wait_restored`].
+    pub async fn wipe_and_start_restore(&mut self, id: &str) -> Result<()> {
+        ensure!(id != self.hub.id(), "only a district restores from the hub");
+        let node = self.node_mut(id);
+        node.kill_9()?;
+        node.wipe_data()?;
+        node.restore_on_next_start();
+        node.restart().await
+    }
+
+    /// Waits until district `id` says it is no longer restoring (its Status has
+    /// `restoring = false` and an open period), for at most [`RESTORE_TIMEOUT`];
+    /// returns how long it waited.
+    pub async fn wait_restored(&mut self, id: &str) -> Result<Duration> {
+        self.node_mut(id)
+            .wait_restored(RESTORE_TIMEOUT)
+            .await
+            .with_context(|| format!("{id} restores its ledger from the hub"))
+    }
+
+    /// [`Self::wipe_and_start_restore`], then [`Self::wait_restored`]: the district
+    /// is back with its ledger from the hub and records movements again. Returns how
+    /// long the restore took from the node answering Status.
+    pub async fn wipe_and_restore(&mut self, id: &str) -> Result<Duration> {
+        self.wipe_and_start_restore(id).await?;
+        self.wait_restored(id).await
+    }
+
     /// The first difference between `district`'s documents and the hub's copies, both
-    /// ways: a document of the district the hub lacks or holds other heads of, or a
-    /// document the hub holds for the district (the provincial catalog and budget,
-    /// the district's ledger and catalog, the hub's orders for it) that the district
-    /// lacks or holds other heads of; `None` when they agree on everything they share.
+    /// ways; `None` when they agree on everything they share:
+    ///
+    /// - every document the district holds, except its archived ledger periods,
+    ///   must be at the hub with the same heads (unless the hub archived it: settled
+    ///   there, its heads are not listed);
+    /// - every document the hub holds for the district (the provincial catalog and
+    ///   budget, the district's catalog, the hub's orders for it, and the newest
+    ///   period of the district's ledger: the only one the hub announces to it), except
+    ///   archived ones, must be at the district with the same heads (unless archived
+    ///   there). An older period of the district's ledger the hub has not archived yet
+    ///   is compared only when the district holds it too: a district restored from the
+    ///   hub gets only the newest one.
+    ///
+    /// Archived periods are not compared: they are sealed, and each side archives a
+    /// period only once it is settled (the district once the hub acknowledged it
+    /// whole, the hub once a later period arrived).
     pub async fn difference_of(&self, district: &str) -> Result<Option<String>> {
-        let hub = document_heads(&mut self.hub.admin().await?).await?;
-        let held = document_heads(&mut self.district(district).node.admin().await?).await?;
-        for (doc, heads) in &held {
+        let hub = list_documents(&mut self.hub.admin().await?).await?;
+        let held = list_documents(&mut self.district(district).node.admin().await?).await?;
+        for (doc, ours) in held.iter().filter(|(_, d)| !d.archived()) {
             match hub.get(doc) {
                 None => return Ok(Some(format!("the hub lacks {doc} of {district}"))),
-                Some(at_hub) if at_hub != heads => {
+                Some(at_hub) if at_hub.archived() => {}
+                Some(at_hub) if at_hub.heads != ours.heads => {
                     return Ok(Some(format!(
-                        "{doc}: {district} has heads {heads:?}, the hub {at_hub:?}"
+                        "{doc}: {district} has heads {:?}, the hub {:?}",
+                        ours.heads, at_hub.heads
                     )))
                 }
                 Some(_) => {}
             }
         }
+        let own_period = |doc: &str| ledger_period(doc).is_some_and(|(node, _)| node == district);
+        // Document ids sort by outlet, then period: the last one is the newest.
+        let newest = hub.keys().filter(|doc| own_period(doc)).max();
         let meant_for = |doc: &str| {
             matches!(doc, "catalog/province" | "budget/province")
-                || doc
-                    .split_once('/')
-                    .is_some_and(|(_, owner)| owner == district)
+                || doc_subject(doc) == Some(district)
         };
-        for (doc, heads) in hub.iter().filter(|(doc, _)| meant_for(doc)) {
+        for (doc, theirs) in hub
+            .iter()
+            .filter(|(doc, d)| meant_for(doc) && !d.archived())
+        {
+            let older_period = own_period(doc) && Some(doc) != newest;
             match held.get(doc) {
+                None if older_period => {}
                 None => return Ok(Some(format!("{district} lacks the hub's {doc}"))),
-                Some(at_district) if at_district != heads => {
+                Some(at_district) if at_district.archived() => {}
+                Some(at_district) if at_district.heads != theirs.heads => {
                     return Ok(Some(format!(
-                        "{doc}: the hub has heads {heads:?}, {district} {at_district:?}"
+                        "{doc}: the hub has heads {:?}, {district} {:?}",
+                        theirs.heads, at_district.heads
                     )))
                 }
                 Some(_) => {}

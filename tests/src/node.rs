@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
-use mart_proto::v1::StatusRequest;
+use mart_proto::v1::{StatusRequest, StatusResponse};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
@@ -31,6 +31,8 @@ use crate::wait::wait_until;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node may take to exit after SIGTERM (its drain timeout is 10 s).
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The variable a node reads once at start: milliseconds added to its system clock.
+pub const CLOCK_OFFSET_VAR: &str = "MART_TEST_CLOCK_OFFSET_MS";
 
 /// Who a node is and how it is reached: its config. Without `grpc_listen`, `tls`
 /// and `sync` the node serves only its admin socket.
@@ -126,6 +128,11 @@ pub struct NodeProcess {
     child: Option<Child>,
     /// How many times the node was launched; run `n` logs to `node-<n>.stderr`.
     runs: u32,
+    /// Passed as `MART_TEST_CLOCK_OFFSET_MS` at every launch; `None`: the node runs on
+    /// the system clock (the variable is removed even if the test process has it).
+    clock_offset_ms: Option<i64>,
+    /// The next launch is `mart-node run --restore` (once).
+    restore_next: bool,
 }
 
 impl NodeProcess {
@@ -140,6 +147,8 @@ impl NodeProcess {
             spec,
             child: None,
             runs: 0,
+            clock_offset_ms: None,
+            restore_next: false,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -233,6 +242,31 @@ impl NodeProcess {
         self.dir().join(format!("node-{run}.{stream}"))
     }
 
+    /// Shifts the node's clock by `ms` (may be negative) from its next (re)start on:
+    /// the node reads `MART_TEST_CLOCK_OFFSET_MS` once when it starts, so a running
+    /// node keeps its clock until it is restarted.
+    pub fn set_clock_offset_ms(&mut self, ms: i64) {
+        self.clock_offset_ms = Some(ms);
+    }
+
+    /// Back to the system clock from the next (re)start on.
+    pub fn clear_clock_offset(&mut self) {
+        self.clock_offset_ms = None;
+    }
+
+    /// The clock offset the next (re)start gets, if any.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.clock_offset_ms
+    }
+
+    /// Makes the next launch `mart-node run --config ... --restore` (a district that
+    /// lost its disk takes its ledger back from the hub); the launches after it are
+    /// plain again. The data dir must be empty by then: the node refuses to restore
+    /// over a ledger it holds.
+    pub fn restore_on_next_start(&mut self) {
+        self.restore_next = true;
+    }
+
     /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
     /// [`Self::wait_exit`].
     pub fn launch(&mut self) -> Result<()> {
@@ -242,10 +276,16 @@ impl NodeProcess {
         self.runs += 1;
         let stdout = File::create(self.log_path(self.runs, "stdout"))?;
         let stderr = File::create(self.log_path(self.runs, "stderr"))?;
-        let child = Command::new(mart_node_bin())
-            .arg("run")
-            .arg("--config")
-            .arg(self.config_path())
+        let mut command = Command::new(mart_node_bin());
+        command.arg("run").arg("--config").arg(self.config_path());
+        if std::mem::take(&mut self.restore_next) {
+            command.arg("--restore");
+        }
+        match self.clock_offset_ms {
+            Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),
+            None => command.env_remove(CLOCK_OFFSET_VAR),
+        };
+        let child = command
             .current_dir(self.dir())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -346,6 +386,68 @@ impl NodeProcess {
     pub async fn restart(&mut self) -> Result<()> {
         self.launch()?;
         self.wait_ready().await
+    }
+
+    /// Deletes the stopped node's data dir (a lost disk; config, certificates and
+    /// logs stay).
+    pub fn wipe_data(&mut self) -> Result<()> {
+        if self.is_running()? {
+            bail!(
+                "node {} is running: stop it before wiping its data",
+                self.spec.id
+            );
+        }
+        let data = self.data_dir();
+        std::fs::remove_dir_all(&data).with_context(|| format!("wipe {}", data.display()))
+    }
+
+    /// The node's Status.
+    pub async fn status(&self) -> Result<StatusResponse> {
+        Ok(self
+            .admin()
+            .await?
+            .status(StatusRequest {})
+            .await
+            .with_context(|| format!("Status of {}", self.spec.id))?
+            .into_inner())
+    }
+
+    /// Waits until the node's Status says it is no longer restoring its ledger (and
+    /// names an open period); fails at once, with its stderr, if the process exits.
+    /// Returns how long it waited.
+    pub async fn wait_restored(&mut self, timeout: Duration) -> Result<Duration> {
+        let started = std::time::Instant::now();
+        let socket = self.admin_socket();
+        let last = std::cell::RefCell::new(None::<StatusResponse>);
+        let child = self.child.as_mut().context("the node was not launched")?;
+        let waited = wait_until("the node restored its ledger", timeout, || {
+            let exited = child.try_wait();
+            let socket = socket.clone();
+            let last = &last;
+            async move {
+                if let Some(status) = exited? {
+                    bail!("the node exited with {status} while restoring");
+                }
+                let status = AdminServiceClient::new(connect_unix(&socket).await?)
+                    .status(StatusRequest {})
+                    .await
+                    .context("Status")?
+                    .into_inner();
+                let done = !status.restoring && !status.open_period.is_empty();
+                *last.borrow_mut() = Some(status);
+                Ok(done)
+            }
+        })
+        .await;
+        waited.with_context(|| {
+            format!(
+                "node {}: last Status {:?}\nstderr:\n{}",
+                self.spec.id,
+                last.borrow(),
+                self.stderr()
+            )
+        })?;
+        Ok(started.elapsed())
     }
 
     /// What the latest run wrote on stderr.

@@ -4,7 +4,7 @@
 //!
 //! It must never decide what a test expects: helpers return what the node said.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use mart_proto::v1::{
     ListDocumentsRequest, ListMovementsRequest, Movement, MovementAck, ReceiptRequest, SaleRequest,
     StatusRequest, StockRequest,
@@ -71,6 +71,28 @@ pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
         .context("ListMovements")?
         .into_inner()
         .movements)
+}
+
+/// The document id of the open period of the node's own ledger,
+/// `ledger/<node>/<open_period>`, as its Status reports it (not computed from the
+/// test's clock: the node's clock may be shifted, and a month may turn during a
+/// test). Fails while the node is restoring its ledger from the hub.
+pub async fn open_ledger(admin: &mut AdminClient) -> Result<String> {
+    let status = admin
+        .status(StatusRequest {})
+        .await
+        .context("Status")?
+        .into_inner();
+    if status.restoring || status.open_period.is_empty() {
+        bail!(
+            "{} has no open ledger period: it is restoring its ledger from the hub \
+             (restoring = {}, open_period = {:?})",
+            status.node_id,
+            status.restoring,
+            status.open_period
+        );
+    }
+    Ok(format!("ledger/{}/{}", status.node_id, status.open_period))
 }
 
 /// Stock on hand of one SKU.

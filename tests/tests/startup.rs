@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use mart_proto::v1::{AddProductRequest, GetProductRequest, Product};
-use mart_tests::ops::{movements, on_hand, receive, sale, StoreState};
+use mart_tests::ops::{movements, on_hand, open_ledger, receive, sale, StoreState};
 use mart_tests::{mart_node_bin, martctl_bin, NodeProcess};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,13 +123,15 @@ async fn a_corrupt_chunk_stops_start_up_with_an_error_naming_its_key() -> Result
             .await?;
     }
     drop(mart);
+    // `ledger/ttu/<open period>`: its chunks are `d/ledger/ttu/<period>/c/<seq>`.
+    let ledger = open_ledger(&mut node.admin().await?).await?;
     let status = node.terminate().await?;
     ensure!(status.success(), "SIGTERM gave {status}");
 
     let key = corrupt_newest_ledger_chunk(&node.db_path())?;
     ensure!(
-        key.starts_with("d/ledger/ttu/c/"),
-        "unexpected chunk key {key}"
+        key.starts_with(&format!("d/{ledger}/c/")),
+        "unexpected chunk key {key} (the open period is {ledger})"
     );
 
     node.launch()?;

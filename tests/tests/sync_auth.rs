@@ -31,7 +31,7 @@ use mart_proto::v1::{
     Bundle, Have, Hello, ListPeersRequest, Refused, StatusRequest, StockRequest, SyncMessage,
 };
 use mart_tests::cluster::{document_heads, peer_info, Heads};
-use mart_tests::ops::{movements_of, receive, stock_of};
+use mart_tests::ops::{movements_of, open_ledger, receive, stock_of};
 use mart_tests::pki::{Issue, Pki, Role};
 use mart_tests::{connect_tls, wait_until, TestCluster};
 use tokio::sync::mpsc;
@@ -430,6 +430,10 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
     )
     .await?;
     converged(&cluster).await?;
+    // The open period of each district's ledger, as the districts name it.
+    let ttu_ledger = open_ledger(&mut cluster.admin("ttu").await?).await?;
+    let sikka_ledger = open_ledger(&mut cluster.admin("sikka").await?).await?;
+    let (ttu_ledger, sikka_ledger) = (ttu_ledger.as_str(), sikka_ledger.as_str());
     // From here on the test speaks for sikka; the real sikka stays off the link.
     cluster.cut("sikka");
     let mut hub_admin = cluster.admin(&hub).await?;
@@ -454,27 +458,28 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
         other => bail!("the session began with {other:?}"),
     }
     // Ask for sikka's ledger as if the disk was lost, and rebuild it from bundles.
-    raw.send(have("ledger/sikka", &[])).await?;
+    raw.send(have(sikka_ledger, &[])).await?;
     let mut mirror = Automerge::new();
-    while hex_heads(&mirror.get_heads()) != before["ledger/sikka"] {
+    while hex_heads(&mirror.get_heads()) != before[sikka_ledger] {
         match raw.next().await? {
-            Body::Bundle(b) if b.doc_id == "ledger/sikka" => {
+            Body::Bundle(b) if b.doc_id == sikka_ledger => {
                 mirror.load_incremental(&b.data)?;
             }
-            Body::Have(_) => {}
-            other => bail!("unexpected while fetching ledger/sikka: {other:?}"),
+            // The hub's own announce: its heads, then the end of them.
+            Body::Have(_) | Body::Announced(_) => {}
+            other => bail!("unexpected while fetching {sikka_ledger}: {other:?}"),
         }
     }
 
     // Forgeries: other owners' documents, and sikka's own under other actors.
     let forgeries = [
         (
-            "ledger/ttu",
+            ttu_ledger,
             "sikka writes ttu's ledger",
             forged_ledger(actor("sikka", 1))?,
         ),
         (
-            "ledger/ttu",
+            ttu_ledger,
             "sikka writes ttu's ledger as ttu",
             forged_ledger(actor("ttu", 77))?,
         ),
@@ -489,7 +494,7 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
             forged_catalog(actor(&hub, 77))?,
         ),
         (
-            "ledger/sikka",
+            sikka_ledger,
             "ttu's actor in sikka's ledger",
             append_movement(
                 &mirror,
@@ -498,7 +503,7 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
             )?,
         ),
         (
-            "ledger/sikka",
+            sikka_ledger,
             "a foreign actor in sikka's ledger",
             append_movement(
                 &mirror,
@@ -524,12 +529,12 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
 
     // Garbage where a bundle belongs: INVALID_ARGUMENT, nothing stored.
     raw.send(bundle(
-        "ledger/sikka",
+        sikka_ledger,
         b"\x85\x6f\x4a\x83 not automerge".to_vec(),
         1,
     ))
     .await?;
-    match raw.answer("ledger/sikka", &before["ledger/sikka"]).await? {
+    match raw.answer(sikka_ledger, &before[sikka_ledger]).await? {
         Body::Refused(Refused { code, message, .. }) => ensure!(
             code == Code::InvalidArgument as i32,
             "garbage refused with code {code} ({message}), expected INVALID_ARGUMENT"
@@ -559,8 +564,8 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
     let legit = append_movement(&mirror, actor("sikka", 999), &receipt.to_string())?;
     let mut expected = mirror.clone();
     expected.load_incremental(&legit)?;
-    raw.send(bundle("ledger/sikka", legit, 1)).await?;
-    match raw.answer("ledger/sikka", &before["ledger/sikka"]).await? {
+    raw.send(bundle(sikka_ledger, legit, 1)).await?;
+    match raw.answer(sikka_ledger, &before[sikka_ledger]).await? {
         Body::Have(h) => {
             let heads: Vec<ChangeHash> = h
                 .heads
@@ -572,9 +577,9 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
         other => bail!("sikka's own change was not acknowledged: {other:?}"),
     }
     let after = document_heads(&mut hub_admin).await?;
-    ensure!(after["ledger/sikka"] == hex_heads(&expected.get_heads()));
+    ensure!(after[sikka_ledger] == hex_heads(&expected.get_heads()));
     for doc in [
-        "ledger/ttu",
+        ttu_ledger,
         "catalog/province",
         "catalog/ttu",
         "catalog/sikka",
@@ -613,6 +618,7 @@ async fn an_oversize_message_ends_only_that_stream_with_an_error() -> Result<()>
         .start()
         .await?;
     converged(&cluster).await?;
+    let sikka_ledger = open_ledger(&mut cluster.admin("sikka").await?).await?;
     // The test speaks for sikka; the real sikka stays off the link.
     cluster.cut("sikka");
     let mut hub_admin = cluster.admin(cluster.hub_id()).await?;
@@ -621,12 +627,8 @@ async fn an_oversize_message_ends_only_that_stream_with_an_error() -> Result<()>
     let sikka = cluster.tls_of("sikka");
 
     let mut raw = RawSession::open(&url, sikka.client()?, "sikka").await?;
-    raw.send(bundle(
-        "ledger/sikka",
-        vec![0u8; MAX_SYNC_MESSAGE + 4096],
-        1,
-    ))
-    .await?;
+    raw.send(bundle(&sikka_ledger, vec![0u8; MAX_SYNC_MESSAGE + 4096], 1))
+        .await?;
     let end = raw.end().await?;
     println!("an oversize message ended the stream with {end:?}");
 
@@ -644,7 +646,7 @@ async fn an_oversize_message_ends_only_that_stream_with_an_error() -> Result<()>
     ensure!(at_hub.iter().any(|m| m.id == "rcv-after-oversize"));
     let after = document_heads(&mut hub_admin).await?;
     ensure!(
-        after["ledger/sikka"] == before["ledger/sikka"],
+        after[&sikka_ledger] == before[&sikka_ledger],
         "sikka's ledger changed"
     );
     match first_message(&url, sikka.client()?, "sikka").await? {
@@ -670,13 +672,14 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
         .start()
         .await?;
     converged(&cluster).await?;
+    let sikka_ledger = open_ledger(&mut cluster.admin("sikka").await?).await?;
     cluster.cut("sikka");
     let url = cluster.hub_url();
     let sikka = cluster.tls_of("sikka");
     let cases = [
         (
             "a first message that is not hello",
-            have("ledger/sikka", &[]),
+            have(&sikka_ledger, &[]),
             Code::InvalidArgument,
         ),
         (

@@ -11,11 +11,10 @@ use mart_tests::clock::now_ms;
 
 use anyhow::{ensure, Result};
 use mart_tests::cluster::{document_heads, peer_info};
-use mart_tests::ops::{movements_of, receive, sell_all, stock_of};
+use mart_tests::ops::{movements_of, open_ledger, receive, sell_all, stock_of};
 use mart_tests::{wait_until, TestCluster};
 
 const DISTRICT: &str = "ttu";
-const LEDGER: &str = "ledger/ttu";
 const SKUS: &[&str] = &["TTU-MKP-060", "TTU-MKP-120", "TTU-TNN-SLD", "NGD-KOP-250"];
 const SALES: usize = 500;
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -32,6 +31,9 @@ async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
     let mut ttu_admin = cluster.admin(DISTRICT).await?;
     let mut hub_mart = cluster.mart(&hub).await?;
     let mut hub_admin = cluster.admin(&hub).await?;
+    // The open period of ttu's ledger, as ttu names it.
+    let ledger = open_ledger(&mut ttu_admin).await?;
+    let ledger = ledger.as_str();
 
     // Stock first, delivered while the link is up.
     for (i, sku) in SKUS.iter().enumerate() {
@@ -54,7 +56,7 @@ async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
         },
     )
     .await?;
-    let heads_before = document_heads(&mut hub_admin).await?[LEDGER].clone();
+    let heads_before = document_heads(&mut hub_admin).await?[ledger].clone();
     ensure!(
         movements_of(&mut hub_mart, DISTRICT).await?.len() == SKUS.len(),
         "the hub does not hold the receipts before the cut"
@@ -89,26 +91,26 @@ async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
 
     // The hub still holds the old ledger; the district shows what it owes.
     ensure!(
-        document_heads(&mut hub_admin).await?[LEDGER] == heads_before,
-        "the hub's copy of {LEDGER} changed while the link was cut"
+        document_heads(&mut hub_admin).await?[ledger] == heads_before,
+        "the hub's copy of {ledger} changed while the link was cut"
     );
     ensure!(movements_of(&mut hub_mart, DISTRICT).await?.len() == SKUS.len());
     let pending = peer_info(&mut ttu_admin, &hub).await?;
-    let ledger = pending
+    let owed = pending
         .documents
         .iter()
-        .find(|d| d.doc_id == LEDGER)
-        .ok_or_else(|| anyhow::anyhow!("ListPeers at {DISTRICT} lists no {LEDGER}"))?;
+        .find(|d| d.doc_id == ledger)
+        .ok_or_else(|| anyhow::anyhow!("ListPeers at {DISTRICT} lists no {ledger}"))?;
     ensure!(
-        ledger.changes_to_send == SALES as u64,
-        "{DISTRICT} should owe the hub {SALES} changes of {LEDGER}: {ledger:?}"
+        owed.changes_to_send == SALES as u64,
+        "{DISTRICT} should owe the hub {SALES} changes of {ledger}: {owed:?}"
     );
     // The oldest sale the hub lacks was made after the cut.
     let since_cut = now_ms() - cut_at_ms;
     ensure!(
-        (0..=since_cut).contains(&ledger.lag_ms),
-        "the lag of {LEDGER} is {} ms, the link was cut {since_cut} ms ago",
-        ledger.lag_ms
+        (0..=since_cut).contains(&owed.lag_ms),
+        "the lag of {ledger} is {} ms, the link was cut {since_cut} ms ago",
+        owed.lag_ms
     );
 
     let healed_at = Instant::now();
@@ -122,7 +124,7 @@ async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
             async move {
                 let ours = document_heads(&mut ttu_admin).await?;
                 let theirs = document_heads(&mut hub_admin).await?;
-                Ok(theirs.get(LEDGER) == ours.get(LEDGER))
+                Ok(theirs.get(ledger) == ours.get(ledger))
             }
         },
     )

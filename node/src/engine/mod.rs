@@ -241,14 +241,20 @@ impl Engine {
             own_ledger: None,
             retired_ids: None,
         };
-        let restoring = ledger_options.restore && !identity.is_hub();
-        if restoring && docs.newest_period_of(&identity.node).is_some() {
+        // A restore asked for now, or one a killed node had begun: until it ends, the
+        // store says so, and the node records no movement.
+        let resumed = store.restoring()?;
+        let restoring = !identity.is_hub() && (ledger_options.restore || resumed);
+        if ledger_options.restore && !resumed && docs.newest_period_of(&identity.node).is_some() {
             return Err(EngineError::Document {
                 doc: format!("ledger/{}", identity.node),
                 reason:
                     "restore needs an empty data dir: this one already holds the outlet's ledger"
                         .into(),
             });
+        }
+        if restoring {
+            store.set_restoring(true)?;
         }
         if !restoring {
             periods::open_own_ledger(

@@ -198,6 +198,7 @@ impl Engine {
             self.ledger_options.period,
             super::now_ms(),
         )?;
+        store.set_restoring(false)?;
         self.backend.flush()?;
         tracing::info!(ledger = ?docs.own_ledger.as_ref().map(|d| d.to_string()), "ledger restored from the hub");
         // A new outlet's first period is announced to the hub at once.

@@ -2,7 +2,8 @@
 //!
 //! Keys: `d/<doc>/s` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
 //! written since, `a/<doc>` marks a ledger period archived (sealed and settled: not
-//! loaded at start-up), `m/incarnation` the node's start counter. A record is one version
+//! loaded at start-up), `m/incarnation` the node's start counter, `m/restoring` a
+//! restore from the hub that has not ended. A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
 
@@ -11,6 +12,7 @@ use super::{Backend, Batch, StoreError};
 const RECORD_VERSION: u8 = 1;
 const HEADER: usize = 5;
 const INCARNATION_KEY: &[u8] = b"m/incarnation";
+const RESTORING_KEY: &[u8] = b"m/restoring";
 
 /// What is stored of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,27 @@ impl<'a> DocStore<'a> {
             ids.insert(String::from_utf8_lossy(&key[2..]).into_owned());
         }
         Ok(ids)
+    }
+
+    /// Marks (or unmarks) the store as being restored from the hub, so a node killed
+    /// mid-restore goes on restoring at its next start, whatever its command line.
+    /// Durable after the next flush.
+    pub fn set_restoring(&self, restoring: bool) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        if restoring {
+            batch.put(RESTORING_KEY, Self::seal(&[]));
+        } else {
+            batch.delete(RESTORING_KEY.to_vec());
+        }
+        self.backend.write(batch)
+    }
+
+    /// Whether a restore from the hub began and has not ended.
+    pub fn restoring(&self) -> Result<bool, StoreError> {
+        match self.backend.get(RESTORING_KEY)? {
+            Some(record) => Self::open(RESTORING_KEY, &record).map(|_| true),
+            None => Ok(false),
+        }
     }
 
     /// Durably bumps and returns the node's start counter; a store without one starts

@@ -218,3 +218,53 @@ async fn a_restore_with_nothing_at_the_hub_starts_a_new_outlet() {
     ttu.record(receipt(SKU, 5)).await.unwrap();
     assert_eq!(on_hand(&ttu, None), 5);
 }
+
+#[tokio::test]
+async fn a_restore_cut_short_goes_on_at_the_next_start_whatever_the_command_line() {
+    let (hub, hub_book) = engine("kupang");
+    let (ttu, ttu_book) = engine("ttu");
+    ttu.record(receipt(SKU, 30)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    drop(ttu);
+
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    let restore = LedgerOptions {
+        restore: true,
+        ..LedgerOptions::default()
+    };
+    let (ttu, _) = engine_on("ttu", backend.clone(), restore);
+    assert!(ttu.restoring());
+    drop(ttu);
+    // Killed before the hub answered; started again without --restore.
+    let (ttu, ttu_book) = engine_on("ttu", backend.clone(), LedgerOptions::default());
+    assert!(ttu.restoring(), "a restore begun is not forgotten");
+    let refused = ttu.record(sale(SKU, 1)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    assert!(!ttu.restoring());
+    assert_eq!(on_hand(&ttu, None), 30);
+    drop(ttu);
+    let (ttu, _) = engine_on("ttu", backend, LedgerOptions::default());
+    assert!(!ttu.restoring(), "a finished restore is not resumed");
+}
+
+#[tokio::test]
+async fn a_district_that_lost_its_data_and_wrote_again_is_told_so() {
+    let (hub, hub_book) = engine("kupang");
+    let (ttu, ttu_book) = engine("ttu");
+    ttu.record(receipt(SKU, 30)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    drop(ttu);
+    // Wiped and started as a new outlet (no --restore): a second opening.
+    let (ttu, ttu_book) = engine("ttu");
+    ttu.record(receipt(SKU, 5)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    let hub_id = crate::domain::doc_id::NodeId::parse("kupang").unwrap();
+    let error = ttu_book
+        .status(&ttu)
+        .into_iter()
+        .find(|p| p.peer == hub_id)
+        .and_then(|p| p.last_error)
+        .unwrap_or_default();
+    assert!(error.contains("started without --restore"), "{error:?}");
+}

@@ -151,6 +151,26 @@ impl Session {
         Ok(())
     }
 
+    /// The hub holds changes of one of this district's own documents that this
+    /// district lacks: it lost data and wrote again without restoring first (started
+    /// on an empty data dir without `--restore`). The two histories no longer sync;
+    /// say so loudly rather than let the document sit silently out of step.
+    fn report_lost_history(&self, doc: &DocId, heads: &[ChangeHash]) {
+        if doc.owner(self.hub()) != self.me()
+            || self.engine.restoring()
+            || self.engine.knows_all(doc, heads)
+        {
+            return;
+        }
+        let message = format!(
+            "{doc}: the hub holds changes of this node's own document that this node lacks: \
+             its data was lost and it was started without --restore; stop it, empty its data \
+             dir and start it with --restore"
+        );
+        tracing::error!(peer = %self.peer, doc = %doc, "{message}");
+        self.book.record_error(&self.peer, &message);
+    }
+
     /// Handles one message from the peer and returns the answers to send.
     pub async fn handle(&mut self, message: SyncMessage) -> Result<Vec<SyncMessage>, SessionError> {
         let protocol = |reason: String| SessionError::Protocol {
@@ -204,6 +224,7 @@ impl Session {
                     .record_peer_changes(&self.peer, &doc, have.changes);
                 if &self.peer == self.hub() {
                     self.engine.note_acknowledged(&doc, &heads)?;
+                    self.report_lost_history(&doc, &heads);
                 }
                 self.peer_heads.insert(doc.clone(), heads);
                 let mut out = Vec::new();

@@ -23,7 +23,7 @@ use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 use mart_proto::v1::{
     AddProductRequest, Buyer, ListDocumentsRequest, ListPeersRequest, PeerInfo, Product,
-    ReceiptRequest, SaleRequest, StockRequest, SyncNowRequest,
+    ReceiptRequest, SaleRequest, StatusRequest, StockRequest, SyncNowRequest,
 };
 
 use self::nodes::Node;
@@ -148,9 +148,8 @@ impl Cluster {
                 .map_err(anyhow::Error::msg)?;
         }
         let waited = Instant::now();
-        let ttu_ledger = ledger(TTU);
-        self.wait_same(TTU, &ttu_ledger).await?;
-        self.wait_same(SIKKA, &ledger(SIKKA)).await?;
+        self.wait_same_ledger(TTU).await?;
+        self.wait_same_ledger(SIKKA).await?;
         step(
             3,
             "stock",
@@ -226,7 +225,7 @@ impl Cluster {
             .await
             .context("sync now at ttu")?
             .into_inner();
-        self.wait_same(TTU, &ttu_ledger).await?;
+        self.wait_same_ledger(TTU).await?;
         self.wait_same(TTU, CATALOG).await?;
         let converged = healed.elapsed();
         let moved = self.link.total_bytes() - before;
@@ -279,6 +278,13 @@ impl Cluster {
         }
     }
 
+    /// Waits until district `id` and the hub hold the same heads of the open period
+    /// of `id`'s ledger, as `id` names it now (`ledger/<id>/<YYYY-MM>`).
+    async fn wait_same_ledger(&mut self, id: &str) -> Result<()> {
+        let ledger = open_ledger(self.admin(id)).await?;
+        self.wait_same(id, &ledger).await
+    }
+
     /// Stops the districts, then the hub.
     async fn stop(self) -> Result<()> {
         let results = [
@@ -300,8 +306,20 @@ impl Plan {
     }
 }
 
-fn ledger(id: &str) -> String {
-    format!("ledger/{id}")
+/// The document id of the open period of a node's own ledger, from its Status.
+async fn open_ledger(admin: &mut AdminServiceClient<Channel>) -> Result<String> {
+    let status = admin
+        .status(StatusRequest {})
+        .await
+        .context("status")?
+        .into_inner();
+    ensure!(
+        !status.open_period.is_empty(),
+        "{} has no open ledger period (restoring: {})",
+        status.node_id,
+        status.restoring
+    );
+    Ok(format!("ledger/{}/{}", status.node_id, status.open_period))
 }
 
 async fn heads(admin: &mut AdminServiceClient<Channel>, doc: &str) -> Result<Vec<String>> {
