@@ -272,3 +272,57 @@ async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() ->
     );
     Ok(())
 }
+
+/// `martctl sync watch` follows a restore held up by a cut link to its end: it waits
+/// while nothing can move, and exits 0 once the district is restored and in step,
+/// having seen every change of the restore arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn martctl_sync_watch_follows_a_restore_to_its_end() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .hub("kupang")
+        .district(TTU)
+        .start()
+        .await?;
+    let mut ttu = cluster.mart(TTU).await?;
+    receive(&mut ttu, "rcv-1", SKU, 400).await?;
+    for i in 0..300 {
+        sell(&mut ttu, &format!("s-{i}"), SKU, 1).await?;
+    }
+    cluster.wait_converged(CONVERGE).await?;
+
+    cluster.cut(TTU);
+    cluster.wipe_and_start_restore(TTU).await?;
+    let socket = cluster.node(TTU).admin_socket();
+    let args = ["sync", "watch", "--for", "60", "--json"];
+    let watch = tokio::spawn(async move { mart_tests::martctl::run(&socket, &args).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    ensure!(
+        !watch.is_finished(),
+        "sync watch ended while the link was cut"
+    );
+    cluster.heal(TTU);
+    let out = watch.await??;
+    ensure!(
+        out.status.success(),
+        "{}",
+        mart_tests::martctl::describe(&args, &out)
+    );
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(view["done"] == true && view["pending"] == 0, "{view}");
+    // The genesis and opening, 400 units received and 300 sales, at least.
+    let moved = view["changes_moved"].as_u64().unwrap_or(0);
+    ensure!(
+        moved >= 301,
+        "the watch saw only {moved} changes move: {view}"
+    );
+    let status = cluster
+        .admin(TTU)
+        .await?
+        .status(StatusRequest {})
+        .await?
+        .into_inner();
+    ensure!(!status.restoring, "{status:?}");
+    let restored = stock_of(&mut cluster.mart(TTU).await?, "").await?;
+    ensure!(restored.get(SKU) == Some(&100), "{restored:?}");
+    Ok(())
+}
