@@ -37,16 +37,24 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn of(restoring: bool, peers: &[PeerInfo]) -> Self {
-        let moved = peers
-            .iter()
-            .map(|p| p.changes_sent + p.changes_received)
-            .sum();
-        let bytes = peers.iter().map(|p| p.bytes_sent + p.bytes_received).sum();
-        let pending = peers
-            .iter()
-            .flat_map(|p| &p.documents)
-            .map(|d| d.changes_to_send + d.changes_to_receive)
-            .sum();
+        // Counts a peer reported: added without overflow whatever they claim.
+        let total = |values: &mut dyn Iterator<Item = u64>| values.fold(0u64, u64::saturating_add);
+        let moved = total(
+            &mut peers
+                .iter()
+                .map(|p| p.changes_sent.saturating_add(p.changes_received)),
+        );
+        let bytes = total(
+            &mut peers
+                .iter()
+                .map(|p| p.bytes_sent.saturating_add(p.bytes_received)),
+        );
+        let pending = total(
+            &mut peers
+                .iter()
+                .flat_map(|p| &p.documents)
+                .map(|d| d.changes_to_send.saturating_add(d.changes_to_receive)),
+        );
         let in_sync = peers.iter().all(|p| {
             p.connected
                 && p.documents
@@ -67,7 +75,7 @@ impl Snapshot {
 /// since `start` (what had moved when the watch began).
 pub fn render(start: &Snapshot, now: &Snapshot) -> String {
     let moved = now.moved.saturating_sub(start.moved);
-    let total = moved + now.pending;
+    let total = moved.saturating_add(now.pending);
     let fraction = if now.done || total == 0 {
         if now.done {
             1.0

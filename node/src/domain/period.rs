@@ -49,7 +49,11 @@ impl PeriodId {
 
     pub fn parse(value: &str) -> Result<Self, DomainError> {
         let bad = || DomainError::invalid("period", format!("{value:?} is not YYYY-MM"));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
         let (year, month) = value.split_once('-').ok_or_else(bad)?;
+        if year.len() != 4 || month.len() != 2 || !digits(year) || !digits(month) {
+            return Err(bad());
+        }
         let (year, month) = (
             year.parse().map_err(|_| bad())?,
             month.parse().map_err(|_| bad())?,
@@ -129,7 +133,9 @@ mod tests {
                 .to_string(),
             "2027-01"
         );
-        for bad in ["2026-13", "2026-1", "26-11", "2026/11", ""] {
+        for bad in [
+            "2026-13", "2026-1", "26-11", "2026/11", "", "+026-11", "2026-+1", "2026-00",
+        ] {
             assert!(PeriodId::parse(bad).is_err(), "{bad}");
         }
     }

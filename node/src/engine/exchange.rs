@@ -74,6 +74,15 @@ impl Engine {
         docs.held.get(doc).map(|h| h.replica.doc().get_heads())
     }
 
+    /// Current heads of a document if it is in memory (an archived period is not
+    /// opened: nothing of it is owed to anyone).
+    pub fn heads_in_memory(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        self.docs()
+            .held
+            .get(doc)
+            .map(|h| h.replica.doc().get_heads())
+    }
+
     /// The documents, with `doc` brought back into memory at the hub if it was
     /// archived (a failure to load it is logged: the document then looks absent).
     fn docs_for_peer(&self, doc: &DocId) -> std::sync::MutexGuard<'_, super::Documents> {

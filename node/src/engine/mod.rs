@@ -17,7 +17,7 @@ mod regional;
 mod replica;
 mod reports;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -84,7 +84,8 @@ pub struct LedgerOptions {
 struct Documents {
     held: BTreeMap<DocId, Held>,
     /// Ledger periods sealed and settled: on disk, not in memory (opened on demand).
-    archived: BTreeSet<DocId>,
+    /// (With the bytes each takes on disk.)
+    archived: BTreeMap<DocId, u64>,
     /// The catalog this node writes: `catalog/<node>`, or the provincial one at the hub.
     own_catalog: DocId,
     /// The open period of this outlet's ledger; `None` while it is restored from the hub.
@@ -218,13 +219,12 @@ impl Engine {
             })?;
             stored.push(id);
         }
-        let archived: BTreeSet<DocId> = stored
+        let archived: BTreeMap<DocId, u64> = stored
             .iter()
-            .filter(|id| archived.contains(&id.to_string()))
-            .cloned()
+            .filter_map(|id| Some((id.clone(), *archived.get(&id.to_string())?)))
             .collect();
         for id in stored {
-            if archived.contains(&id) {
+            if archived.contains_key(&id) {
                 continue;
             }
             if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(id.clone()) {
@@ -239,10 +239,16 @@ impl Engine {
             archived,
             own_catalog,
             own_ledger: None,
-            retired_ids: None,
+            retired_ids: periods::load_retired_ids(&store)?,
         };
         // A restore asked for now, or one a killed node had begun: until it ends, the
         // store says so, and the node records no movement.
+        if ledger_options.restore && identity.is_hub() {
+            return Err(EngineError::Document {
+                doc: format!("ledger/{}", identity.node),
+                reason: "a hub is restored from its own backup, not with --restore".into(),
+            });
+        }
         let resumed = store.restoring()?;
         let restoring = !identity.is_hub() && (ledger_options.restore || resumed);
         if ledger_options.restore && !resumed && docs.newest_period_of(&identity.node).is_some() {

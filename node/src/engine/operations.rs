@@ -101,6 +101,9 @@ impl Engine {
         let producer = producer.validated()?;
         let doc_id = {
             let mut docs = self.docs();
+            // While restoring, the hub's copy of this node's catalog may still be on
+            // its way: a write now would fork it.
+            docs.own_ledger_id()?;
             if docs
                 .catalogs()
                 .any(|(_, c)| c.producers.contains_key(&producer.id))
@@ -149,6 +152,8 @@ impl Engine {
         docs: &mut Documents,
         product: &Product,
     ) -> Result<(), EngineError> {
+        // Not while restoring (see `add_producer`).
+        docs.own_ledger_id()?;
         let own = docs.own_catalog.clone();
         let held = docs.held_mut(&own);
         held.replica
@@ -256,19 +261,22 @@ impl Engine {
                     (ack, false)
                 }
                 None => {
-                    let document = self.period_for_write(&mut docs, now)?;
                     let mut movement = Movement {
                         id: request_id.unwrap_or_else(|| self.generate_id()),
                         sku: sku.clone(),
                         at_ms: now,
                         kind: kind.filled(Some(default_price), Some(&default_producer)),
                     };
+                    // Every rule is checked against the open period's figures (the
+                    // next period opens with the same ones) before anything is
+                    // written: a refused movement seals no period.
                     let (reserved, asked) = self.check_new_movement(&docs, &mut movement)?;
+                    docs.own_ledger()?.check(&movement, reserved)?;
+                    let document = self.period_for_write(&mut docs, now)?;
                     let Held { replica, view } = docs.held_mut(&document);
                     let View::Ledger(ledger_view) = view else {
                         unreachable!("a ledger document has a ledger view")
                     };
-                    ledger_view.check(&movement, reserved)?;
                     let follow_up = Self::quota_shortfall(ledger_view, &movement, reserved - asked);
                     let end = ledger_view.len();
                     replica.commit(&self.store(), |tx| {
@@ -527,7 +535,7 @@ impl Engine {
         }
     }
 
-    /// Every document held, and every archived ledger period (from disk).
+    /// Every document held, and every archived ledger period (listed, not loaded).
     pub fn documents(&self) -> Result<Vec<DocumentInfo>, EngineError> {
         use automerge::ReadDoc;
         let docs = self.docs();
@@ -548,18 +556,17 @@ impl Engine {
                     .map(|_| Self::period_state(&docs, r.id())),
             })
             .collect();
-        for id in docs
+        for (id, bytes) in docs
             .archived
             .iter()
-            .filter(|id| !docs.held.contains_key(id))
+            .filter(|(id, _)| !docs.held.contains_key(*id))
         {
-            let stored = self.store().load(&id.to_string())?;
             out.push(DocumentInfo {
                 id: id.clone(),
                 owner: id.owner(&self.identity.hub).clone(),
                 heads: Vec::new(),
                 changes: 0,
-                bytes_on_disk: stored.map_or(0, |s| s.bytes),
+                bytes_on_disk: *bytes,
                 chunks_since_snapshot: 0,
                 period: Some(PeriodState::Archived),
             });

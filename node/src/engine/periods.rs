@@ -82,6 +82,24 @@ impl Documents {
     }
 }
 
+/// The movement ids of the outlet's period archived last, as kept in the store (an
+/// unreadable record is dropped with a warning: it only serves retries).
+pub(super) fn load_retired_ids(
+    store: &DocStore<'_>,
+) -> Result<Option<(DocId, std::collections::HashMap<String, usize>)>, EngineError> {
+    let Some(json) = store.retired_ids()? else {
+        return Ok(None);
+    };
+    let parsed =
+        serde_json::from_slice::<(String, std::collections::HashMap<String, usize>)>(&json)
+            .ok()
+            .and_then(|(doc, ids)| Some((DocId::parse(&doc).ok()?, ids)));
+    if parsed.is_none() {
+        tracing::warn!("the ids of the period archived last are unreadable: ignored");
+    }
+    Ok(parsed)
+}
+
 /// Makes the newest period of `node`'s ledger the open one, or creates the first
 /// period (at `now_ms`) with empty opening balances when the outlet has none.
 pub(super) fn open_own_ledger(
@@ -168,12 +186,28 @@ impl Engine {
             id.clone(),
             &closing,
         )?;
+        if self.identity.is_hub() {
+            // The hub's own ledger goes to no peer: a sealed period of it is settled
+            // once a later one was sealed too (the last stays for retries).
+            let older: Vec<DocId> = Self::periods_of(docs, &self.identity.node)
+                .into_iter()
+                .filter(|p| p < &current && !docs.archived.contains_key(p))
+                .collect();
+            for p in older {
+                self.archive(docs, &p)?;
+            }
+        }
         Ok(id)
     }
 
     /// The open period of this outlet's ledger; `None` while it is restored.
     pub fn open_period(&self) -> Option<DocId> {
         self.docs().own_ledger.clone()
+    }
+
+    /// Whether `doc` is a ledger period archived here (settled: nothing to exchange).
+    pub fn is_archived(&self, doc: &DocId) -> bool {
+        self.docs().archived.contains_key(doc)
     }
 
     /// Whether this outlet waits for its ledger from the hub (`restore`).
@@ -233,6 +267,9 @@ impl Engine {
                 .as_ref()
                 .is_none_or(|(retired, _)| retired < doc)
             {
+                let json =
+                    serde_json::to_vec(&(doc.to_string(), &index)).expect("an id index serializes");
+                self.store().set_retired_ids(&json)?;
                 docs.retired_ids = Some((doc.clone(), index));
             }
             self.archive(&mut docs, doc)?;
@@ -264,9 +301,10 @@ impl Engine {
     }
 
     fn archive(&self, docs: &mut Documents, id: &DocId) -> Result<(), EngineError> {
-        if !docs.archived.contains(id) {
-            self.store().set_archived(&id.to_string())?;
-            docs.archived.insert(id.clone());
+        if !docs.archived.contains_key(id) {
+            let bytes = docs.held.get(id).map_or(0, |h| h.replica.bytes_on_disk());
+            self.store().set_archived(&id.to_string(), bytes)?;
+            docs.archived.insert(id.clone(), bytes);
             tracing::info!(doc = %id, "ledger period archived: on disk, out of memory");
         }
         docs.held.remove(id);
@@ -280,7 +318,7 @@ impl Engine {
         docs: &mut Documents,
         id: &DocId,
     ) -> Result<(), EngineError> {
-        if docs.held.contains_key(id) || !docs.archived.contains(id) {
+        if docs.held.contains_key(id) || !docs.archived.contains_key(id) {
             return Ok(());
         }
         let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
@@ -311,7 +349,7 @@ impl Engine {
         let mut ids: Vec<DocId> = docs
             .held
             .keys()
-            .chain(docs.archived.iter())
+            .chain(docs.archived.keys())
             .filter(|id| id.ledger_period().is_some_and(|(n, _)| n == node))
             .cloned()
             .collect();
@@ -323,7 +361,7 @@ impl Engine {
     /// Where a ledger period stands here.
     pub(super) fn period_state(docs: &Documents, id: &DocId) -> PeriodState {
         match docs.held.get(id) {
-            _ if docs.archived.contains(id) => PeriodState::Archived,
+            _ if docs.archived.contains_key(id) => PeriodState::Archived,
             Some(h) if h.is_sealed() => PeriodState::Sealed,
             _ => PeriodState::Open,
         }

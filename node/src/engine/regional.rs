@@ -90,7 +90,7 @@ impl Engine {
             .newest_ledgers()
             .into_iter()
             // The hub's own warehouse ledger counts once it has moved stock.
-            .filter(|(node, ledger)| *node != &self.identity.node || !ledger.is_empty())
+            .filter(|(node, ledger)| *node != &self.identity.node || !ledger.stock().is_empty())
             .filter(|(node, _)| district.is_none_or(|d| node.as_str() == d))
             .collect();
         if let (Some(d), true) = (district, all.is_empty()) {

@@ -22,18 +22,29 @@ impl Engine {
         district: Option<&str>,
     ) -> Result<SalesReport, EngineError> {
         let range = DateRange::parse(from, to)?;
-        // A movement is booked in the period of its date or, when the outlet's clock
-        // went back, a later one: every period from the one holding `from` on.
-        let first_month = PeriodId::parse(&from.trim()[..7])?;
-        let length = self.ledger_options.period;
+        // A period holds the movements from its first month until the next period
+        // begins (each outlet chooses its period length): read those that overlap
+        // the range. A movement booked after its date (the outlet's clock set back)
+        // lands in a later period and is read only if that period overlaps too.
+        let (first_month, last_month) = (
+            PeriodId::parse(&from.trim()[..7])?,
+            PeriodId::parse(&to.trim()[..7])?,
+        );
         let mut report = SalesReport::new(range);
         for (node, listed) in self.report_ledgers(district)? {
-            let periods: Vec<DocId> = Self::periods_of(&self.docs(), &node)
-                .into_iter()
-                .filter(|id| {
-                    id.ledger_period()
-                        .is_some_and(|(_, p)| p.after(length) > first_month)
+            let all = Self::periods_of(&self.docs(), &node);
+            let starts: Vec<PeriodId> = all
+                .iter()
+                .filter_map(|id| Some(id.ledger_period()?.1))
+                .collect();
+            let periods: Vec<DocId> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    starts[*i] <= last_month
+                        && starts.get(i + 1).is_none_or(|next| *next > first_month)
                 })
+                .map(|(_, id)| id.clone())
                 .collect();
             let mut movements = Vec::new();
             for id in periods {
@@ -44,8 +55,8 @@ impl Engine {
         Ok(report)
     }
 
-    /// The outlets whose ledgers a report asked for `district` reads here. Documents
-    /// are never dropped once held, so each stays held while the report reads it.
+    /// The outlets whose ledgers a report asked for `district` reads here (archived
+    /// periods are read from disk).
     fn report_ledgers(&self, district: Option<&str>) -> Result<Vec<(NodeId, Listed)>, EngineError> {
         let me = &self.identity.node;
         let held: Vec<NodeId> = self

@@ -2,8 +2,11 @@
 //!
 //! Keys: `d/<doc>/s` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
 //! written since, `a/<doc>` marks a ledger period archived (sealed and settled: not
-//! loaded at start-up), `m/incarnation` the node's start counter, `m/restoring` a
-//! restore from the hub that has not ended. A record is one version
+//! loaded at start-up; its value: the bytes it takes), `i/<doc>` lists every stored
+//! document (so start-up finds them without reading their records), `m/incarnation`
+//! the node's start counter, `m/restoring` a restore from the hub that has not
+//! ended, `m/retired` the movement ids of the outlet's period archived last,
+//! `m/indexed` that `i/` is complete. A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
 
@@ -13,6 +16,8 @@ const RECORD_VERSION: u8 = 1;
 const HEADER: usize = 5;
 const INCARNATION_KEY: &[u8] = b"m/incarnation";
 const RESTORING_KEY: &[u8] = b"m/restoring";
+const INDEXED_KEY: &[u8] = b"m/indexed";
+const RETIRED_KEY: &[u8] = b"m/retired";
 
 /// What is stored of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +83,18 @@ impl<'a> DocStore<'a> {
         Ok(payload.to_vec())
     }
 
-    /// Stages one chunk of a document. Durable after the next flush.
+    fn index_key(doc: &str) -> Vec<u8> {
+        format!("i/{doc}").into_bytes()
+    }
+
+    /// Stages one chunk of a document (the first one lists the document). Durable
+    /// after the next flush.
     pub fn append_chunk(&self, doc: &str, seq: u64, payload: &[u8]) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         batch.put(Self::chunk_key(doc, seq), Self::seal(payload));
+        if seq == 0 {
+            batch.put(Self::index_key(doc), Self::seal(&[]));
+        }
         self.backend.write(batch)
     }
 
@@ -89,6 +102,7 @@ impl<'a> DocStore<'a> {
     pub fn compact(&self, doc: &str, snapshot: &[u8], upto: u64) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         batch.put(Self::snapshot_key(doc), Self::seal(snapshot));
+        batch.put(Self::index_key(doc), Self::seal(&[]));
         let chunk_prefix = format!("d/{doc}/c/").into_bytes();
         for (key, _) in self.backend.scan_prefix(&chunk_prefix)? {
             if key < Self::chunk_key(doc, upto) {
@@ -132,8 +146,30 @@ impl<'a> DocStore<'a> {
         Ok(Some(stored))
     }
 
-    /// Ids of every stored document.
+    /// Ids of every stored document, from the `i/` list (a store written before the
+    /// list existed is listed once by reading its records, and the list written).
     pub fn document_ids(&self) -> Result<Vec<String>, StoreError> {
+        if self.backend.get(INDEXED_KEY)?.is_none() {
+            let ids = self.document_ids_from_records()?;
+            let mut batch = Batch::default();
+            for doc in &ids {
+                batch.put(Self::index_key(doc), Self::seal(&[]));
+            }
+            batch.put(INDEXED_KEY, Self::seal(&[]));
+            self.backend.write(batch)?;
+            self.backend.flush()?;
+            return Ok(ids);
+        }
+        let mut ids = Vec::new();
+        for (key, record) in self.backend.scan_prefix(b"i/")? {
+            Self::open(&key, &record)?;
+            ids.push(String::from_utf8_lossy(&key[2..]).into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Ids of every document with records, by reading them all (slow: every byte).
+    fn document_ids_from_records(&self) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = Vec::new();
         for (key, _) in self.backend.scan_prefix(b"d/")? {
             let key = String::from_utf8_lossy(&key[2..]).into_owned();
@@ -152,22 +188,42 @@ impl<'a> DocStore<'a> {
         Ok(ids)
     }
 
-    /// Marks a document archived: start-up leaves it on disk. Durable after the next
-    /// flush; losing the mark only costs loading the document once more.
-    pub fn set_archived(&self, doc: &str) -> Result<(), StoreError> {
+    /// Marks a document archived (it takes `bytes` on disk): start-up leaves it on
+    /// disk. Durable after the next flush; losing the mark only costs loading the
+    /// document once more.
+    pub fn set_archived(&self, doc: &str, bytes: u64) -> Result<(), StoreError> {
         let mut batch = Batch::default();
-        batch.put(format!("a/{doc}").into_bytes(), Self::seal(&[]));
+        batch.put(
+            format!("a/{doc}").into_bytes(),
+            Self::seal(&bytes.to_be_bytes()),
+        );
         self.backend.write(batch)
     }
 
-    /// Ids of every document marked archived.
-    pub fn archived(&self) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut ids = std::collections::HashSet::new();
+    /// Every document marked archived, with the bytes it takes on disk.
+    pub fn archived(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let mut ids = std::collections::HashMap::new();
         for (key, record) in self.backend.scan_prefix(b"a/")? {
-            Self::open(&key, &record)?;
-            ids.insert(String::from_utf8_lossy(&key[2..]).into_owned());
+            let payload = Self::open(&key, &record)?;
+            let bytes = <[u8; 8]>::try_from(payload.as_slice()).map_or(0, u64::from_be_bytes);
+            ids.insert(String::from_utf8_lossy(&key[2..]).into_owned(), bytes);
         }
         Ok(ids)
+    }
+
+    /// Keeps the movement ids of the outlet's period archived last (JSON), so a
+    /// retry across a period boundary is still recognised after a restart.
+    pub fn set_retired_ids(&self, json: &[u8]) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(RETIRED_KEY, Self::seal(json));
+        self.backend.write(batch)
+    }
+
+    pub fn retired_ids(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend
+            .get(RETIRED_KEY)?
+            .map(|record| Self::open(RETIRED_KEY, &record))
+            .transpose()
     }
 
     /// Marks (or unmarks) the store as being restored from the hub, so a node killed

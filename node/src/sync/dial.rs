@@ -99,7 +99,7 @@ async fn session(
     let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
     let mut session = Session::new(engine.clone(), book.clone(), link.hub.clone());
     // The opening goes out before the call returns: the hub reads hello first.
-    for m in session.opening() {
+    for m in session.opening().await? {
         out_tx
             .send(m)
             .await

@@ -88,7 +88,7 @@ pub async fn drive(
         shutdown,
     } = wiring;
     if !session.opened() {
-        send_all(&out, session.opening()).await?;
+        send_all(&out, session.opening().await?).await?;
     }
     let mut timer = tokio::time::interval(rhythm.resync_every);
     timer.tick().await;
@@ -117,9 +117,9 @@ pub async fn drive(
                     return Ok(());
                 }
                 resync.borrow_and_update();
-                send_all(&out, session.announce()).await?;
+                send_all(&out, session.announce().await?).await?;
             }
-            _ = timer.tick() => send_all(&out, session.announce()).await?,
+            _ = timer.tick() => send_all(&out, session.announce().await?).await?,
         }
     }
 }

@@ -213,7 +213,7 @@ impl PeerBook {
                     .peer_changes
                     .keys()
                     .filter_map(|d| DocId::parse(d).ok())
-                    .filter(|d| !held.iter().any(|(h, _)| h == d))
+                    .filter(|d| !held.iter().any(|(h, _)| h == d) && !engine.is_archived(d))
                     .map(|doc| DocSync {
                         changes_to_receive: receive(&doc),
                         doc,

@@ -162,6 +162,58 @@ async fn sealed_periods_are_archived_once_the_hub_holds_them() {
     assert_eq!(state_of(&ttu, &first), Some(PeriodState::Archived));
     assert_eq!(ttu.open_period(), Some(second));
     assert_eq!(on_hand(&ttu, None), 42);
+    // ... and still answers the retry from before the boundary once.
+    let retried = ttu
+        .record_at(with_id(sale(SKU, 5), "r1"), t1 + 37 * DAY_MS)
+        .await
+        .unwrap();
+    assert!(retried.duplicate, "{retried:?}");
+    assert_eq!(on_hand(&ttu, None), 42);
+    // Nothing archived shows as pending or behind in the sync state.
+    for peer in ttu_book
+        .status(&ttu)
+        .into_iter()
+        .chain(hub_book.status(&hub))
+    {
+        for doc in peer.docs {
+            assert!(
+                !doc.behind && doc.changes_to_send == 0 && doc.changes_to_receive == 0,
+                "{doc:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_movement_seals_nothing() {
+    let (ttu, _) = engine("ttu");
+    let t1 = now_ms();
+    ttu.record_at(receipt(SKU, 5), t1).await.unwrap();
+    let open = ttu.open_period().unwrap();
+    let refused = ttu
+        .record_at(sale(SKU, 6), t1 + 35 * DAY_MS)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(ttu.open_period(), Some(open.clone()));
+    assert_eq!(state_of(&ttu, &open), Some(PeriodState::Open));
+}
+
+#[tokio::test]
+async fn the_hub_archives_its_own_sealed_periods() {
+    let (hub, _) = engine("kupang");
+    let t1 = now_ms();
+    let mut periods = Vec::new();
+    for month in 0..3 {
+        hub.record_at(receipt(SKU, 1), t1 + month * 35 * DAY_MS)
+            .await
+            .unwrap();
+        periods.push(hub.open_period().unwrap());
+    }
+    assert_eq!(state_of(&hub, &periods[0]), Some(PeriodState::Archived));
+    assert_eq!(state_of(&hub, &periods[1]), Some(PeriodState::Sealed));
+    assert_eq!(state_of(&hub, &periods[2]), Some(PeriodState::Open));
+    assert_eq!(on_hand(&hub, None), 3);
 }
 
 #[tokio::test]
@@ -183,6 +235,11 @@ async fn a_restored_outlet_gets_only_its_open_period_and_writes_with_a_fresh_act
     let (ttu, ttu_book) = engine_on("ttu", Arc::new(MemoryBackend::new()), restore);
     assert!(ttu.restoring());
     let refused = ttu.record_at(sale(SKU, 1), t2).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused}");
+    // Nor its own catalog: the hub's copy may still be on its way.
+    let mut product = ttu.product(SKU).unwrap().0;
+    product.sku = "TTU-NEW-001".into();
+    let refused = ttu.add_product(product).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused}");
 
     sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;

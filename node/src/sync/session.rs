@@ -114,16 +114,19 @@ impl Session {
 
     /// What a side sends first: `Hello`, then `Have` for every exchanged document,
     /// then `Announced`.
-    pub fn opening(&mut self) -> Vec<SyncMessage> {
+    pub async fn opening(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
         self.opened = true;
         let mut out = vec![wire::hello(self.me().as_str(), PROTOCOL_VERSION)];
-        out.extend(self.announce());
+        out.extend(self.announce().await?);
         out.push(wire::announced());
-        out
+        Ok(out)
     }
 
-    /// `Have` for every exchanged document: starts a round.
-    pub fn announce(&mut self) -> Vec<SyncMessage> {
+    /// `Have` for every exchanged document: starts a round. Heads are announced once
+    /// durable: a peer takes them as an acknowledgement (a district archives a
+    /// period the hub holds whole), so they must survive a crash of this side.
+    pub async fn announce(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
+        self.engine.durable().await?;
         let mut out = Vec::new();
         for (doc, heads) in self.engine.held_heads() {
             if self.announced_here(&doc) {
@@ -131,7 +134,7 @@ impl Session {
                 self.announced.insert(doc);
             }
         }
-        out
+        Ok(out)
     }
 
     /// A district restoring from the hub ends the restore once the hub announced
@@ -336,7 +339,9 @@ impl Session {
         {
             return Ok(Vec::new());
         }
-        let Some(ours) = self.engine.heads(doc) else {
+        // An archived period is settled: it is never pushed (and never reopened
+        // just to find that out).
+        let Some(ours) = self.engine.heads_in_memory(doc) else {
             return Ok(Vec::new());
         };
         // The peer holds changes this side lacks: it is ahead (for a document it
@@ -399,7 +404,10 @@ mod tests {
         }
         let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
         let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
-        let (from_hub, from_ttu) = (at_hub.opening(), at_ttu.opening());
+        let (from_hub, from_ttu) = (
+            at_hub.opening().await.unwrap(),
+            at_ttu.opening().await.unwrap(),
+        );
         pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu).await;
 
         let ledger = ttu.open_period().unwrap();
@@ -435,7 +443,10 @@ mod tests {
         let (ttu, ttu_book) = engine("ttu");
         let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
         let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
-        let (from_hub, from_ttu) = (at_hub.opening(), at_ttu.opening());
+        let (from_hub, from_ttu) = (
+            at_hub.opening().await.unwrap(),
+            at_ttu.opening().await.unwrap(),
+        );
         pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu).await;
 
         // The outlet grants quota; the hub learns it.
@@ -587,12 +598,18 @@ mod tests {
         // The hub first learns sikka's ledger.
         let mut hub_sikka = Session::new(hub.clone(), hub_book.clone(), node("sikka"));
         let mut at_sikka = Session::new(sikka.clone(), sikka_book, node("kupang"));
-        let (a, b) = (hub_sikka.opening(), at_sikka.opening());
+        let (a, b) = (
+            hub_sikka.opening().await.unwrap(),
+            at_sikka.opening().await.unwrap(),
+        );
         pump(&mut hub_sikka, &mut at_sikka, a, b).await;
 
         let mut hub_ttu = Session::new(hub.clone(), hub_book, node("ttu"));
         let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
-        let (a, b) = (hub_ttu.opening(), at_ttu.opening());
+        let (a, b) = (
+            hub_ttu.opening().await.unwrap(),
+            at_ttu.opening().await.unwrap(),
+        );
         pump(&mut hub_ttu, &mut at_ttu, a, b).await;
 
         let sikka_ledger = DocId::Ledger(

@@ -65,7 +65,10 @@ pub async fn sync_once(
     let district_id = district.0.identity().node.clone();
     let mut at_hub = Session::new(hub.0.clone(), hub.1.clone(), district_id);
     let mut at_district = Session::new(district.0.clone(), district.1.clone(), node("kupang"));
-    let (a, b) = (at_hub.opening(), at_district.opening());
+    let (a, b) = (
+        at_hub.opening().await.unwrap(),
+        at_district.opening().await.unwrap(),
+    );
     pump(&mut at_hub, &mut at_district, a, b).await;
     let (a, b) = (
         at_hub.push_all().await.unwrap(),
