@@ -92,7 +92,7 @@ struct Documents {
     own_ledger: Option<DocId>,
     /// The movement ids of this outlet's most recently archived period, so a request
     /// made just before a period turned and retried just after is still answered once.
-    retired_ids: Option<(DocId, std::collections::HashMap<String, usize>)>,
+    retired_ids: Option<(DocId, periods::IdIndex)>,
 }
 
 impl Documents {

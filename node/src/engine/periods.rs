@@ -19,6 +19,9 @@ use crate::domain::movement::Movement;
 use crate::domain::period::{PeriodId, PeriodLength};
 use crate::store::DocStore;
 
+/// Movement ids of a period and their positions in it.
+pub(super) type IdIndex = std::collections::HashMap<String, usize>;
+
 /// Where a ledger period stands, as operators see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeriodState {
@@ -86,7 +89,7 @@ impl Documents {
 /// unreadable record is dropped with a warning: it only serves retries).
 pub(super) fn load_retired_ids(
     store: &DocStore<'_>,
-) -> Result<Option<(DocId, std::collections::HashMap<String, usize>)>, EngineError> {
+) -> Result<Option<(DocId, IdIndex)>, EngineError> {
     let Some(json) = store.retired_ids()? else {
         return Ok(None);
     };
