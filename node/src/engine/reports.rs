@@ -65,6 +65,8 @@ impl Engine {
             .into_iter()
             .map(|(node, _)| node.clone())
             .collect();
+        // A district being restored has no figures of its own yet.
+        self.docs().own_ledger_id()?;
         let Some(district) = district else {
             if !self.identity.is_hub() {
                 return Ok(vec![(me.clone(), Listed::Always)]);
