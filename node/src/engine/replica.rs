@@ -33,6 +33,27 @@ pub struct Replica {
     broken: Option<String>,
 }
 
+/// Loads a snapshot (if any) and the chunks written since. The chunks go in all at
+/// once: automerge's `load_incremental` costs time in proportion to the whole document
+/// per call, so one call per chunk made start-up grow with the chunks waiting for
+/// compaction. If that fails, again chunk by chunk, so the error names the first bad
+/// chunk's problem.
+fn load_stored(snapshot: Option<&[u8]>, chunks: &[Vec<u8>]) -> Result<Automerge, AutomergeError> {
+    let base = || match snapshot {
+        Some(snapshot) => Automerge::load(snapshot),
+        None => Ok(Automerge::new()),
+    };
+    let mut doc = base()?;
+    if chunks.is_empty() || doc.load_incremental(&chunks.concat()).is_ok() {
+        return Ok(doc);
+    }
+    let mut doc = base()?;
+    for chunk in chunks {
+        doc.load_incremental(chunk)?;
+    }
+    Ok(doc)
+}
+
 impl Replica {
     /// Loads a document from the store, or creates it with `genesis` and stages it.
     /// Local changes are then written with `actor`.
@@ -49,13 +70,8 @@ impl Replica {
         };
         let mut replica = match store.load(&name)? {
             Some(stored) => {
-                let mut doc = match &stored.snapshot {
-                    Some(snapshot) => Automerge::load(snapshot).map_err(doc_error)?,
-                    None => Automerge::new(),
-                };
-                for chunk in &stored.chunks {
-                    doc.load_incremental(chunk).map_err(doc_error)?;
-                }
+                let doc =
+                    load_stored(stored.snapshot.as_deref(), &stored.chunks).map_err(doc_error)?;
                 let missing = doc.get_missing_deps(&[]);
                 if !missing.is_empty() {
                     return Err(EngineError::Document {
