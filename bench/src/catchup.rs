@@ -81,7 +81,7 @@ fn open(dir: &Path, id: &str) -> Result<Node> {
 /// Runs both sessions until neither has anything to say; returns the bytes and
 /// messages that crossed, and the time the hub spent handling its side.
 async fn exchange(at_hub: &mut Session, at_district: &mut Session) -> Result<(u64, u64, Duration)> {
-    let (mut to_hub, mut to_district) = (at_district.opening(), at_hub.opening());
+    let (mut to_hub, mut to_district) = (at_district.opening().await?, at_hub.opening().await?);
     let (mut bytes, mut messages, mut hub_time) = (0u64, 0u64, Duration::ZERO);
     let size = |m: &[SyncMessage]| m.iter().map(|m| m.encoded_len() as u64).sum::<u64>();
     while !to_hub.is_empty() || !to_district.is_empty() {

@@ -3,10 +3,13 @@
 //! `bench writes` measures durable writes on one disk in one run: raw sled
 //! insert-plus-flush (the reference), then sales acknowledged by a node over gRPC
 //! with one client and with several. `bench catchup` measures a district's catch-up
-//! with the hub after a partition. They report; they never fail on a slow figure.
+//! with the hub after a partition. `bench history` measures what a year (and two)
+//! of sales history costs a district and the hub with monthly ledger periods, beside
+//! one ledger document per year. They report; they never fail on a slow figure.
 
 mod catchup;
 mod disk;
+mod history;
 mod measure;
 mod memory;
 mod node_writes;
@@ -48,6 +51,65 @@ enum Command {
     Catchup(CatchupArgs),
     /// The hub's regional views: query times and the cost of keeping them current.
     Regional(RegionalArgs),
+    /// A year of history: memory and start-up of a district and the hub, and a catch-up
+    /// after a 30-day cut, monthly periods beside one document per year.
+    History(HistoryArgs),
+    /// Opens one store in this fresh process and prints its RSS and open time as JSON
+    /// (run by `bench history` for each configuration).
+    #[command(hide = true)]
+    HistoryMeasure(HistoryMeasureArgs),
+}
+
+#[derive(clap::Args)]
+struct HistoryArgs {
+    /// Sales in one year of history (the cut is a month of them: sales x 30 / 365).
+    #[arg(long, default_value_t = 365_000)]
+    sales: usize,
+    /// Products in the provincial catalog; every sale picks one.
+    #[arg(long, default_value_t = 5_000)]
+    skus: usize,
+    /// Districts at the hub (`ttu` through the engine; the others get copies of its
+    /// archived periods and a newest period built in automerge).
+    #[arg(long, default_value_t = 22)]
+    districts: usize,
+    /// Years of history for the monthly layout (2 shows whether memory and start-up
+    /// grow with past years; it adds a year of sales through the engine, ~2.5 min).
+    #[arg(long, default_value_t = 1)]
+    years: u32,
+    /// Districts at the baseline hub (measured; the figure for --districts is
+    /// extrapolated from them: each holds a year in memory there).
+    #[arg(long, default_value_t = 2)]
+    baseline_hub_districts: usize,
+    /// Concurrent writers while generating the history (they share flushes).
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
+    /// Seconds a measured start-up may take before it is stopped (and reported as such,
+    /// with an estimate from `--explain`'s figures).
+    #[arg(long, default_value_t = 60)]
+    open_timeout: u64,
+    /// Explain every measured start-up (where its time goes), not only those above
+    /// 0.5 s or stopped at the timeout.
+    #[arg(long)]
+    explain: bool,
+    /// Directory for the scratch stores [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct HistoryMeasureArgs {
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long)]
+    node: String,
+    #[arg(long)]
+    period_months: u32,
+    /// The node clock at start-up (ms since the epoch).
+    #[arg(long)]
+    now_ms: i64,
+    /// Do not start an engine: time each step of loading what it would load.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(clap::Args)]
@@ -93,7 +155,78 @@ fn main() -> anyhow::Result<()> {
         Command::Writes(args) => writes(args),
         Command::Catchup(args) => catchup_report(args),
         Command::Regional(args) => regional_report(args),
+        Command::History(args) => history_report(args),
+        Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
+        Command::HistoryMeasure(args) => history::measure_engine(
+            &args.dir,
+            &args.node,
+            history::Layout::from_months(args.period_months)?,
+            args.now_ms,
+        ),
     }
+}
+
+fn history_report(args: HistoryArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.sales >= 3_650, "--sales must be at least 3,650");
+    anyhow::ensure!(
+        args.skus > 0 && args.writers > 0,
+        "--skus and --writers must be at least 1"
+    );
+    anyhow::ensure!(
+        (1..=mart_node::domain::districts::ALL.len()).contains(&args.districts),
+        "--districts must be 1 to 22"
+    );
+    anyhow::ensure!(
+        args.baseline_hub_districts >= 1,
+        "--baseline-hub-districts must be at least 1"
+    );
+    let options = history::Options {
+        sales: args.sales,
+        skus: args.skus,
+        districts: args.districts,
+        years: args.years,
+        baseline_hub_districts: args.baseline_hub_districts,
+        writers: args.writers,
+        open_timeout: std::time::Duration::from_secs(args.open_timeout),
+        explain: args.explain,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    println!(
+        "bench history: {} sales a year over {} SKUs, a {}-sale cut, hub with {} districts; {} CPUs, load average {}",
+        options.sales,
+        options.skus,
+        options.cut_sales(),
+        options.districts,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average().as_deref().unwrap_or("unknown"),
+    );
+    println!("every RSS and start-up figure: a fresh child process opens the closed store (warm page cache)\n");
+    let mut runs = Vec::new();
+    for layout in [history::Layout::Monthly, history::Layout::Yearly] {
+        let scratch = disk::scratch_dir(args.dir.as_deref())?;
+        runs.push(runtime.block_on(history::run(scratch.path(), layout, &options))?);
+        let run = runs.last().expect("just pushed");
+        println!(
+            "  {}: data generated through the engine in {:.1?}{}\n",
+            layout.name(),
+            run.generation,
+            run.synthetic.map_or(String::new(), |s| format!(
+                ", other districts built and applied in {:.1?}",
+                s.wall
+            ))
+        );
+    }
+    println!(
+        "load average {}; whole run {:.0?}\n",
+        load_average().as_deref().unwrap_or("unknown"),
+        started.elapsed()
+    );
+    history::print_report(&options, &runs[0], &runs[1]);
+    Ok(())
 }
 
 fn catchup_report(args: CatchupArgs) -> anyhow::Result<()> {
