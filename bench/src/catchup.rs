@@ -103,25 +103,31 @@ async fn exchange(at_hub: &mut Session, at_district: &mut Session) -> Result<(u6
     Ok((bytes, messages, hub_time))
 }
 
+/// The `i`-th sale of the brief's workload: 1 to 3 units, one in five online, one
+/// in four to a civil servant (ASN). Shared by every benchmark that records sales.
+pub fn sale_kind(i: usize, unit_price: Option<i64>) -> MovementKind {
+    MovementKind::Sale {
+        quantity: 1 + (i % 3) as i64,
+        unit_price,
+        channel: if i.is_multiple_of(5) {
+            Channel::Online
+        } else {
+            Channel::Store
+        },
+        buyer: if i.is_multiple_of(4) {
+            Buyer::Asn
+        } else {
+            Buyer::Public
+        },
+        order: None,
+    }
+}
+
 fn sale(i: usize) -> MovementRequest {
     MovementRequest {
         request_id: Some(format!("s{i}")),
         sku: SKUS[(i * 7) % SKUS.len()].to_string(),
-        kind: MovementKind::Sale {
-            quantity: 1 + (i % 3) as i64,
-            unit_price: None,
-            channel: if i.is_multiple_of(5) {
-                Channel::Online
-            } else {
-                Channel::Store
-            },
-            buyer: if i.is_multiple_of(4) {
-                Buyer::Asn
-            } else {
-                Buyer::Public
-            },
-            order: None,
-        },
+        kind: sale_kind(i, None),
     }
 }
 

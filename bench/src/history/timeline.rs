@@ -7,7 +7,7 @@
 //! first sale to the last. The second year runs from 2026-12-16 to 2027-12-15, so both
 //! are measured at the same point of a month.
 
-use mart_node::domain::movement::{Buyer, Channel, MovementKind};
+use mart_node::domain::movement::MovementKind;
 use mart_node::engine::MovementRequest;
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -126,23 +126,7 @@ pub fn sku_of_sale(i: usize, skus: usize) -> usize {
     (i.wrapping_mul(2_654_435_761) >> 7) % skus
 }
 
-pub fn sale_kind(i: usize, unit_price: Option<i64>) -> MovementKind {
-    MovementKind::Sale {
-        quantity: 1 + (i % 3) as i64,
-        unit_price,
-        channel: if i.is_multiple_of(5) {
-            Channel::Online
-        } else {
-            Channel::Store
-        },
-        buyer: if i.is_multiple_of(4) {
-            Buyer::Asn
-        } else {
-            Buyer::Public
-        },
-        order: None,
-    }
-}
+pub use crate::catchup::sale_kind;
 
 /// Sale `i` as a cashier's client sends it (its request id makes retries safe).
 pub fn sale(i: usize, skus: usize) -> MovementRequest {
