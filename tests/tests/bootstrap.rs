@@ -326,3 +326,31 @@ async fn martctl_sync_watch_follows_a_restore_to_its_end() -> Result<()> {
     ensure!(restored.get(SKU) == Some(&100), "{restored:?}");
     Ok(())
 }
+
+/// A district wiped and started WITHOUT `--restore` opens its period afresh beside
+/// the hub's copy: the two histories cannot sync, and the district says why in its
+/// peer state (what `martctl peers` shows) instead of sitting silently out of step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_district_wiped_and_started_without_restore_says_so() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .hub("kupang")
+        .district(TTU)
+        .start()
+        .await?;
+    let hub = cluster.hub_id().to_string();
+    receive(&mut cluster.mart(TTU).await?, "rcv-1", SKU, 20).await?;
+    cluster.wait_converged(CONVERGE).await?;
+
+    cluster.wipe_and_restart(TTU).await?;
+    receive(&mut cluster.mart(TTU).await?, "rcv-2", SKU, 5).await?;
+    let admin = cluster.admin(TTU).await?;
+    wait_until("the district reports its lost history", CONVERGE, || {
+        let (mut admin, hub) = (admin.clone(), hub.clone());
+        async move {
+            let peer = peer_info(&mut admin, &hub).await?;
+            Ok(peer.last_error.contains("started without --restore"))
+        }
+    })
+    .await?;
+    Ok(())
+}
