@@ -4,7 +4,8 @@
 //!
 //! Settled means nothing more can change for anyone who needs the period in memory:
 //! at a district, a sealed period of its own the hub acknowledged whole; at the hub, a
-//! sealed period of a district that has a later one. An archived period stays on disk
+//! sealed period of a district that has a later one, and its own sealed periods once
+//! a later one was sealed too. An archived period stays on disk
 //! (the hub keeps every period) and is never loaded at start-up. This module must
 //! never drop a period that is open, unsealed, or not yet held by the hub.
 
