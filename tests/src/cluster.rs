@@ -41,20 +41,12 @@ pub fn free_local_addr() -> Result<SocketAddr> {
 /// Heads of every document a node holds: id -> sorted hex heads.
 pub type Heads = BTreeMap<String, Vec<String>>;
 
-/// Reads the heads of every document a node holds.
+/// Reads the heads of every document a node holds (archived ledger periods: empty).
 pub async fn document_heads(admin: &mut AdminClient) -> Result<Heads> {
-    Ok(admin
-        .list_documents(ListDocumentsRequest {})
-        .await
-        .context("ListDocuments")?
-        .into_inner()
-        .documents
+    Ok(list_documents(admin)
+        .await?
         .into_iter()
-        .map(|d| {
-            let mut heads = d.heads;
-            heads.sort();
-            (d.id, heads)
-        })
+        .map(|(id, listed)| (id, listed.heads))
         .collect())
 }
 
@@ -93,6 +85,22 @@ pub async fn list_documents(admin: &mut AdminClient) -> Result<BTreeMap<String, 
                     period_state: d.period_state,
                 },
             )
+        })
+        .collect())
+}
+
+/// The ledger periods of `outlet` a node lists: period (`2026-11`) -> its state
+/// (`open`, `sealed`, `archived`).
+pub async fn ledger_periods(
+    admin: &mut AdminClient,
+    outlet: &str,
+) -> Result<BTreeMap<String, String>> {
+    Ok(list_documents(admin)
+        .await?
+        .into_iter()
+        .filter_map(|(doc, listed)| {
+            let (node, period) = ledger_period(&doc)?;
+            (node == outlet).then(|| (period.to_string(), listed.period_state))
         })
         .collect())
 }

@@ -12,7 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use mart_proto::tonic::Code;
 use mart_proto::v1::StatusRequest;
 use mart_tests::clock::{now_ms, wita_month_after, wita_ms};
-use mart_tests::cluster::{ledger_period, list_documents, peer_info};
+use mart_tests::cluster::{ledger_period, ledger_periods, peer_info};
 use mart_tests::ops::{
     movements, movements_of, open_ledger, receipt, receive, sale, sell, stock_of,
 };
@@ -183,22 +183,6 @@ async fn wipe_and_restore_brings_a_district_back_while_the_hub_is_reachable() ->
     Ok(())
 }
 
-/// The ledger periods of `outlet` that node `id` lists: period -> state.
-async fn periods(
-    cluster: &TestCluster,
-    id: &str,
-    outlet: &str,
-) -> Result<std::collections::BTreeMap<String, String>> {
-    Ok(list_documents(&mut cluster.admin(id).await?)
-        .await?
-        .into_iter()
-        .filter_map(|(doc, listed)| {
-            let (node, period) = ledger_period(&doc)?;
-            (node == outlet).then(|| (period.to_string(), listed.period_state))
-        })
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() -> Result<()> {
     let mut cluster = TestCluster::builder()
@@ -238,7 +222,7 @@ async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() ->
     for id in [TTU, hub.as_str()] {
         let last = std::cell::RefCell::new(Default::default());
         wait_until(&format!("{id} archived {first}"), CONVERGE, || async {
-            let listed = periods(&cluster, id, TTU).await?;
+            let listed = ledger_periods(&mut cluster.admin(id).await?, TTU).await?;
             let done = listed == expected;
             *last.borrow_mut() = listed;
             Ok(done)
@@ -252,7 +236,7 @@ async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() ->
     cluster.wipe_and_restore(TTU).await?;
     let restored = open_ledger(&mut cluster.admin(TTU).await?).await?;
     ensure!(restored == second, "restored {restored}, expected {second}");
-    let at_ttu = periods(&cluster, TTU, TTU).await?;
+    let at_ttu = ledger_periods(&mut cluster.admin(TTU).await?, TTU).await?;
     ensure!(
         at_ttu.keys().collect::<Vec<_>>() == [second_period],
         "the restored district holds periods {at_ttu:?}"
@@ -267,7 +251,7 @@ async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() ->
     let at_hub = stock_of(&mut cluster.mart(&hub).await?, TTU).await?;
     ensure!(at_hub.get(SKU) == Some(&26), "hub: {at_hub:?}");
     ensure!(
-        periods(&cluster, &hub, TTU).await? == expected,
+        ledger_periods(&mut cluster.admin(&hub).await?, TTU).await? == expected,
         "the hub's periods of {TTU} after the restore"
     );
     Ok(())

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use mart_proto::v1::{
-    Buyer, InTransitRequest, ListDocumentsRequest, ListMovementsRequest, OrderActionRequest,
-    PlaceOrderRequest, QuotaRequest, StatusRequest, TransferInRequest, TransferOutRequest,
+    Buyer, InTransitRequest, ListMovementsRequest, OrderActionRequest, PlaceOrderRequest,
+    QuotaRequest, StatusRequest, TransferInRequest, TransferOutRequest,
 };
 use mart_tests::clock::{now_ms, wita_month_after, wita_ms};
+use mart_tests::cluster::ledger_periods;
 use mart_tests::hub::quota_line;
 use mart_tests::ops::{receive, sale, stock_of};
 use mart_tests::wait::wait_until;
@@ -56,25 +57,6 @@ async fn open_period(cluster: &TestCluster, node: &str) -> Result<String> {
         .await?
         .into_inner()
         .open_period)
-}
-
-/// Ledger periods of `outlet` listed by `node`, with their state.
-async fn periods(
-    cluster: &TestCluster,
-    node: &str,
-    outlet: &str,
-) -> Result<BTreeMap<String, String>> {
-    let prefix = format!("ledger/{outlet}/");
-    Ok(cluster
-        .admin(node)
-        .await?
-        .list_documents(ListDocumentsRequest {})
-        .await?
-        .into_inner()
-        .documents
-        .into_iter()
-        .filter_map(|d| Some((d.id.strip_prefix(&prefix)?.to_string(), d.period_state)))
-        .collect())
 }
 
 /// Net movement per SKU of one period of `outlet`, as `node` reads it.
@@ -302,7 +284,7 @@ async fn fourteen_months_carry_balances_across_every_boundary() -> Result<()> {
                 let label = label.clone();
                 async move {
                     for node in [TTU, HUB] {
-                        let states = periods(cluster, node, TTU).await?;
+                        let states = ledger_periods(&mut cluster.admin(node).await?, TTU).await?;
                         for id in &ids {
                             let want = if *id == label { "open" } else { "archived" };
                             if states.get(id).map(String::as_str) != Some(want) {
