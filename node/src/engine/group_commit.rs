@@ -114,6 +114,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
             self.0.flush()
         }
+        fn close(self: Box<Self>) -> Result<(), crate::store::StoreError> {
+            Box::new(self.0).close()
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

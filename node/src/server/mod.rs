@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
-use crate::store::SledBackend;
+use crate::store::{Backend, SledBackend};
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
 pub use error::ServerError;
@@ -33,6 +33,34 @@ use routes::Services;
 
 /// How long in-flight requests may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for the last tasks holding the store to let go of it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes the store once nothing else holds it, so that `run` returning means the
+/// data dir is free for a node started again in the same process. Everything was
+/// flushed before: if a task still holds the store, it is only logged.
+async fn close_store(mut backend: Arc<SledBackend>) {
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    let sole = loop {
+        match Arc::try_unwrap(backend) {
+            Ok(sole) => break sole,
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                backend = shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?CLOSE_TIMEOUT, "a task still holds the store at shutdown; it closes when the process exits");
+                return;
+            }
+        }
+    };
+    match tokio::task::spawn_blocking(move || Box::new(sole).close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot close the store"),
+        Err(e) => tracing::warn!(error = %e, "cannot close the store"),
+    }
+}
 
 /// Opens the node's store and serves it until `shutdown` is cancelled.
 pub async fn run(
@@ -174,6 +202,8 @@ pub async fn run(
         servers.abort_all();
     }
     engine.flush()?;
+    drop((engine, book, services));
+    close_store(backend).await;
     let _ = std::fs::remove_file(&config.admin_socket);
     tracing::info!("stopped");
     match failure {

@@ -37,7 +37,9 @@ impl Batch {
 ///   are visible or none;
 /// - after [`Backend::flush`] returns, every earlier write survives a crash and a
 ///   reopen;
-/// - [`Backend::scan_prefix`] returns keys in ascending byte order.
+/// - [`Backend::scan_prefix`] returns keys in ascending byte order;
+/// - once [`Backend::close`] returns, a new handle on the same storage opens at
+///   once (nothing of the old one is still holding it).
 pub trait Backend: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
@@ -45,4 +47,7 @@ pub trait Backend: Send + Sync + 'static {
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
     /// Makes every earlier write durable. May block for an fsync.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Flushes and releases the storage, returning only once a new handle may open
+    /// it. Fails if other handles on it are still open.
+    fn close(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -4,14 +4,14 @@
 use super::{Backend, Batch, DocStore, StoreError};
 
 /// Runs the whole suite. `reopen` must give a fresh handle on the same storage; the
-/// suite drops its handle before calling it.
+/// suite closes its handle before calling it.
 pub fn run(backend: Box<dyn Backend>, reopen: impl Fn() -> Box<dyn Backend>) {
     point_reads_and_writes(backend.as_ref());
     batches_are_atomic_and_ordered(backend.as_ref());
     doc_store_round_trips_and_compacts(backend.as_ref());
     doc_store_detects_corruption(backend.as_ref());
     backend.flush().unwrap();
-    drop(backend);
+    backend.close().unwrap();
     flushed_writes_survive_reopen(reopen().as_ref());
 }
 

@@ -9,6 +9,8 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("cannot open the store at {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("cannot close the store at {path}: {reason}")]
+    Close { path: String, reason: String },
 }
 
 impl From<sled::Error> for StoreError {

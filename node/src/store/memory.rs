@@ -76,6 +76,11 @@ impl Backend for MemoryBackend {
         maps.durable = maps.live.clone();
         Ok(())
     }
+
+    fn close(self: Box<Self>) -> Result<(), StoreError> {
+        // Nothing is held open: a clone or `crash_and_reopen` sees the same maps.
+        self.flush()
+    }
 }
 
 #[cfg(test)]
