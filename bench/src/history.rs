@@ -23,7 +23,7 @@ mod synthetic;
 mod timeline;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -139,7 +139,7 @@ struct Node {
     closed: ClosedNode,
     engine: Arc<Engine>,
     book: Arc<PeerBook>,
-    sled: Weak<SledBackend>,
+    sled: Arc<SledBackend>,
 }
 
 /// Where a node's store is, to open it again.
@@ -152,8 +152,7 @@ struct ClosedNode {
 impl Node {
     fn open(closed: ClosedNode) -> Result<Node> {
         let sled = Arc::new(SledBackend::open(&closed.dir)?);
-        let weak = Arc::downgrade(&sled);
-        let backend: Arc<dyn Backend> = sled;
+        let backend: Arc<dyn Backend> = sled.clone();
         let engine = Arc::new(Engine::open_with(
             backend.clone(),
             identity(closed.id.as_str())?,
@@ -163,7 +162,7 @@ impl Node {
             closed,
             engine,
             book: Arc::new(PeerBook::load(backend)),
-            sled: weak,
+            sled,
         })
     }
 
@@ -183,14 +182,22 @@ impl Node {
         drop(engine);
         drop(book);
         let started = Instant::now();
-        while sled.strong_count() > 0 {
-            anyhow::ensure!(
-                started.elapsed() < Duration::from_secs(30),
-                "{}'s store is still open",
-                closed.id
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let mut sled = sled;
+        let sled = loop {
+            match Arc::try_unwrap(sled) {
+                Ok(sole) => break sole,
+                Err(shared) => {
+                    anyhow::ensure!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "{}'s store is still open",
+                        closed.id
+                    );
+                    sled = shared;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        };
+        Box::new(sled).close()?;
         Ok(closed)
     }
 }
@@ -490,7 +497,7 @@ pub async fn run(dir: &Path, layout: Layout, options: &Options) -> Result<Layout
             .take(wanted - 1)
             .map(NodeId::parse)
             .collect::<Result<Vec<_>, _>>()?;
-        let backend = hub.sled.upgrade().context("the hub's store is open")?;
+        let backend = hub.sled.clone();
         let first_year: Vec<Day> = timeline.first_year().copied().collect();
         let s = synthetic::add_to_hub(
             &hub.engine,
