@@ -29,8 +29,8 @@ use crate::wait::wait_until;
 
 /// How long a node may take to answer its first Status call.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a node may take to exit after SIGTERM (its drain timeout is 10 s).
-pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node may take to exit after SIGTERM (a drain of up to 10 s, then the store closes).
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable a node reads once at start: milliseconds added to its system clock.
 pub const CLOCK_OFFSET_VAR: &str = "MART_TEST_CLOCK_OFFSET_MS";
 

@@ -20,7 +20,7 @@ use mart_tests::{wait_until, TestCluster};
 
 const TTU: &str = "ttu";
 const SKU: &str = "TTU-MKP-060";
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_district_rebuilds_from_the_hub_and_sells_on() -> Result<()> {

@@ -28,7 +28,7 @@ const SIKKA: &str = "sikka";
 const SKU: &str = "TTU-MKP-060";
 const UNIT_COST: i64 = 50_000;
 const ALLOCATED: i64 = 1_000_000;
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 async fn budget_of(mart: &mut MartClient, district: &str) -> Result<BudgetLine> {
     let lines = mart

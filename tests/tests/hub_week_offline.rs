@@ -41,7 +41,7 @@ const QUOTA: i64 = 10;
 const RECEIVED: i64 = 40;
 /// Store sales each offline day.
 const DAILY_SALE: i64 = 3;
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// Checks a freshness the hub answered between `t0` and `t1` (test clock, the same
 /// machine as the hub's) against its own figures: stale exactly when both the newest

@@ -27,7 +27,7 @@ const TTU: &str = "ttu";
 const SIKKA: &str = "sikka";
 const SKUS: [&str; 3] = ["TTU-MKP-060", "TTU-MKP-120", "TTU-TNN-SLD"];
 const MONTHS: i64 = 14;
-const CONVERGE: Duration = Duration::from_secs(60);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// What the test recorded, independently of the nodes.
 #[derive(Default)]

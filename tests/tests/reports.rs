@@ -32,7 +32,7 @@ use serde_json::Value;
 type ReportClient = ReportServiceClient<GrpcChannel>;
 
 const DISTRICT: &str = "ttu";
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 const DAY_MS: i64 = 86_400_000;
 
 /// The WITA date `offset_days` from now, `YYYY-MM-DD`.

@@ -242,7 +242,9 @@ fn check_config_refuses_certificates_that_do_not_match() -> Result<()> {
     let pki = shipped_pki()?;
     let hub = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.toml");
     // Missing certificate files.
-    let out = check_config(&hub, &std::env::temp_dir())?;
+    // From an empty directory of its own (the system's temp dir may hold anything).
+    let empty = tempfile::tempdir()?;
+    let out = check_config(&hub, empty.path())?;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     ensure!(
         !out.status.success() && stderr.contains("ca.pem"),

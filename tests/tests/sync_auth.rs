@@ -37,7 +37,7 @@ use mart_tests::{connect_tls, wait_until, TestCluster};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 /// How long the hub may take to answer one sync message.
 const ANSWER: Duration = Duration::from_secs(15);
 /// The largest sync message the hub reads (1 MiB plus 4 KiB of framing).

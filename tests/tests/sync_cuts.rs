@@ -36,11 +36,11 @@ const FRESH: &str = "sikka";
 const SKUS: &[&str] = &["TTU-MKP-060", "TTU-MKP-120", "SKA-MET-250", "NGD-KOP-250"];
 const CYCLES: usize = 15;
 const BATCH: usize = 100;
-/// A district whose last session had reached the hub, and whose link was then down
-/// for well under a second, must be back within this: backoff starts at 250 ms and
-/// grows only with failures in a row.
-const RECONNECT: Duration = Duration::from_secs(10);
-const CONVERGE: Duration = Duration::from_secs(30);
+/// A district whose link comes back must be back within this: its backoff grows with
+/// the dials that failed while the link was cut (a cut lasts as long as selling a
+/// batch, seconds on a loaded machine) and is capped at 30 s (`BACKOFF_CAP`).
+const RECONNECT: Duration = Duration::from_secs(60);
+const CONVERGE: Duration = Duration::from_secs(90);
 /// Room past the last bundle for the hub's acknowledgement, so a cut can land there.
 const ACK_BYTES: u64 = 200;
 /// What the hub may send in a session beyond the setup of an empty one: its

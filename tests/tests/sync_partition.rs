@@ -17,7 +17,7 @@ use mart_tests::{wait_until, TestCluster};
 const DISTRICT: &str = "ttu";
 const SKUS: &[&str] = &["TTU-MKP-060", "TTU-MKP-120", "TTU-TNN-SLD", "NGD-KOP-250"];
 const SALES: usize = 500;
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {

@@ -33,7 +33,7 @@ const STEPS: usize = 60;
 /// A cut link is healed after at most this many steps, so no district sits in a
 /// long backoff when the schedule ends.
 const LONGEST_CUT: usize = 8;
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// What the test knows each district holds: every acknowledged movement.
 #[derive(Debug, Default)]

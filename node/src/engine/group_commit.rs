@@ -94,50 +94,70 @@ mod tests {
         assert_eq!(after_crash.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
-    /// A backend whose flush takes as long as an fsync on a slow disk.
-    struct SlowFlush(MemoryBackend);
+    /// A backend whose first flush waits for the test to open a gate, so the test
+    /// knows which writers queued during it.
+    struct GatedFlush {
+        inner: MemoryBackend,
+        entered: std::sync::Mutex<mpsc::Sender<()>>,
+        gate: std::sync::Mutex<Option<mpsc::Receiver<()>>>,
+    }
 
-    impl Backend for SlowFlush {
+    impl Backend for GatedFlush {
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
-            self.0.get(key)
+            self.inner.get(key)
         }
         fn scan_prefix(
             &self,
             prefix: &[u8],
         ) -> Result<Vec<crate::store::KeyValue>, crate::store::StoreError> {
-            self.0.scan_prefix(prefix)
+            self.inner.scan_prefix(prefix)
         }
         fn write(&self, batch: Batch) -> Result<(), crate::store::StoreError> {
-            self.0.write(batch)
+            self.inner.write(batch)
         }
         fn flush(&self) -> Result<(), crate::store::StoreError> {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            self.0.flush()
+            let gate = self.gate.lock().unwrap().take();
+            if let Some(gate) = gate {
+                self.entered.lock().unwrap().send(()).unwrap();
+                gate.recv().unwrap();
+            }
+            self.inner.flush()
         }
         fn close(self: Box<Self>) -> Result<(), crate::store::StoreError> {
-            Box::new(self.0).close()
+            Box::new(self.inner).close()
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writers_share_flushes() {
-        let commits = Arc::new(GroupCommit::start(Arc::new(
-            SlowFlush(MemoryBackend::new()),
-        )));
-        let waits: Vec<_> = (0..64)
-            .map(|_| {
-                let commits = commits.clone();
-                tokio::spawn(async move { commits.durable().await })
-            })
-            .collect();
-        for w in waits {
-            w.await.unwrap().unwrap();
+    /// Every writer that queues while a flush runs shares the next one.
+    #[tokio::test]
+    async fn writers_queued_during_a_flush_share_the_next_one() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (open_gate, gate) = mpsc::channel();
+        let commits = Arc::new(GroupCommit::start(Arc::new(GatedFlush {
+            inner: MemoryBackend::new(),
+            entered: std::sync::Mutex::new(entered_tx),
+            gate: std::sync::Mutex::new(Some(gate)),
+        })));
+        let first = tokio::spawn({
+            let commits = commits.clone();
+            async move { commits.durable().await }
+        });
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+        // Poll each of 63 more writers once: that queues it, while the flush waits.
+        let mut waiting: Vec<_> = (0..63).map(|_| Box::pin(commits.durable())).collect();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for w in &mut waiting {
+            assert!(std::future::Future::poll(w.as_mut(), &mut cx).is_pending());
+        }
+        open_gate.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for w in waiting {
+            w.await.unwrap();
         }
         let stats = commits.stats();
         assert_eq!(stats.writes.load(Ordering::Relaxed), 64);
-        // 64 writers queue within far less than one 20 ms flush: at most a handful of
-        // flushes carry them all.
-        let flushes = stats.flushes.load(Ordering::Relaxed);
-        assert!(flushes <= 8, "{flushes} flushes for 64 concurrent writers");
+        assert_eq!(stats.flushes.load(Ordering::Relaxed), 2);
     }
 }

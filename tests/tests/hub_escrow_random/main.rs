@@ -48,7 +48,7 @@ const SKUS: &[&str] = &["TTU-MKP-060", "SKA-MET-250", "NGD-KOP-250"];
 const STEPS: usize = 80;
 /// A cut link is healed after at most this many steps.
 const LONGEST_CUT: usize = 8;
-const CONVERGE: Duration = Duration::from_secs(30);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// What the test knows of one outlet's ledger: every acknowledged movement's effect.
 #[derive(Debug, Default)]

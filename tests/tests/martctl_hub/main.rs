@@ -37,7 +37,7 @@ const CASHEW_PRICE: i64 = 75_000;
 /// A name that needs RFC 4180 quoting: a comma and double quotes.
 const CASHEW_NAME: &str = "Kacang Mete \"Nita\", sangrai";
 const ALLOCATED: i64 = 1_000_000;
-const CONVERGE: Duration = Duration::from_secs(20);
+const CONVERGE: Duration = Duration::from_secs(90);
 
 /// `2026-11-30 14:05 WITA`, as the CSV report labels a district's figures.
 fn wita_label(unix_ms: i64) -> String {
