@@ -539,4 +539,173 @@ mod tests {
             prop_assert_eq!(replayed.stock(), ledger.stock());
         }
     }
+
+    /// A period document holding `movements` (no opening balances).
+    fn document(movements: &[Movement]) -> Automerge {
+        let mut doc = Automerge::new();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            init(tx)?;
+            for (i, m) in movements.iter().enumerate() {
+                append(tx, i, m)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        doc
+    }
+
+    fn receipt(id: &str, quantity: i64, unit_cost: i64) -> Movement {
+        Movement {
+            id: id.into(),
+            sku: "SKU-0".into(),
+            at_ms: 1_000,
+            kind: MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                producer: None,
+                over_budget: None,
+            },
+        }
+    }
+
+    #[test]
+    fn history_beyond_the_bounds_or_below_zero_is_a_schema_break() {
+        let adjust = |delta| Movement {
+            kind: MovementKind::Adjustment {
+                delta,
+                reason: AdjustReason::Count,
+                note: String::new(),
+            },
+            ..receipt("adj", 0, 0)
+        };
+        let cases = [
+            ("a receipt of i64::MAX", vec![receipt("a", 50, 1), receipt("b", i64::MAX, 0)]),
+            ("an adjustment of i64::MIN", vec![receipt("a", 50, 1), adjust(i64::MIN)]),
+            ("a write-off below zero", vec![receipt("a", 50, 1), adjust(-51)]),
+            ("a unit cost of Rp 10^12", vec![receipt("a", 1, 1_000_000_000_000)]),
+            ("a negative receipt", vec![receipt("a", -5, 1)]),
+        ];
+        for (case, movements) in cases {
+            let err = derive(&document(&movements), "ledger/ttu/2026-12");
+            assert!(
+                matches!(err, Err(DomainError::Schema { .. })),
+                "{case}: derived {:?}",
+                err.map(|l| l.stock().clone())
+            );
+        }
+        let fine = derive(&document(&[receipt("a", 50, 1), adjust(-50)]), "ledger/ttu/2026-12");
+        assert_eq!(fine.unwrap().on_hand("SKU-0"), 0);
+    }
+
+    /// Quantities and amounts at and around every bound, and the extremes of `i64`.
+    fn extreme() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            3 => 1i64..40,
+            1 => prop::sample::select(vec![
+                i64::MIN, i64::MIN + 1, -1_000_001, -1_000_000, -1, 0, 1, 999_999,
+                1_000_000, 1_000_001, 1_000_000_000, 1_000_000_001, i64::MAX - 1, i64::MAX,
+            ]),
+        ]
+    }
+
+    fn hostile_kind() -> impl Strategy<Value = MovementKind> {
+        prop_oneof![
+            (extreme(), extreme()).prop_map(|(q, c)| MovementKind::Receipt {
+                quantity: q,
+                unit_cost: c,
+                producer: None,
+                over_budget: None,
+            }),
+            (extreme(), extreme()).prop_map(|(q, p)| MovementKind::Sale {
+                quantity: q,
+                unit_price: Some(p),
+                channel: Channel::Store,
+                buyer: Buyer::Public,
+                order: None,
+            }),
+            extreme().prop_map(|d| MovementKind::Adjustment {
+                delta: d,
+                reason: AdjustReason::Damage,
+                note: String::new()
+            }),
+            (extreme(), 0u32..1000).prop_map(|(q, t)| MovementKind::TransferOut {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                to: "sikka".into()
+            }),
+            (extreme(), 0u32..1000).prop_map(|(q, t)| MovementKind::TransferIn {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                from: "sikka".into()
+            }),
+            extreme().prop_map(|q| MovementKind::QuotaGrant { quantity: q }),
+            extreme().prop_map(|q| MovementKind::QuotaReturn { quantity: q }),
+        ]
+    }
+
+    /// The rules incoming history must keep, computed here in `i128` on their own:
+    /// `None` when the whole history keeps them, else the position of the first
+    /// movement that breaks one.
+    fn first_break(movements: &[Movement]) -> Option<usize> {
+        let unit = |r: i64| (0..=1_000_000_000).contains(&r);
+        let quantity = |q: i64| (1..=1_000_000).contains(&q);
+        let mut stock: BTreeMap<&str, i128> = BTreeMap::new();
+        for (i, m) in movements.iter().enumerate() {
+            let in_range = match &m.kind {
+                MovementKind::Receipt { quantity: q, unit_cost: c, .. } => quantity(*q) && unit(*c),
+                MovementKind::Sale { quantity: q, unit_price, .. } => {
+                    quantity(*q) && unit_price.is_none_or(unit)
+                }
+                MovementKind::Adjustment { delta, .. } => {
+                    *delta != 0 && (-1_000_000..=1_000_000).contains(delta)
+                }
+                other => quantity(other.quantity()),
+            };
+            if !in_range {
+                return Some(i);
+            }
+            let on_hand = stock.entry(&m.sku).or_insert(0);
+            *on_hand += i128::from(m.kind.delta());
+            if *on_hand < 0 {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Incoming history with extreme numbers: derive refuses exactly the histories
+        /// that break a rule (a number out of range, stock below zero in the owner's
+        /// order), and never wraps.
+        #[test]
+        fn derive_refuses_exactly_the_histories_that_break_a_rule(
+            kinds in prop::collection::vec((0usize..2, hostile_kind()), 0..24)
+        ) {
+            let movements: Vec<Movement> = kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, (sku, kind))| Movement {
+                    id: format!("m{i}"),
+                    sku: format!("SKU-{sku}"),
+                    at_ms: 1_000 + i as i64,
+                    kind,
+                })
+                .collect();
+            let derived = derive(&document(&movements), "ledger/ttu/2026-12");
+            match first_break(&movements) {
+                Some(i) => prop_assert!(
+                    matches!(derived, Err(DomainError::Schema { .. })),
+                    "movement {} breaks a rule: {:?}", i, movements[i]
+                ),
+                None => {
+                    let ledger = derived.unwrap();
+                    for sku in ["SKU-0", "SKU-1"] {
+                        let sum: i64 = movements.iter().filter(|m| m.sku == sku).map(|m| m.kind.delta()).sum();
+                        prop_assert_eq!(ledger.on_hand(sku), sum);
+                    }
+                }
+            }
+        }
+    }
 }
