@@ -110,27 +110,55 @@ async fn absurd_numbers_on_every_write_rpc_are_invalid_and_store_nothing() -> Re
         quantity,
     };
     let new_product = |price: i64, reorder: i64| {
-        let mut p = product(&format!("TTU-ABS-{}", price.unsigned_abs() % 997), price, reorder);
+        let mut p = product(
+            &format!("TTU-ABS-{}", price.unsigned_abs() % 997),
+            price,
+            reorder,
+        );
         if let Some(p) = p.product.as_mut() {
             p.producer_id = producer.clone();
         }
         p
     };
 
-    for quantity in [i64::MIN, i64::MIN + 1, -MAX_QUANTITY - 1, MAX_QUANTITY + 1, i64::MAX] {
+    for quantity in [
+        i64::MIN,
+        i64::MIN + 1,
+        -MAX_QUANTITY - 1,
+        MAX_QUANTITY + 1,
+        i64::MAX,
+    ] {
         let case = format!("adjustment of {quantity}");
-        invalid(&case, mart.record_adjustment(adjust(quantity)).await, "quantity")?;
+        invalid(
+            &case,
+            mart.record_adjustment(adjust(quantity)).await,
+            "quantity",
+        )?;
     }
     for quantity in [i64::MIN, -1, 0, MAX_QUANTITY + 1, i64::MAX] {
         let case = format!("receipt of {quantity}");
-        let r = mart.record_receipt(receipt("rcv-q", SKU, quantity, 1)).await;
+        let r = mart
+            .record_receipt(receipt("rcv-q", SKU, quantity, 1))
+            .await;
         invalid(&case, r, "quantity")?;
         let case = format!("sale of {quantity}");
-        invalid(&case, mart.record_sale(sale(quantity, None)).await, "quantity")?;
+        invalid(
+            &case,
+            mart.record_sale(sale(quantity, None)).await,
+            "quantity",
+        )?;
         let case = format!("transfer out of {quantity}");
-        invalid(&case, mart.record_transfer_out(out(quantity)).await, "quantity")?;
+        invalid(
+            &case,
+            mart.record_transfer_out(out(quantity)).await,
+            "quantity",
+        )?;
         let case = format!("transfer in of {quantity}");
-        invalid(&case, mart.record_transfer_in(into(quantity)).await, "quantity")?;
+        invalid(
+            &case,
+            mart.record_transfer_in(into(quantity)).await,
+            "quantity",
+        )?;
         let case = format!("quota grant of {quantity}");
         invalid(&case, mart.grant_quota(quota(quantity)).await, "quantity")?;
         let case = format!("quota return of {quantity}");

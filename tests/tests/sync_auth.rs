@@ -631,8 +631,8 @@ async fn absurd_movements_in_a_districts_own_ledger_are_refused_at_the_hub() -> 
     .await?;
     let before: Heads = document_heads(&mut hub_admin).await?;
 
-    let mut raw = RawSession::open(&cluster.hub_url(), cluster.tls_of("ttu").client()?, "ttu")
-        .await?;
+    let mut raw =
+        RawSession::open(&cluster.hub_url(), cluster.tls_of("ttu").client()?, "ttu").await?;
     match raw.next().await? {
         Body::Hello(h) => ensure!(h.node_id == hub, "{h:?}"),
         other => bail!("the session began with {other:?}"),

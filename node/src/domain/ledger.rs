@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use automerge::{transaction::Transactable, ReadDoc};
 
+use super::bounds;
 use super::journal::Journal;
 use super::movement::{Movement, MovementKind};
 use super::DomainError;
@@ -89,13 +90,14 @@ fn read_balances(
     }
 }
 
-/// The view of a period document: its opening balances plus its movements.
+/// The view of a period document: its opening balances plus its movements. History
+/// that breaks a rule of [`Ledger::apply`] (a number out of range, stock below zero
+/// in the list's order, a balance beyond its bound) is a schema break: the same rules
+/// as a local write, whoever wrote it.
 pub fn derive(doc: &impl ReadDoc, doc_name: &str) -> Result<Ledger, DomainError> {
     let opening = opening(doc, doc_name)?.unwrap_or_default();
-    Ok(Ledger::replay_from(
-        opening,
-        &read_range(doc, doc_name, ..)?,
-    ))
+    Ledger::replay_from(opening, &read_range(doc, doc_name, ..)?)
+        .map_err(|e| DomainError::schema(doc_name, e))
 }
 
 /// Appends a movement at position `end`, which must be the current number of
@@ -153,10 +155,12 @@ pub enum OrderOutcome {
 /// movement ids, the outlet's side of the online quota, its shipments, and what its
 /// receipts cost per year.
 ///
-/// Laws: after any sequence of [`Ledger::apply`] calls, each accepted through
-/// [`Ledger::check`], `on_hand(sku)` equals the sum of the deltas applied for `sku`
-/// and is never negative; a transfer id is dispatched at most once and received at
-/// most once; an order has at most one outcome.
+/// Laws: after any sequence of [`Ledger::apply`] calls, `on_hand(sku)` equals the
+/// sum of the deltas applied for `sku` and is never negative, and every running
+/// balance stays within [`bounds::MAX_BALANCE_UNITS`] (spend within `i64`): `apply`
+/// refuses, and changes nothing, rather than break either. With each movement
+/// accepted through [`Ledger::check`] too, a transfer id is dispatched at most once
+/// and received at most once, and an order has at most one outcome.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// What carries from one period to the next (see [`Balances`]).
@@ -212,24 +216,32 @@ fn count(map: &BTreeMap<String, i64>, sku: &str) -> i64 {
 }
 
 impl Ledger {
-    /// Replays recorded movements. Recorded history is fact: it is not re-checked.
-    pub fn replay<'a>(movements: impl IntoIterator<Item = &'a Movement>) -> Self {
+    /// Replays recorded movements, each through [`Ledger::apply`]: history from a
+    /// peer keeps the same number rules as a local write. The error names the first
+    /// movement that breaks one.
+    pub fn replay<'a>(
+        movements: impl IntoIterator<Item = &'a Movement>,
+    ) -> Result<Self, DomainError> {
         Self::replay_from(Balances::default(), movements)
     }
 
-    /// Replays a period's movements on top of the balances it opened with.
+    /// Replays a period's movements on top of the balances it opened with (which
+    /// must themselves be within their bounds).
     pub fn replay_from<'a>(
         opening: Balances,
         movements: impl IntoIterator<Item = &'a Movement>,
-    ) -> Self {
+    ) -> Result<Self, DomainError> {
+        opening.check()?;
         let mut ledger = Ledger {
             carried: opening,
             ..Ledger::default()
         };
-        for m in movements {
-            ledger.apply(m);
+        for (i, m) in movements.into_iter().enumerate() {
+            ledger
+                .apply(m)
+                .map_err(|e| DomainError::invalid("movements", format!("{i} ({}): {e}", m.id)))?;
         }
-        ledger
+        Ok(ledger)
     }
 
     /// What this ledger's history adds up to: the next period's opening balances.
@@ -323,12 +335,14 @@ impl Ledger {
     /// hub's online orders), repeat a transfer id, or decide an order twice.
     pub fn check(&self, movement: &Movement, reserved: i64) -> Result<(), DomainError> {
         let kind = &movement.kind;
+        kind.check_numbers()?;
         let on_hand = self.on_hand(&movement.sku);
         let taken = match kind {
             MovementKind::QuotaGrant { quantity } => *quantity,
             _ => -kind.delta(),
         };
-        if kind.takes_sellable() && taken > on_hand - reserved {
+        // Widened: `reserved` is what the caller worked out from two documents.
+        if kind.takes_sellable() && i128::from(taken) > i128::from(on_hand) - i128::from(reserved) {
             return Err(DomainError::NotSellable {
                 sku: movement.sku.clone(),
                 on_hand,
@@ -336,13 +350,7 @@ impl Ledger {
                 requested: taken,
             });
         }
-        if kind.delta() < 0 && on_hand + kind.delta() < 0 {
-            return Err(DomainError::InsufficientStock {
-                sku: movement.sku.clone(),
-                on_hand,
-                requested: -kind.delta(),
-            });
-        }
+        self.next(movement)?;
         match kind {
             MovementKind::TransferOut { transfer_id, .. }
                 if self.carried.dispatched.contains_key(transfer_id) =>
@@ -383,10 +391,92 @@ impl Ledger {
         }
     }
 
-    /// Adds a recorded movement to the derived view.
-    pub fn apply(&mut self, movement: &Movement) {
+    /// What applying `movement` would make of the balances it touches, or why it
+    /// may not be applied: a number out of range, stock below zero, a balance beyond
+    /// its bound. One definition for local writes ([`Ledger::check`]) and incoming
+    /// history ([`Ledger::apply`]).
+    fn next(&self, movement: &Movement) -> Result<Next, DomainError> {
+        let kind = &movement.kind;
+        kind.check_numbers()?;
+        bounds::time_ms("at", movement.at_ms)?;
         let sku = &movement.sku;
-        *self.carried.stock.entry(sku.clone()).or_insert(0) += movement.kind.delta();
+        let on_hand = self.on_hand(sku);
+        let delta = kind.delta();
+        if delta < 0 && on_hand + delta < 0 {
+            return Err(DomainError::InsufficientStock {
+                sku: sku.clone(),
+                on_hand,
+                requested: -delta,
+            });
+        }
+        let stock = bounds::add_units(|| format!("stock of {sku}"), on_hand, delta)?;
+        let counter = |map: &BTreeMap<String, i64>, what: &str, quantity: i64| {
+            bounds::add_units(|| format!("{what} of {sku}"), count(map, sku), quantity)
+        };
+        let carried = &self.carried;
+        let (spent, counter) = match kind {
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                ..
+            } => {
+                let year = super::wita::year_of(movement.at_ms);
+                let cost = bounds::line_rupiah(*quantity, *unit_cost)?;
+                let spent = bounds::add(
+                    || format!("spend of {year}"),
+                    carried.spent_by_year.get(&year).copied().unwrap_or(0),
+                    cost,
+                )?;
+                (Some((year, spent, cost)), None)
+            }
+            MovementKind::Sale {
+                quantity,
+                order: Some(_),
+                ..
+            } => (
+                None,
+                Some((
+                    Counter::Fulfilled,
+                    counter(&carried.fulfilled, "quota fulfilled", *quantity)?,
+                )),
+            ),
+            MovementKind::OrderCancel { quantity, .. } => (
+                None,
+                Some((
+                    Counter::Cancelled,
+                    counter(&carried.cancelled, "quota cancelled", *quantity)?,
+                )),
+            ),
+            MovementKind::QuotaGrant { quantity } => (
+                None,
+                Some((
+                    Counter::Granted,
+                    counter(&carried.granted, "quota granted", *quantity)?,
+                )),
+            ),
+            _ => (None, None),
+        };
+        Ok(Next {
+            stock,
+            spent,
+            counter,
+        })
+    }
+
+    /// Adds a movement to the derived view, unless it breaks a rule of
+    /// [`Ledger::next`]: then nothing changes and the error says why.
+    pub fn apply(&mut self, movement: &Movement) -> Result<(), DomainError> {
+        let next = self.next(movement)?;
+        let sku = &movement.sku;
+        self.carried.stock.insert(sku.clone(), next.stock);
+        if let Some((counter, value)) = next.counter {
+            let map = match counter {
+                Counter::Granted => &mut self.carried.granted,
+                Counter::Fulfilled => &mut self.carried.fulfilled,
+                Counter::Cancelled => &mut self.carried.cancelled,
+            };
+            map.insert(sku.clone(), value);
+        }
         self.by_id.insert(movement.id.clone(), self.len);
         self.len += 1;
         self.carried.newest_ms = self.carried.newest_ms.max(movement.at_ms);
@@ -397,15 +487,9 @@ impl Ledger {
             at_ms: movement.at_ms,
         };
         match &movement.kind {
-            MovementKind::Receipt {
-                quantity,
-                unit_cost,
-                over_budget,
-                ..
-            } => {
-                let year = super::wita::year_of(movement.at_ms);
-                let cost = quantity.saturating_mul(*unit_cost);
-                *self.carried.spent_by_year.entry(year).or_insert(0) += cost;
+            MovementKind::Receipt { over_budget, .. } => {
+                let (year, spent, cost) = next.spent.expect("a receipt is charged");
+                self.carried.spent_by_year.insert(year, spent);
                 if let Some(reason) = over_budget {
                     self.carried.over_budget.push(OverBudget {
                         movement_id: movement.id.clone(),
@@ -416,23 +500,16 @@ impl Ledger {
                 }
             }
             MovementKind::Sale {
-                quantity,
-                order: Some(order),
-                ..
+                order: Some(order), ..
             } => {
-                *self.carried.fulfilled.entry(sku.clone()).or_insert(0) += quantity;
                 self.carried
                     .outcomes
                     .insert(order.clone(), OrderOutcome::Fulfilled);
             }
-            MovementKind::OrderCancel { quantity, order } => {
-                *self.carried.cancelled.entry(sku.clone()).or_insert(0) += quantity;
+            MovementKind::OrderCancel { order, .. } => {
                 self.carried
                     .outcomes
                     .insert(order.clone(), OrderOutcome::Cancelled);
-            }
-            MovementKind::QuotaGrant { quantity } => {
-                *self.carried.granted.entry(sku.clone()).or_insert(0) += quantity;
             }
             MovementKind::QuotaReturn { quantity } => {
                 self.carried
@@ -457,8 +534,65 @@ impl Ledger {
                     .received
                     .insert((from.clone(), transfer_id.clone()), side(*quantity, from));
             }
-            MovementKind::Sale { .. } | MovementKind::Adjustment { .. } => {}
+            MovementKind::Sale { .. }
+            | MovementKind::Adjustment { .. }
+            | MovementKind::QuotaGrant { .. } => {}
         }
+        Ok(())
+    }
+}
+
+/// The running quota counters of a SKU a movement may raise.
+enum Counter {
+    Granted,
+    Fulfilled,
+    Cancelled,
+}
+
+/// The balances one movement changes, worked out (and checked) before any changes.
+struct Next {
+    stock: i64,
+    /// (year, spend of that year after the receipt, the receipt's cost).
+    spent: Option<(i32, i64, i64)>,
+    counter: Option<(Counter, i64)>,
+}
+
+impl Balances {
+    /// Refuses balances beyond their bounds: what a forged opening or closing might
+    /// hold.
+    pub fn check(&self) -> Result<(), DomainError> {
+        let units = [
+            ("stock", &self.stock),
+            ("granted", &self.granted),
+            ("fulfilled", &self.fulfilled),
+            ("cancelled", &self.cancelled),
+        ];
+        for (what, map) in units {
+            if let Some((sku, q)) = map
+                .iter()
+                .find(|(_, q)| !(0..=bounds::MAX_BALANCE_UNITS).contains(*q))
+            {
+                return Err(DomainError::invalid(
+                    "balances",
+                    format!(
+                        "{what} of {sku} is {q}, beyond 0..={}",
+                        bounds::MAX_BALANCE_UNITS
+                    ),
+                ));
+            }
+        }
+        if let Some((year, spent)) = self.spent_by_year.iter().find(|(_, s)| **s < 0) {
+            return Err(DomainError::invalid(
+                "balances",
+                format!("spend of {year} is {spent}"),
+            ));
+        }
+        let shipments = self.dispatched.values().chain(self.received.values());
+        let quantities = self.return_requests.iter().map(|(_, _, q)| *q);
+        for q in shipments.map(|s| s.quantity).chain(quantities) {
+            bounds::quantity("balances", q)?;
+        }
+        Ok(())
     }
 }
 
@@ -515,7 +649,7 @@ mod tests {
             for (i, (sku, kind)) in ops.into_iter().enumerate() {
                 let m = Movement { id: format!("m{i}"), sku: format!("SKU-{sku}"), at_ms: i as i64, kind };
                 if ledger.check(&m, ledger.granted(&m.sku)).is_ok() {
-                    ledger.apply(&m);
+                    ledger.apply(&m).unwrap();
                     accepted.push(m);
                 }
                 for (s, q) in ledger.stock() {
@@ -535,7 +669,7 @@ mod tests {
             }).unwrap();
             let read = read_range(&doc, "ledger/test", ..).unwrap();
             prop_assert_eq!(&read, &accepted);
-            let replayed = Ledger::replay(&read);
+            let replayed = Ledger::replay(&read).unwrap();
             prop_assert_eq!(replayed.stock(), ledger.stock());
         }
     }
@@ -579,10 +713,22 @@ mod tests {
             ..receipt("adj", 0, 0)
         };
         let cases = [
-            ("a receipt of i64::MAX", vec![receipt("a", 50, 1), receipt("b", i64::MAX, 0)]),
-            ("an adjustment of i64::MIN", vec![receipt("a", 50, 1), adjust(i64::MIN)]),
-            ("a write-off below zero", vec![receipt("a", 50, 1), adjust(-51)]),
-            ("a unit cost of Rp 10^12", vec![receipt("a", 1, 1_000_000_000_000)]),
+            (
+                "a receipt of i64::MAX",
+                vec![receipt("a", 50, 1), receipt("b", i64::MAX, 0)],
+            ),
+            (
+                "an adjustment of i64::MIN",
+                vec![receipt("a", 50, 1), adjust(i64::MIN)],
+            ),
+            (
+                "a write-off below zero",
+                vec![receipt("a", 50, 1), adjust(-51)],
+            ),
+            (
+                "a unit cost of Rp 10^12",
+                vec![receipt("a", 1, 1_000_000_000_000)],
+            ),
             ("a negative receipt", vec![receipt("a", -5, 1)]),
         ];
         for (case, movements) in cases {
@@ -593,7 +739,10 @@ mod tests {
                 err.map(|l| l.stock().clone())
             );
         }
-        let fine = derive(&document(&[receipt("a", 50, 1), adjust(-50)]), "ledger/ttu/2026-12");
+        let fine = derive(
+            &document(&[receipt("a", 50, 1), adjust(-50)]),
+            "ledger/ttu/2026-12",
+        );
         assert_eq!(fine.unwrap().on_hand("SKU-0"), 0);
     }
 
@@ -652,10 +801,16 @@ mod tests {
         let mut stock: BTreeMap<&str, i128> = BTreeMap::new();
         for (i, m) in movements.iter().enumerate() {
             let in_range = match &m.kind {
-                MovementKind::Receipt { quantity: q, unit_cost: c, .. } => quantity(*q) && unit(*c),
-                MovementKind::Sale { quantity: q, unit_price, .. } => {
-                    quantity(*q) && unit_price.is_none_or(unit)
-                }
+                MovementKind::Receipt {
+                    quantity: q,
+                    unit_cost: c,
+                    ..
+                } => quantity(*q) && unit(*c),
+                MovementKind::Sale {
+                    quantity: q,
+                    unit_price,
+                    ..
+                } => quantity(*q) && unit_price.is_none_or(unit),
                 MovementKind::Adjustment { delta, .. } => {
                     *delta != 0 && (-1_000_000..=1_000_000).contains(delta)
                 }
