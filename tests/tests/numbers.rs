@@ -84,7 +84,7 @@ async fn absurd_numbers_on_every_write_rpc_are_invalid_and_store_nothing() -> Re
         note: String::new(),
     };
     let sale = |quantity: i64, price: Option<i64>| SaleRequest {
-        request_id: format!("sal-{quantity}-{price:?}"),
+        request_id: format!("sal-{quantity}-{}", price.unwrap_or(0)),
         sku: SKU.into(),
         quantity,
         unit_price_rupiah: price,

@@ -666,8 +666,9 @@ async fn absurd_movements_in_a_districts_own_ledger_are_refused_at_the_hub() -> 
             r#"{"id":"dear","sku":"TTU-MKP-060","at":0,"k":"rcv","q":1,"c":1000000000000}"#,
         ),
     ];
-    for (case, movement) in absurd {
-        let data = append_movement(&mirror, actor("ttu", 999), movement)?;
+    // Each from a new incarnation of ttu, as a restarted node would write.
+    for ((case, movement), incarnation) in absurd.into_iter().zip(900..) {
+        let data = append_movement(&mirror, actor("ttu", incarnation), movement)?;
         raw.send(bundle(ttu_ledger, data, 1)).await?;
         match raw.answer(ttu_ledger, &before[ttu_ledger]).await? {
             Body::Refused(Refused { message, .. }) => ensure!(
