@@ -184,7 +184,10 @@ mod tests {
             alloc(2026, 1, -1),
             alloc(2026, 1, i64::MAX),
         ] {
-            assert!(Budgets::replay(&[bad.clone()]).is_err(), "{bad:?}");
+            assert!(
+                Budgets::replay(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
         }
         let b = Budgets::replay(&[alloc(2026, bounds::MAX_BUDGET_RUPIAH, 1)]).unwrap();
         assert_eq!(b.allocated("ttu", 2026), Some(bounds::MAX_BUDGET_RUPIAH));

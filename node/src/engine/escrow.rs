@@ -492,7 +492,7 @@ impl Engine {
         let year = if year == 0 {
             wita::year_of(now_ms())
         } else {
-            year
+            bounds::year("year", year)?
         };
         let docs = self.docs();
         let allocations = docs.held.get(&DocId::Budget).and_then(|h| h.budgets());
