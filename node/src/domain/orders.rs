@@ -269,6 +269,62 @@ mod tests {
 
     const SKU: &str = "TTU-MKP-060";
 
+    /// The hub's journal is incoming history at the outlet: an entry beyond its
+    /// bounds, or a count beyond its bound, is refused and changes nothing.
+    #[test]
+    fn absurd_order_entries_are_refused() {
+        let order = |id: &str, quantity, unit_price, at_ms| OrderEntry::Order {
+            id: id.into(),
+            sku: SKU.into(),
+            quantity,
+            unit_price,
+            buyer: Buyer::Public,
+            at_ms,
+        };
+        let release = |quantity| OrderEntry::Release {
+            id: "r".into(),
+            sku: SKU.into(),
+            quantity,
+            request: "q".into(),
+            at_ms: 1,
+        };
+        for bad in [
+            order("o", i64::MAX, 1, 1),
+            order("o", 0, 1, 1),
+            order("o", -1, 1, 1),
+            order("o", bounds::MAX_QUANTITY + 1, 1, 1),
+            order("o", 1, bounds::MAX_UNIT_RUPIAH + 1, 1),
+            order("o", 1, i64::MIN, 1),
+            order("o", 1, 1, -1),
+            release(-1),
+            release(i64::MIN),
+            release(bounds::MAX_QUANTITY + 1),
+        ] {
+            let mut orders = Orders::default();
+            assert!(orders.apply(&bad).is_err(), "{bad:?}");
+            assert!(orders.is_empty() && orders.accepted(SKU) == 0 && orders.released(SKU) == 0);
+            assert!(
+                Orders::replay(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+        // At the bounds: accepted, and a release of nothing is allowed.
+        let fine = [
+            order("o1", bounds::MAX_QUANTITY, bounds::MAX_UNIT_RUPIAH, 1),
+            release(0),
+        ];
+        let orders = Orders::replay(&fine).unwrap();
+        assert_eq!(orders.accepted(SKU), bounds::MAX_QUANTITY);
+        // A million orders of the largest quantity reach the bound of a running count;
+        // one more is refused instead of growing without end.
+        let mut full = Orders::default();
+        full.accepted.insert(SKU.into(), bounds::MAX_BALANCE_UNITS);
+        assert!(matches!(
+            full.apply(&order("o2", 1, 1, 1)),
+            Err(DomainError::Overflow { .. })
+        ));
+    }
+
     proptest! {
         /// Whatever the outlet and the hub do and however late they learn of each
         /// other, stock and quota never go negative and every open order is covered
