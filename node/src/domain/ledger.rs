@@ -600,6 +600,7 @@ impl Balances {
 mod tests {
     use super::*;
     use crate::domain::movement::{AdjustReason, Buyer, Channel, MovementKind};
+    use crate::domain::wita;
     use automerge::Automerge;
     use proptest::prelude::*;
 
@@ -744,6 +745,77 @@ mod tests {
             "ledger/ttu/2026-12",
         );
         assert_eq!(fine.unwrap().on_hand("SKU-0"), 0);
+    }
+
+    /// A period document opened with `opening` (as its owner writes it) and holding
+    /// `movements`.
+    fn opened(opening: &Balances, movements: &[Movement]) -> Automerge {
+        let mut doc = document(&[]);
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            open_with(tx, opening)?;
+            for (i, m) in movements.iter().enumerate() {
+                append(tx, i, m)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        doc
+    }
+
+    #[test]
+    fn forged_openings_and_balances_beyond_their_bound_are_schema_breaks() {
+        let name = "ledger/ttu/2026-12";
+        let with = |edit: fn(&mut Balances)| {
+            let mut b = Balances::default();
+            edit(&mut b);
+            b
+        };
+        let forged = [
+            with(|b| {
+                b.stock.insert("SKU-0".into(), i64::MAX);
+            }),
+            with(|b| {
+                b.stock.insert("SKU-0".into(), -1);
+            }),
+            with(|b| {
+                b.granted.insert("SKU-0".into(), i64::MIN);
+            }),
+            with(|b| {
+                b.spent_by_year.insert(2026, -5);
+            }),
+            with(|b| {
+                b.return_requests
+                    .push(("r".into(), "SKU-0".into(), i64::MAX))
+            }),
+        ];
+        for opening in &forged {
+            assert!(
+                matches!(
+                    derive(&opened(opening, &[]), name),
+                    Err(DomainError::Schema { .. })
+                ),
+                "{opening:?}"
+            );
+        }
+        // Stock at its bound: the next receipt would take it beyond, and is refused.
+        let full = with(|b| {
+            b.stock.insert("SKU-0".into(), bounds::MAX_BALANCE_UNITS);
+        });
+        let ledger = derive(&opened(&full, &[]), name).unwrap();
+        assert_eq!(ledger.on_hand("SKU-0"), bounds::MAX_BALANCE_UNITS);
+        let one_more = receipt("r1", 1, 1);
+        assert!(matches!(
+            ledger.check(&one_more, 0),
+            Err(DomainError::Overflow { .. })
+        ));
+        assert!(derive(&opened(&full, &[one_more]), name).is_err());
+        // A year's spend at the end of i64: the next receipt is refused, never wrapped.
+        let spent = with(|b| {
+            b.spent_by_year.insert(wita::year_of(1_000), i64::MAX - 5);
+        });
+        let dear = receipt("r2", 1, 6);
+        let err = derive(&opened(&spent, &[dear]), name).unwrap_err();
+        assert!(err.to_string().contains("spend"), "{err}");
     }
 
     /// Quantities and amounts at and around every bound, and the extremes of `i64`.
