@@ -604,6 +604,93 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
     Ok(())
 }
 
+/// Issue 10, item 3: a district sends, in its own ledger and under its own actor, a
+/// receipt of `i64::MAX` units (and other movements no rule allows). The hub refuses
+/// each with a reason naming the rule, its figures of the district do not wrap, and
+/// it keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_movements_in_a_districts_own_ledger_are_refused_at_the_hub() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .start()
+        .await?;
+    let hub = cluster.hub_id().to_string();
+    let mut ttu_mart = cluster.mart("ttu").await?;
+    receive(&mut ttu_mart, "rcv-ttu", "TTU-MKP-060", 50).await?;
+    converged(&cluster).await?;
+    let ttu_ledger = open_ledger(&mut cluster.admin("ttu").await?).await?;
+    let ttu_ledger = ttu_ledger.as_str();
+    cluster.cut("ttu");
+    let mut hub_admin = cluster.admin(&hub).await?;
+    let mut hub_mart = cluster.mart(&hub).await?;
+    wait_until("the hub sees ttu gone", CONVERGE, || {
+        let mut admin = hub_admin.clone();
+        async move { Ok(!peer_info(&mut admin, "ttu").await?.connected) }
+    })
+    .await?;
+    let before: Heads = document_heads(&mut hub_admin).await?;
+
+    let mut raw =
+        RawSession::open(&cluster.hub_url(), cluster.tls_of("ttu").client()?, "ttu").await?;
+    match raw.next().await? {
+        Body::Hello(h) => ensure!(h.node_id == hub, "{h:?}"),
+        other => bail!("the session began with {other:?}"),
+    }
+    raw.send(have(ttu_ledger, &[])).await?;
+    let mut mirror = Automerge::new();
+    while hex_heads(&mirror.get_heads()) != before[ttu_ledger] {
+        match raw.next().await? {
+            Body::Bundle(b) if b.doc_id == ttu_ledger => {
+                mirror.load_incremental(&b.data)?;
+            }
+            Body::Have(_) | Body::Announced(_) => {}
+            other => bail!("unexpected while fetching {ttu_ledger}: {other:?}"),
+        }
+    }
+    let absurd = [
+        (
+            "a receipt of i64::MAX",
+            r#"{"id":"huge","sku":"TTU-MKP-060","at":0,"k":"rcv","q":9223372036854775807,"c":0}"#,
+        ),
+        (
+            "an adjustment of i64::MIN",
+            r#"{"id":"min","sku":"TTU-MKP-060","at":0,"k":"adj","q":-9223372036854775808,"r":"count"}"#,
+        ),
+        (
+            "a sale of more than is on hand",
+            r#"{"id":"oversold","sku":"TTU-MKP-060","at":0,"k":"sal","q":51,"p":1,"ch":"store","b":"public"}"#,
+        ),
+        (
+            "a receipt at Rp 10^12 a unit",
+            r#"{"id":"dear","sku":"TTU-MKP-060","at":0,"k":"rcv","q":1,"c":1000000000000}"#,
+        ),
+    ];
+    // Each from a new incarnation of ttu, as a restarted node would write.
+    for ((case, movement), incarnation) in absurd.into_iter().zip(900..) {
+        let data = append_movement(&mirror, actor("ttu", incarnation), movement)?;
+        raw.send(bundle(ttu_ledger, data, 1)).await?;
+        match raw.answer(ttu_ledger, &before[ttu_ledger]).await? {
+            Body::Refused(Refused { message, .. }) => ensure!(
+                message.contains("quantity")
+                    || message.contains("stock")
+                    || message.contains("unit_cost"),
+                "{case}: refused, but the reason does not name the rule: {message}"
+            ),
+            other => bail!("{case}: the hub accepted it: {other:?}"),
+        }
+        ensure!(
+            stock_of(&mut hub_mart, "ttu").await?["TTU-MKP-060"] == 50,
+            "{case}: the hub's stock of ttu changed"
+        );
+    }
+    // The hub keeps serving, and its figures of ttu are whole.
+    hub_admin.status(StatusRequest {}).await?;
+    let stock = stock_of(&mut hub_mart, "ttu").await?;
+    ensure!(stock.values().all(|q| *q >= 0), "{stock:?}");
+    Ok(())
+}
+
 /// Whether `end` is an error status with `code`.
 fn ended_with(end: &Option<Status>, code: Code) -> bool {
     end.as_ref().is_some_and(|s| s.code() == code)

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::bounds;
 use super::journal::Journal;
 use super::DomainError;
 
@@ -42,15 +43,36 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    pub fn replay<'a>(entries: impl IntoIterator<Item = &'a BudgetEntry>) -> Self {
+    /// Replays the document's entries; an entry beyond its bounds is refused (the
+    /// error names it).
+    pub fn replay<'a>(
+        entries: impl IntoIterator<Item = &'a BudgetEntry>,
+    ) -> Result<Self, DomainError> {
         let mut b = Budgets::default();
-        for e in entries {
-            b.apply(e);
+        for (i, e) in entries.into_iter().enumerate() {
+            b.apply(e)
+                .map_err(|err| DomainError::invalid("entries", format!("{i}: {err}")))?;
         }
-        b
+        Ok(b)
     }
 
-    pub fn apply(&mut self, entry: &BudgetEntry) {
+    /// Refuses an entry whose numbers are beyond their bounds (see [`bounds`]).
+    pub fn check(entry: &BudgetEntry) -> Result<(), DomainError> {
+        let BudgetEntry::Allocation {
+            year,
+            amount,
+            at_ms,
+            ..
+        } = entry;
+        bounds::year("year", *year)?;
+        bounds::budget_rupiah("amount_rupiah", *amount)?;
+        bounds::time_ms("at", *at_ms)?;
+        Ok(())
+    }
+
+    /// Adds an entry, unless [`Budgets::check`] refuses it (then nothing changes).
+    pub fn apply(&mut self, entry: &BudgetEntry) -> Result<(), DomainError> {
+        Self::check(entry)?;
         self.len += 1;
         let BudgetEntry::Allocation {
             district,
@@ -59,6 +81,7 @@ impl Budgets {
             ..
         } = entry;
         self.allocated.insert((district.clone(), *year), *amount);
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -93,7 +116,11 @@ pub fn check_receipt(
     let Some(allocated) = allocated else {
         return Ok(false);
     };
-    let remaining = allocated - spent;
+    // Widened: `spent` may exceed the allocation by far (receipts over budget).
+    let remaining = bounds::narrow(
+        || format!("budget left to {district} in {year}"),
+        i128::from(allocated) - i128::from(spent),
+    )?;
     let over = cost > remaining;
     if over && !has_reason {
         return Err(DomainError::OverBudget {
@@ -119,7 +146,7 @@ mod tests {
             amount,
             at_ms: 1,
         };
-        let b = Budgets::replay(&[alloc(1_000_000), alloc(2_000_000)]);
+        let b = Budgets::replay(&[alloc(1_000_000), alloc(2_000_000)]).unwrap();
         assert_eq!(b.allocated("ttu", 2026), Some(2_000_000));
         assert_eq!(b.allocated("ttu", 2027), None);
         assert_eq!(
@@ -136,6 +163,38 @@ mod tests {
         assert_eq!(
             check_receipt("ttu", 2026, None, 9, 9_999_999, true),
             Ok(false)
+        );
+    }
+
+    #[test]
+    fn allocations_beyond_their_bounds_are_refused() {
+        let alloc = |year, amount, at_ms| BudgetEntry::Allocation {
+            district: "ttu".into(),
+            year,
+            amount,
+            at_ms,
+        };
+        for bad in [
+            alloc(2026, -1, 1),
+            alloc(2026, i64::MIN, 1),
+            alloc(2026, bounds::MAX_BUDGET_RUPIAH + 1, 1),
+            alloc(2026, i64::MAX, 1),
+            alloc(i32::MIN, 1, 1),
+            alloc(1999, 1, 1),
+            alloc(2026, 1, -1),
+            alloc(2026, 1, i64::MAX),
+        ] {
+            assert!(
+                Budgets::replay(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+        let b = Budgets::replay(&[alloc(2026, bounds::MAX_BUDGET_RUPIAH, 1)]).unwrap();
+        assert_eq!(b.allocated("ttu", 2026), Some(bounds::MAX_BUDGET_RUPIAH));
+        // Spend far beyond the allocation: what is left is negative, never wrapped.
+        assert_eq!(
+            check_receipt("ttu", 2026, Some(0), i64::MAX, 1, true),
+            Ok(true)
         );
     }
 }

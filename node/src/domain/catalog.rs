@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use automerge::{transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use serde::{Deserialize, Serialize};
 
-use super::{districts, text, DomainError};
+use super::{bounds, districts, text, DomainError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,9 +115,9 @@ impl Product {
             producer_id: text::identifier("producer_id", &self.producer_id)?,
             category: text::required("category", &self.category)?,
             unit: text::required("unit", &self.unit)?,
-            price_rupiah: text::rupiah("price_rupiah", self.price_rupiah)?,
+            price_rupiah: bounds::unit_rupiah("price_rupiah", self.price_rupiah)?,
             certifications: validated_certs(self.certifications)?,
-            reorder_level: text::quantity_or_zero("reorder_level", self.reorder_level)?,
+            reorder_level: bounds::quantity_or_zero("reorder_level", self.reorder_level)?,
         })
     }
 }
@@ -226,12 +226,21 @@ pub fn read(doc: &impl ReadDoc, doc_name: &str) -> Result<Catalog, DomainError> 
                 producer_id: fields.string(&obj, "producer")?,
                 category: fields.string(&obj, "category")?,
                 unit: fields.string(&obj, "unit")?,
-                price_rupiah: fields.int(&obj, "price")?,
+                price_rupiah: fields.bounded(
+                    &sku,
+                    bounds::unit_rupiah("price_rupiah", fields.int(&obj, "price")?),
+                )?,
                 certifications: fields.certs(&obj)?,
-                reorder_level: match doc.get(&obj, "reorder") {
-                    Ok(Some((Value::Scalar(v), _))) => v.as_i64().unwrap_or(0),
-                    _ => 0,
-                },
+                reorder_level: fields.bounded(
+                    &sku,
+                    bounds::quantity_or_zero(
+                        "reorder_level",
+                        match doc.get(&obj, "reorder") {
+                            Ok(Some((Value::Scalar(v), _))) => v.as_i64().unwrap_or(0),
+                            _ => 0,
+                        },
+                    ),
+                )?,
                 sku,
             },
         );
@@ -245,6 +254,12 @@ struct FieldReader<'a, D> {
 }
 
 impl<D: ReadDoc> FieldReader<'_, D> {
+    /// A number of product `sku` checked against its bound: beyond it, the document
+    /// breaks its schema (the same bound a local write keeps).
+    fn bounded(&self, sku: &str, checked: Result<i64, DomainError>) -> Result<i64, DomainError> {
+        checked.map_err(|e| DomainError::schema(self.doc_name, format!("product {sku}: {e}")))
+    }
+
     fn scalar(&self, obj: &ObjId, key: &str) -> Result<ScalarValue, DomainError> {
         match self.doc.get(obj, key) {
             Ok(Some((Value::Scalar(value), _))) => Ok(value.into_owned()),

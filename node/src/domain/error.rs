@@ -62,6 +62,8 @@ pub enum DomainError {
     Forbidden { doc: String, reason: String },
     #[error("document {doc}: {count} changes this bundle depends on are missing; send them first")]
     MissingDependencies { doc: String, count: usize },
+    #[error("{what} would leave its range ({limit})")]
+    Overflow { what: String, limit: String },
     #[error("document {doc} does not follow its schema: {reason}")]
     Schema { doc: String, reason: String },
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use automerge::{transaction::Transactable, ReadDoc};
 
+use super::bounds;
 use super::journal::Journal;
 use super::movement::{Movement, MovementKind};
 use super::DomainError;
@@ -89,13 +90,14 @@ fn read_balances(
     }
 }
 
-/// The view of a period document: its opening balances plus its movements.
+/// The view of a period document: its opening balances plus its movements. History
+/// that breaks a rule of [`Ledger::apply`] (a number out of range, stock below zero
+/// in the list's order, a balance beyond its bound) is a schema break: the same rules
+/// as a local write, whoever wrote it.
 pub fn derive(doc: &impl ReadDoc, doc_name: &str) -> Result<Ledger, DomainError> {
     let opening = opening(doc, doc_name)?.unwrap_or_default();
-    Ok(Ledger::replay_from(
-        opening,
-        &read_range(doc, doc_name, ..)?,
-    ))
+    Ledger::replay_from(opening, &read_range(doc, doc_name, ..)?)
+        .map_err(|e| DomainError::schema(doc_name, e))
 }
 
 /// Appends a movement at position `end`, which must be the current number of
@@ -153,10 +155,12 @@ pub enum OrderOutcome {
 /// movement ids, the outlet's side of the online quota, its shipments, and what its
 /// receipts cost per year.
 ///
-/// Laws: after any sequence of [`Ledger::apply`] calls, each accepted through
-/// [`Ledger::check`], `on_hand(sku)` equals the sum of the deltas applied for `sku`
-/// and is never negative; a transfer id is dispatched at most once and received at
-/// most once; an order has at most one outcome.
+/// Laws: after any sequence of [`Ledger::apply`] calls, `on_hand(sku)` equals the
+/// sum of the deltas applied for `sku` and is never negative, and every running
+/// balance stays within [`bounds::MAX_BALANCE_UNITS`] (spend within `i64`): `apply`
+/// refuses, and changes nothing, rather than break either. With each movement
+/// accepted through [`Ledger::check`] too, a transfer id is dispatched at most once
+/// and received at most once, and an order has at most one outcome.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     /// What carries from one period to the next (see [`Balances`]).
@@ -212,24 +216,32 @@ fn count(map: &BTreeMap<String, i64>, sku: &str) -> i64 {
 }
 
 impl Ledger {
-    /// Replays recorded movements. Recorded history is fact: it is not re-checked.
-    pub fn replay<'a>(movements: impl IntoIterator<Item = &'a Movement>) -> Self {
+    /// Replays recorded movements, each through [`Ledger::apply`]: history from a
+    /// peer keeps the same number rules as a local write. The error names the first
+    /// movement that breaks one.
+    pub fn replay<'a>(
+        movements: impl IntoIterator<Item = &'a Movement>,
+    ) -> Result<Self, DomainError> {
         Self::replay_from(Balances::default(), movements)
     }
 
-    /// Replays a period's movements on top of the balances it opened with.
+    /// Replays a period's movements on top of the balances it opened with (which
+    /// must themselves be within their bounds).
     pub fn replay_from<'a>(
         opening: Balances,
         movements: impl IntoIterator<Item = &'a Movement>,
-    ) -> Self {
+    ) -> Result<Self, DomainError> {
+        opening.check()?;
         let mut ledger = Ledger {
             carried: opening,
             ..Ledger::default()
         };
-        for m in movements {
-            ledger.apply(m);
+        for (i, m) in movements.into_iter().enumerate() {
+            ledger
+                .apply(m)
+                .map_err(|e| DomainError::invalid("movements", format!("{i} ({}): {e}", m.id)))?;
         }
-        ledger
+        Ok(ledger)
     }
 
     /// What this ledger's history adds up to: the next period's opening balances.
@@ -323,12 +335,14 @@ impl Ledger {
     /// hub's online orders), repeat a transfer id, or decide an order twice.
     pub fn check(&self, movement: &Movement, reserved: i64) -> Result<(), DomainError> {
         let kind = &movement.kind;
+        kind.check_numbers()?;
         let on_hand = self.on_hand(&movement.sku);
         let taken = match kind {
             MovementKind::QuotaGrant { quantity } => *quantity,
             _ => -kind.delta(),
         };
-        if kind.takes_sellable() && taken > on_hand - reserved {
+        // Widened: `reserved` is what the caller worked out from two documents.
+        if kind.takes_sellable() && i128::from(taken) > i128::from(on_hand) - i128::from(reserved) {
             return Err(DomainError::NotSellable {
                 sku: movement.sku.clone(),
                 on_hand,
@@ -336,13 +350,7 @@ impl Ledger {
                 requested: taken,
             });
         }
-        if kind.delta() < 0 && on_hand + kind.delta() < 0 {
-            return Err(DomainError::InsufficientStock {
-                sku: movement.sku.clone(),
-                on_hand,
-                requested: -kind.delta(),
-            });
-        }
+        self.next(movement)?;
         match kind {
             MovementKind::TransferOut { transfer_id, .. }
                 if self.carried.dispatched.contains_key(transfer_id) =>
@@ -383,10 +391,92 @@ impl Ledger {
         }
     }
 
-    /// Adds a recorded movement to the derived view.
-    pub fn apply(&mut self, movement: &Movement) {
+    /// What applying `movement` would make of the balances it touches, or why it
+    /// may not be applied: a number out of range, stock below zero, a balance beyond
+    /// its bound. One definition for local writes ([`Ledger::check`]) and incoming
+    /// history ([`Ledger::apply`]).
+    fn next(&self, movement: &Movement) -> Result<Next, DomainError> {
+        let kind = &movement.kind;
+        kind.check_numbers()?;
+        bounds::time_ms("at", movement.at_ms)?;
         let sku = &movement.sku;
-        *self.carried.stock.entry(sku.clone()).or_insert(0) += movement.kind.delta();
+        let on_hand = self.on_hand(sku);
+        let delta = kind.delta();
+        if delta < 0 && on_hand + delta < 0 {
+            return Err(DomainError::InsufficientStock {
+                sku: sku.clone(),
+                on_hand,
+                requested: -delta,
+            });
+        }
+        let stock = bounds::add_units(|| format!("stock of {sku}"), on_hand, delta)?;
+        let counter = |map: &BTreeMap<String, i64>, what: &str, quantity: i64| {
+            bounds::add_units(|| format!("{what} of {sku}"), count(map, sku), quantity)
+        };
+        let carried = &self.carried;
+        let (spent, counter) = match kind {
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                ..
+            } => {
+                let year = super::wita::year_of(movement.at_ms);
+                let cost = bounds::line_rupiah(*quantity, *unit_cost)?;
+                let spent = bounds::add(
+                    || format!("spend of {year}"),
+                    carried.spent_by_year.get(&year).copied().unwrap_or(0),
+                    cost,
+                )?;
+                (Some((year, spent, cost)), None)
+            }
+            MovementKind::Sale {
+                quantity,
+                order: Some(_),
+                ..
+            } => (
+                None,
+                Some((
+                    Counter::Fulfilled,
+                    counter(&carried.fulfilled, "quota fulfilled", *quantity)?,
+                )),
+            ),
+            MovementKind::OrderCancel { quantity, .. } => (
+                None,
+                Some((
+                    Counter::Cancelled,
+                    counter(&carried.cancelled, "quota cancelled", *quantity)?,
+                )),
+            ),
+            MovementKind::QuotaGrant { quantity } => (
+                None,
+                Some((
+                    Counter::Granted,
+                    counter(&carried.granted, "quota granted", *quantity)?,
+                )),
+            ),
+            _ => (None, None),
+        };
+        Ok(Next {
+            stock,
+            spent,
+            counter,
+        })
+    }
+
+    /// Adds a movement to the derived view, unless it breaks a rule of
+    /// [`Ledger::next`]: then nothing changes and the error says why.
+    pub fn apply(&mut self, movement: &Movement) -> Result<(), DomainError> {
+        let next = self.next(movement)?;
+        let sku = &movement.sku;
+        self.carried.stock.insert(sku.clone(), next.stock);
+        if let Some((counter, value)) = next.counter {
+            let map = match counter {
+                Counter::Granted => &mut self.carried.granted,
+                Counter::Fulfilled => &mut self.carried.fulfilled,
+                Counter::Cancelled => &mut self.carried.cancelled,
+            };
+            map.insert(sku.clone(), value);
+        }
         self.by_id.insert(movement.id.clone(), self.len);
         self.len += 1;
         self.carried.newest_ms = self.carried.newest_ms.max(movement.at_ms);
@@ -397,15 +487,9 @@ impl Ledger {
             at_ms: movement.at_ms,
         };
         match &movement.kind {
-            MovementKind::Receipt {
-                quantity,
-                unit_cost,
-                over_budget,
-                ..
-            } => {
-                let year = super::wita::year_of(movement.at_ms);
-                let cost = quantity.saturating_mul(*unit_cost);
-                *self.carried.spent_by_year.entry(year).or_insert(0) += cost;
+            MovementKind::Receipt { over_budget, .. } => {
+                let (year, spent, cost) = next.spent.expect("a receipt is charged");
+                self.carried.spent_by_year.insert(year, spent);
                 if let Some(reason) = over_budget {
                     self.carried.over_budget.push(OverBudget {
                         movement_id: movement.id.clone(),
@@ -416,23 +500,16 @@ impl Ledger {
                 }
             }
             MovementKind::Sale {
-                quantity,
-                order: Some(order),
-                ..
+                order: Some(order), ..
             } => {
-                *self.carried.fulfilled.entry(sku.clone()).or_insert(0) += quantity;
                 self.carried
                     .outcomes
                     .insert(order.clone(), OrderOutcome::Fulfilled);
             }
-            MovementKind::OrderCancel { quantity, order } => {
-                *self.carried.cancelled.entry(sku.clone()).or_insert(0) += quantity;
+            MovementKind::OrderCancel { order, .. } => {
                 self.carried
                     .outcomes
                     .insert(order.clone(), OrderOutcome::Cancelled);
-            }
-            MovementKind::QuotaGrant { quantity } => {
-                *self.carried.granted.entry(sku.clone()).or_insert(0) += quantity;
             }
             MovementKind::QuotaReturn { quantity } => {
                 self.carried
@@ -457,8 +534,65 @@ impl Ledger {
                     .received
                     .insert((from.clone(), transfer_id.clone()), side(*quantity, from));
             }
-            MovementKind::Sale { .. } | MovementKind::Adjustment { .. } => {}
+            MovementKind::Sale { .. }
+            | MovementKind::Adjustment { .. }
+            | MovementKind::QuotaGrant { .. } => {}
         }
+        Ok(())
+    }
+}
+
+/// The running quota counters of a SKU a movement may raise.
+enum Counter {
+    Granted,
+    Fulfilled,
+    Cancelled,
+}
+
+/// The balances one movement changes, worked out (and checked) before any changes.
+struct Next {
+    stock: i64,
+    /// (year, spend of that year after the receipt, the receipt's cost).
+    spent: Option<(i32, i64, i64)>,
+    counter: Option<(Counter, i64)>,
+}
+
+impl Balances {
+    /// Refuses balances beyond their bounds: what a forged opening or closing might
+    /// hold.
+    pub fn check(&self) -> Result<(), DomainError> {
+        let units = [
+            ("stock", &self.stock),
+            ("granted", &self.granted),
+            ("fulfilled", &self.fulfilled),
+            ("cancelled", &self.cancelled),
+        ];
+        for (what, map) in units {
+            if let Some((sku, q)) = map
+                .iter()
+                .find(|(_, q)| !(0..=bounds::MAX_BALANCE_UNITS).contains(*q))
+            {
+                return Err(DomainError::invalid(
+                    "balances",
+                    format!(
+                        "{what} of {sku} is {q}, beyond 0..={}",
+                        bounds::MAX_BALANCE_UNITS
+                    ),
+                ));
+            }
+        }
+        if let Some((year, spent)) = self.spent_by_year.iter().find(|(_, s)| **s < 0) {
+            return Err(DomainError::invalid(
+                "balances",
+                format!("spend of {year} is {spent}"),
+            ));
+        }
+        let shipments = self.dispatched.values().chain(self.received.values());
+        let quantities = self.return_requests.iter().map(|(_, _, q)| *q);
+        for q in shipments.map(|s| s.quantity).chain(quantities) {
+            bounds::quantity("balances", q)?;
+        }
+        Ok(())
     }
 }
 
@@ -466,6 +600,7 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::domain::movement::{AdjustReason, Buyer, Channel, MovementKind};
+    use crate::domain::wita;
     use automerge::Automerge;
     use proptest::prelude::*;
 
@@ -515,7 +650,7 @@ mod tests {
             for (i, (sku, kind)) in ops.into_iter().enumerate() {
                 let m = Movement { id: format!("m{i}"), sku: format!("SKU-{sku}"), at_ms: i as i64, kind };
                 if ledger.check(&m, ledger.granted(&m.sku)).is_ok() {
-                    ledger.apply(&m);
+                    ledger.apply(&m).unwrap();
                     accepted.push(m);
                 }
                 for (s, q) in ledger.stock() {
@@ -535,8 +670,269 @@ mod tests {
             }).unwrap();
             let read = read_range(&doc, "ledger/test", ..).unwrap();
             prop_assert_eq!(&read, &accepted);
-            let replayed = Ledger::replay(&read);
+            let replayed = Ledger::replay(&read).unwrap();
             prop_assert_eq!(replayed.stock(), ledger.stock());
+        }
+    }
+
+    /// A period document holding `movements` (no opening balances).
+    fn document(movements: &[Movement]) -> Automerge {
+        let mut doc = Automerge::new();
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            init(tx)?;
+            for (i, m) in movements.iter().enumerate() {
+                append(tx, i, m)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        doc
+    }
+
+    fn receipt(id: &str, quantity: i64, unit_cost: i64) -> Movement {
+        Movement {
+            id: id.into(),
+            sku: "SKU-0".into(),
+            at_ms: 1_000,
+            kind: MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                producer: None,
+                over_budget: None,
+            },
+        }
+    }
+
+    #[test]
+    fn history_beyond_the_bounds_or_below_zero_is_a_schema_break() {
+        let adjust = |delta| Movement {
+            kind: MovementKind::Adjustment {
+                delta,
+                reason: AdjustReason::Count,
+                note: String::new(),
+            },
+            ..receipt("adj", 0, 0)
+        };
+        let cases = [
+            (
+                "a receipt of i64::MAX",
+                vec![receipt("a", 50, 1), receipt("b", i64::MAX, 0)],
+            ),
+            (
+                "an adjustment of i64::MIN",
+                vec![receipt("a", 50, 1), adjust(i64::MIN)],
+            ),
+            (
+                "a write-off below zero",
+                vec![receipt("a", 50, 1), adjust(-51)],
+            ),
+            (
+                "a unit cost of Rp 10^12",
+                vec![receipt("a", 1, 1_000_000_000_000)],
+            ),
+            ("a negative receipt", vec![receipt("a", -5, 1)]),
+        ];
+        for (case, movements) in cases {
+            let err = derive(&document(&movements), "ledger/ttu/2026-12");
+            assert!(
+                matches!(err, Err(DomainError::Schema { .. })),
+                "{case}: derived {:?}",
+                err.map(|l| l.stock().clone())
+            );
+        }
+        let fine = derive(
+            &document(&[receipt("a", 50, 1), adjust(-50)]),
+            "ledger/ttu/2026-12",
+        );
+        assert_eq!(fine.unwrap().on_hand("SKU-0"), 0);
+    }
+
+    /// A period document opened with `opening` (as its owner writes it) and holding
+    /// `movements`.
+    fn opened(opening: &Balances, movements: &[Movement]) -> Automerge {
+        let mut doc = document(&[]);
+        doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+            open_with(tx, opening)?;
+            for (i, m) in movements.iter().enumerate() {
+                append(tx, i, m)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        doc
+    }
+
+    #[test]
+    fn forged_openings_and_balances_beyond_their_bound_are_schema_breaks() {
+        let name = "ledger/ttu/2026-12";
+        let with = |edit: fn(&mut Balances)| {
+            let mut b = Balances::default();
+            edit(&mut b);
+            b
+        };
+        let forged = [
+            with(|b| {
+                b.stock.insert("SKU-0".into(), i64::MAX);
+            }),
+            with(|b| {
+                b.stock.insert("SKU-0".into(), -1);
+            }),
+            with(|b| {
+                b.granted.insert("SKU-0".into(), i64::MIN);
+            }),
+            with(|b| {
+                b.spent_by_year.insert(2026, -5);
+            }),
+            with(|b| {
+                b.return_requests
+                    .push(("r".into(), "SKU-0".into(), i64::MAX))
+            }),
+        ];
+        for opening in &forged {
+            assert!(
+                matches!(
+                    derive(&opened(opening, &[]), name),
+                    Err(DomainError::Schema { .. })
+                ),
+                "{opening:?}"
+            );
+        }
+        // Stock at its bound: the next receipt would take it beyond, and is refused.
+        let full = with(|b| {
+            b.stock.insert("SKU-0".into(), bounds::MAX_BALANCE_UNITS);
+        });
+        let ledger = derive(&opened(&full, &[]), name).unwrap();
+        assert_eq!(ledger.on_hand("SKU-0"), bounds::MAX_BALANCE_UNITS);
+        let one_more = receipt("r1", 1, 1);
+        assert!(matches!(
+            ledger.check(&one_more, 0),
+            Err(DomainError::Overflow { .. })
+        ));
+        assert!(derive(&opened(&full, &[one_more]), name).is_err());
+        // A year's spend at the end of i64: the next receipt is refused, never wrapped.
+        let spent = with(|b| {
+            b.spent_by_year.insert(wita::year_of(1_000), i64::MAX - 5);
+        });
+        let dear = receipt("r2", 1, 6);
+        let err = derive(&opened(&spent, &[dear]), name).unwrap_err();
+        assert!(err.to_string().contains("spend"), "{err}");
+    }
+
+    /// Quantities and amounts at and around every bound, and the extremes of `i64`.
+    fn extreme() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            3 => 1i64..40,
+            1 => prop::sample::select(vec![
+                i64::MIN, i64::MIN + 1, -1_000_001, -1_000_000, -1, 0, 1, 999_999,
+                1_000_000, 1_000_001, 1_000_000_000, 1_000_000_001, i64::MAX - 1, i64::MAX,
+            ]),
+        ]
+    }
+
+    fn hostile_kind() -> impl Strategy<Value = MovementKind> {
+        prop_oneof![
+            (extreme(), extreme()).prop_map(|(q, c)| MovementKind::Receipt {
+                quantity: q,
+                unit_cost: c,
+                producer: None,
+                over_budget: None,
+            }),
+            (extreme(), extreme()).prop_map(|(q, p)| MovementKind::Sale {
+                quantity: q,
+                unit_price: Some(p),
+                channel: Channel::Store,
+                buyer: Buyer::Public,
+                order: None,
+            }),
+            extreme().prop_map(|d| MovementKind::Adjustment {
+                delta: d,
+                reason: AdjustReason::Damage,
+                note: String::new()
+            }),
+            (extreme(), 0u32..1000).prop_map(|(q, t)| MovementKind::TransferOut {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                to: "sikka".into()
+            }),
+            (extreme(), 0u32..1000).prop_map(|(q, t)| MovementKind::TransferIn {
+                quantity: q,
+                transfer_id: format!("t{t}"),
+                from: "sikka".into()
+            }),
+            extreme().prop_map(|q| MovementKind::QuotaGrant { quantity: q }),
+            extreme().prop_map(|q| MovementKind::QuotaReturn { quantity: q }),
+        ]
+    }
+
+    /// The rules incoming history must keep, computed here in `i128` on their own:
+    /// `None` when the whole history keeps them, else the position of the first
+    /// movement that breaks one.
+    fn first_break(movements: &[Movement]) -> Option<usize> {
+        let unit = |r: i64| (0..=1_000_000_000).contains(&r);
+        let quantity = |q: i64| (1..=1_000_000).contains(&q);
+        let mut stock: BTreeMap<&str, i128> = BTreeMap::new();
+        for (i, m) in movements.iter().enumerate() {
+            let in_range = match &m.kind {
+                MovementKind::Receipt {
+                    quantity: q,
+                    unit_cost: c,
+                    ..
+                } => quantity(*q) && unit(*c),
+                MovementKind::Sale {
+                    quantity: q,
+                    unit_price,
+                    ..
+                } => quantity(*q) && unit_price.is_none_or(unit),
+                MovementKind::Adjustment { delta, .. } => {
+                    *delta != 0 && (-1_000_000..=1_000_000).contains(delta)
+                }
+                other => quantity(other.quantity()),
+            };
+            if !in_range {
+                return Some(i);
+            }
+            let on_hand = stock.entry(&m.sku).or_insert(0);
+            *on_hand += i128::from(m.kind.delta());
+            if *on_hand < 0 {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Incoming history with extreme numbers: derive refuses exactly the histories
+        /// that break a rule (a number out of range, stock below zero in the owner's
+        /// order), and never wraps.
+        #[test]
+        fn derive_refuses_exactly_the_histories_that_break_a_rule(
+            kinds in prop::collection::vec((0usize..2, hostile_kind()), 0..24)
+        ) {
+            let movements: Vec<Movement> = kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, (sku, kind))| Movement {
+                    id: format!("m{i}"),
+                    sku: format!("SKU-{sku}"),
+                    at_ms: 1_000 + i as i64,
+                    kind,
+                })
+                .collect();
+            let derived = derive(&document(&movements), "ledger/ttu/2026-12");
+            match first_break(&movements) {
+                Some(i) => prop_assert!(
+                    matches!(derived, Err(DomainError::Schema { .. })),
+                    "movement {} breaks a rule: {:?}", i, movements[i]
+                ),
+                None => {
+                    let ledger = derived.unwrap();
+                    for sku in ["SKU-0", "SKU-1"] {
+                        let sum: i64 = movements.iter().filter(|m| m.sku == sku).map(|m| m.kind.delta()).sum();
+                        prop_assert_eq!(ledger.on_hand(sku), sum);
+                    }
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::doc_id::NodeId;
-use super::{text, DomainError};
+use super::{bounds, text, DomainError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,14 +115,15 @@ pub enum MovementKind {
 }
 
 impl MovementKind {
-    /// Signed effect on the stock on hand.
+    /// Signed effect on the stock on hand (exact within [`MovementKind::check_numbers`];
+    /// saturated, never wrapped, beyond).
     pub fn delta(&self) -> i64 {
         match self {
             MovementKind::Receipt { quantity, .. } | MovementKind::TransferIn { quantity, .. } => {
                 *quantity
             }
             MovementKind::Sale { quantity, .. } | MovementKind::TransferOut { quantity, .. } => {
-                -*quantity
+                quantity.saturating_neg()
             }
             MovementKind::Adjustment { delta, .. } => *delta,
             MovementKind::QuotaGrant { .. }
@@ -154,8 +155,47 @@ impl MovementKind {
             | MovementKind::QuotaGrant { quantity }
             | MovementKind::QuotaReturn { quantity }
             | MovementKind::OrderCancel { quantity, .. } => *quantity,
-            MovementKind::Adjustment { delta, .. } => delta.abs(),
+            // Never `abs()`: `i64::MIN.abs()` wraps.
+            MovementKind::Adjustment { delta, .. } => {
+                i64::try_from(delta.unsigned_abs()).unwrap_or(i64::MAX)
+            }
         }
+    }
+
+    /// Checks every number of the movement against its bound (see [`bounds`]): the
+    /// one definition for a client's request and a peer's history.
+    pub fn check_numbers(&self) -> Result<(), DomainError> {
+        match self {
+            MovementKind::Receipt {
+                quantity,
+                unit_cost,
+                ..
+            } => {
+                bounds::quantity("quantity", *quantity)?;
+                bounds::unit_rupiah("unit_cost_rupiah", *unit_cost)?;
+            }
+            MovementKind::Sale {
+                quantity,
+                unit_price,
+                ..
+            } => {
+                bounds::quantity("quantity", *quantity)?;
+                if let Some(price) = unit_price {
+                    bounds::unit_rupiah("unit_price_rupiah", *price)?;
+                }
+            }
+            MovementKind::Adjustment { delta, .. } => {
+                bounds::change("quantity", *delta)?;
+            }
+            MovementKind::TransferOut { quantity, .. }
+            | MovementKind::TransferIn { quantity, .. }
+            | MovementKind::QuotaGrant { quantity }
+            | MovementKind::QuotaReturn { quantity }
+            | MovementKind::OrderCancel { quantity, .. } => {
+                bounds::quantity("quantity", *quantity)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether this movement takes from the outlet's sellable stock (what is on hand
@@ -197,6 +237,7 @@ impl MovementKind {
 
     /// Checks every field of a requested movement; the error names the bad field.
     pub fn validated(self, outlet: &NodeId) -> Result<Self, DomainError> {
+        self.check_numbers()?;
         let counterpart = |field: &'static str, node: &str| -> Result<String, DomainError> {
             let node = NodeId::parse(node.trim())
                 .map_err(|_| DomainError::invalid(field, format!("not a node id: {node:?}")))?;
@@ -212,8 +253,8 @@ impl MovementKind {
                 producer,
                 over_budget,
             } => MovementKind::Receipt {
-                quantity: text::quantity("quantity", quantity)?,
-                unit_cost: text::rupiah("unit_cost_rupiah", unit_cost)?,
+                quantity,
+                unit_cost,
                 producer: producer
                     .filter(|p| !p.trim().is_empty())
                     .map(|p| text::identifier("producer_id", &p))
@@ -230,10 +271,8 @@ impl MovementKind {
                 buyer,
                 order,
             } => MovementKind::Sale {
-                quantity: text::quantity("quantity", quantity)?,
-                unit_price: unit_price
-                    .map(|p| text::rupiah("unit_price_rupiah", p))
-                    .transpose()?,
+                quantity,
+                unit_price,
                 channel: if order.is_some() {
                     Channel::Online
                 } else {
@@ -248,28 +287,17 @@ impl MovementKind {
                 delta,
                 reason,
                 note,
-            } => {
-                if delta == 0 || delta.abs() > text::MAX_QUANTITY {
-                    return Err(DomainError::invalid(
-                        "quantity",
-                        format!(
-                            "must be a non-zero change between -{max} and {max}, got {delta}",
-                            max = text::MAX_QUANTITY
-                        ),
-                    ));
-                }
-                MovementKind::Adjustment {
-                    delta,
-                    reason,
-                    note: text::optional("note", &note)?,
-                }
-            }
+            } => MovementKind::Adjustment {
+                delta,
+                reason,
+                note: text::optional("note", &note)?,
+            },
             MovementKind::TransferOut {
                 quantity,
                 transfer_id,
                 to,
             } => MovementKind::TransferOut {
-                quantity: text::quantity("quantity", quantity)?,
+                quantity,
                 transfer_id: text::identifier("transfer_id", &transfer_id)?,
                 to: counterpart("to_outlet", &to)?,
             },
@@ -278,18 +306,14 @@ impl MovementKind {
                 transfer_id,
                 from,
             } => MovementKind::TransferIn {
-                quantity: text::quantity("quantity", quantity)?,
+                quantity,
                 transfer_id: text::identifier("transfer_id", &transfer_id)?,
                 from: counterpart("from_outlet", &from)?,
             },
-            MovementKind::QuotaGrant { quantity } => MovementKind::QuotaGrant {
-                quantity: text::quantity("quantity", quantity)?,
-            },
-            MovementKind::QuotaReturn { quantity } => MovementKind::QuotaReturn {
-                quantity: text::quantity("quantity", quantity)?,
-            },
+            MovementKind::QuotaGrant { quantity } => MovementKind::QuotaGrant { quantity },
+            MovementKind::QuotaReturn { quantity } => MovementKind::QuotaReturn { quantity },
             MovementKind::OrderCancel { quantity, order } => MovementKind::OrderCancel {
-                quantity: text::quantity("quantity", quantity)?,
+                quantity,
                 order: text::identifier("order_id", &order)?,
             },
         })

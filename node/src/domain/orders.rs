@@ -21,9 +21,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::bounds;
 use super::journal::Journal;
 use super::ledger::Ledger;
 use super::movement::Buyer;
+use super::DomainError;
 
 const ENTRIES: &str = "entries";
 
@@ -86,15 +88,62 @@ pub struct Orders {
 }
 
 impl Orders {
-    pub fn replay<'a>(entries: impl IntoIterator<Item = &'a OrderEntry>) -> Self {
+    /// Replays the document's entries; an entry beyond its bounds, or one that would
+    /// take a running count beyond [`bounds::MAX_BALANCE_UNITS`], is refused (the
+    /// error names it).
+    pub fn replay<'a>(
+        entries: impl IntoIterator<Item = &'a OrderEntry>,
+    ) -> Result<Self, DomainError> {
         let mut orders = Orders::default();
-        for e in entries {
-            orders.apply(e);
+        for (i, e) in entries.into_iter().enumerate() {
+            orders
+                .apply(e)
+                .map_err(|err| DomainError::invalid("entries", format!("{i}: {err}")))?;
         }
-        orders
+        Ok(orders)
     }
 
-    pub fn apply(&mut self, entry: &OrderEntry) {
+    /// The units of its SKU accepted (an order) or released (a release) once `entry`
+    /// is added, or why it may not be: a number out of range, a count beyond its
+    /// bound. A release may be of 0 units (nothing was left to give back).
+    pub fn check(&self, entry: &OrderEntry) -> Result<i64, DomainError> {
+        match entry {
+            OrderEntry::Order {
+                sku,
+                quantity,
+                unit_price,
+                at_ms,
+                ..
+            } => {
+                bounds::quantity("quantity", *quantity)?;
+                bounds::unit_rupiah("unit_price_rupiah", *unit_price)?;
+                bounds::time_ms("at", *at_ms)?;
+                bounds::add_units(
+                    || format!("units of {sku} accepted"),
+                    self.accepted(sku),
+                    *quantity,
+                )
+            }
+            OrderEntry::Release {
+                sku,
+                quantity,
+                at_ms,
+                ..
+            } => {
+                bounds::quantity_or_zero("quantity", *quantity)?;
+                bounds::time_ms("at", *at_ms)?;
+                bounds::add_units(
+                    || format!("units of {sku} released"),
+                    self.released(sku),
+                    *quantity,
+                )
+            }
+        }
+    }
+
+    /// Adds an entry, unless [`Orders::check`] refuses it (then nothing changes).
+    pub fn apply(&mut self, entry: &OrderEntry) -> Result<(), DomainError> {
+        let count = self.check(entry)?;
         self.len += 1;
         match entry {
             OrderEntry::Order {
@@ -105,7 +154,7 @@ impl Orders {
                 buyer,
                 at_ms,
             } => {
-                *self.accepted.entry(sku.clone()).or_insert(0) += quantity;
+                self.accepted.insert(sku.clone(), count);
                 self.orders.insert(
                     id.clone(),
                     PlacedOrder {
@@ -118,16 +167,12 @@ impl Orders {
                     },
                 );
             }
-            OrderEntry::Release {
-                sku,
-                quantity,
-                request,
-                ..
-            } => {
-                *self.released.entry(sku.clone()).or_insert(0) += quantity;
+            OrderEntry::Release { sku, request, .. } => {
+                self.released.insert(sku.clone(), count);
                 self.answered.insert(request.clone());
             }
         }
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -161,13 +206,15 @@ impl Orders {
 }
 
 /// Units of `sku` the hub may still sell online for the outlet whose ledger (as the
-/// hub holds it) is `ledger`.
+/// hub holds it) is `ledger`. Cannot overflow: each term is a running count within
+/// [`bounds::MAX_BALANCE_UNITS`] (kept by `Ledger::apply` and [`Orders::apply`]).
 pub fn available(ledger: &Ledger, orders: Option<&Orders>, sku: &str) -> i64 {
     let (released, accepted) = orders.map_or((0, 0), |o| (o.released(sku), o.accepted(sku)));
     ledger.granted(sku) - released - accepted + ledger.cancelled(sku)
 }
 
-/// Units of `sku` the outlet keeps on its shelf for the hub's online orders.
+/// Units of `sku` the outlet keeps on its shelf for the hub's online orders (bounded
+/// terms, as for [`available`]).
 pub fn reserved(ledger: &Ledger, orders: Option<&Orders>, sku: &str) -> i64 {
     let released = orders.map_or(0, |o| o.released(sku));
     ledger.granted(sku) - ledger.fulfilled(sku) - released
@@ -222,6 +269,62 @@ mod tests {
 
     const SKU: &str = "TTU-MKP-060";
 
+    /// The hub's journal is incoming history at the outlet: an entry beyond its
+    /// bounds, or a count beyond its bound, is refused and changes nothing.
+    #[test]
+    fn absurd_order_entries_are_refused() {
+        let order = |id: &str, quantity, unit_price, at_ms| OrderEntry::Order {
+            id: id.into(),
+            sku: SKU.into(),
+            quantity,
+            unit_price,
+            buyer: Buyer::Public,
+            at_ms,
+        };
+        let release = |quantity| OrderEntry::Release {
+            id: "r".into(),
+            sku: SKU.into(),
+            quantity,
+            request: "q".into(),
+            at_ms: 1,
+        };
+        for bad in [
+            order("o", i64::MAX, 1, 1),
+            order("o", 0, 1, 1),
+            order("o", -1, 1, 1),
+            order("o", bounds::MAX_QUANTITY + 1, 1, 1),
+            order("o", 1, bounds::MAX_UNIT_RUPIAH + 1, 1),
+            order("o", 1, i64::MIN, 1),
+            order("o", 1, 1, -1),
+            release(-1),
+            release(i64::MIN),
+            release(bounds::MAX_QUANTITY + 1),
+        ] {
+            let mut orders = Orders::default();
+            assert!(orders.apply(&bad).is_err(), "{bad:?}");
+            assert!(orders.is_empty() && orders.accepted(SKU) == 0 && orders.released(SKU) == 0);
+            assert!(
+                Orders::replay(std::slice::from_ref(&bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+        // At the bounds: accepted, and a release of nothing is allowed.
+        let fine = [
+            order("o1", bounds::MAX_QUANTITY, bounds::MAX_UNIT_RUPIAH, 1),
+            release(0),
+        ];
+        let orders = Orders::replay(&fine).unwrap();
+        assert_eq!(orders.accepted(SKU), bounds::MAX_QUANTITY);
+        // A million orders of the largest quantity reach the bound of a running count;
+        // one more is refused instead of growing without end.
+        let mut full = Orders::default();
+        full.accepted.insert(SKU.into(), bounds::MAX_BALANCE_UNITS);
+        assert!(matches!(
+            full.apply(&order("o2", 1, 1, 1)),
+            Err(DomainError::Overflow { .. })
+        ));
+    }
+
     proptest! {
         /// Whatever the outlet and the hub do and however late they learn of each
         /// other, stock and quota never go negative and every open order is covered
@@ -234,10 +337,10 @@ mod tests {
             let mut n = 0;
             for s in steps {
                 n += 1;
-                let outlet = Ledger::replay(&outlet_moves);
-                let outlet_orders = Orders::replay(&hub_entries[..outlet_sees]);
-                let hub_ledger = Ledger::replay(&outlet_moves[..hub_sees]);
-                let hub_orders = Orders::replay(&hub_entries);
+                let outlet = Ledger::replay(&outlet_moves).unwrap();
+                let outlet_orders = Orders::replay(&hub_entries[..outlet_sees]).unwrap();
+                let hub_ledger = Ledger::replay(&outlet_moves[..hub_sees]).unwrap();
+                let hub_orders = Orders::replay(&hub_entries).unwrap();
                 let reserved_now = reserved(&outlet, Some(&outlet_orders), SKU);
                 let mut record = |kind: MovementKind| {
                     let m = Movement { id: format!("m{n}"), sku: SKU.into(), at_ms: n, kind };
@@ -268,7 +371,7 @@ mod tests {
                     }
                     Step::HubAnswers => {
                         for (req, sku, q) in hub_ledger.return_requests() {
-                            let hub_orders = Orders::replay(&hub_entries);
+                            let hub_orders = Orders::replay(&hub_entries).unwrap();
                             if hub_orders.answered(req) { continue; }
                             let give = (*q).min(available(&hub_ledger, Some(&hub_orders), sku)).max(0);
                             hub_entries.push(OrderEntry::Release { id: format!("r{n}-{req}"), sku: sku.clone(), quantity: give, request: req.clone(), at_ms: n });
@@ -277,10 +380,10 @@ mod tests {
                     Step::SyncUp => hub_sees = outlet_moves.len(),
                     Step::SyncDown => outlet_sees = hub_entries.len(),
                 }
-                let outlet = Ledger::replay(&outlet_moves);
-                let hub_ledger = Ledger::replay(&outlet_moves[..hub_sees]);
-                let hub_orders = Orders::replay(&hub_entries);
-                let outlet_orders = Orders::replay(&hub_entries[..outlet_sees]);
+                let outlet = Ledger::replay(&outlet_moves).unwrap();
+                let hub_ledger = Ledger::replay(&outlet_moves[..hub_sees]).unwrap();
+                let hub_orders = Orders::replay(&hub_entries).unwrap();
+                let outlet_orders = Orders::replay(&hub_entries[..outlet_sees]).unwrap();
                 prop_assert!(outlet.on_hand(SKU) >= 0);
                 prop_assert!(available(&hub_ledger, Some(&hub_orders), SKU) >= 0);
                 let reserved_outlet = reserved(&outlet, Some(&outlet_orders), SKU);

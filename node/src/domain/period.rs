@@ -196,7 +196,7 @@ mod tests {
             for (i, (sku, kind)) in kinds.into_iter().enumerate() {
                 let m = Movement { id: format!("m{i}"), sku: format!("SKU-{sku}"), at_ms: 1_000 + i as i64, kind };
                 if whole.check(&m, whole.granted(&m.sku)).is_ok() {
-                    whole.apply(&m);
+                    whole.apply(&m).unwrap();
                     accepted.push(m);
                 }
             }
@@ -210,7 +210,7 @@ mod tests {
                 let stored = serde_json::to_string(&opening).unwrap();
                 let reopened: Balances = serde_json::from_str(&stored).unwrap();
                 prop_assert_eq!(&reopened, &opening);
-                last = Ledger::replay_from(reopened, &accepted[start..end]);
+                last = Ledger::replay_from(reopened, &accepted[start..end]).unwrap();
                 opening = last.closing().clone();
                 start = end;
             }

@@ -13,7 +13,7 @@ use time::{Date, Month};
 
 use super::doc_id::NodeId;
 use super::movement::{Buyer, Channel, Movement, MovementKind};
-use super::{text, DomainError};
+use super::{bounds, text, DomainError};
 
 /// WITA, the time of NTT, is UTC+8 all year.
 pub const WITA_OFFSET_MS: i64 = 8 * 3_600_000;
@@ -103,18 +103,35 @@ pub struct SalesTotals {
 }
 
 impl SalesTotals {
-    fn add_sale(&mut self, quantity: i64, unit_price: i64) {
-        self.sales = self.sales.saturating_add(1);
-        self.units = self.units.saturating_add(quantity);
-        self.revenue_rupiah = self
-            .revenue_rupiah
-            .saturating_add(quantity.saturating_mul(unit_price));
+    /// Adds one sale; a sum that would leave `i64` is refused, never wrapped or
+    /// saturated (history keeps every number within [`super::bounds`], so only a
+    /// report over an absurd number of sales could get here).
+    fn add_sale(&mut self, quantity: i64, unit_price: i64) -> Result<(), DomainError> {
+        let revenue = bounds::line_rupiah(quantity, unit_price)?;
+        self.add(&SalesTotals {
+            sales: 1,
+            units: quantity,
+            revenue_rupiah: revenue,
+        })
     }
 
-    fn add(&mut self, other: &SalesTotals) {
-        self.sales = self.sales.saturating_add(other.sales);
-        self.units = self.units.saturating_add(other.units);
-        self.revenue_rupiah = self.revenue_rupiah.saturating_add(other.revenue_rupiah);
+    fn add(&mut self, other: &SalesTotals) -> Result<(), DomainError> {
+        *self = SalesTotals {
+            sales: self
+                .sales
+                .checked_add(other.sales)
+                .ok_or_else(|| DomainError::Overflow {
+                    what: "number of sales".into(),
+                    limit: format!("{}", u64::MAX),
+                })?,
+            units: bounds::add(|| "units sold".into(), self.units, other.units)?,
+            revenue_rupiah: bounds::add(
+                || "revenue".into(),
+                self.revenue_rupiah,
+                other.revenue_rupiah,
+            )?,
+        };
+        Ok(())
     }
 }
 
@@ -165,6 +182,8 @@ pub struct SalesReport {
     range: DateRange,
     districts: Vec<NodeId>,
     rows: BTreeMap<RowKey, SalesRow>,
+    /// The sum of the rows, kept as they grow (each sum checked).
+    totals: SalesTotals,
 }
 
 impl SalesReport {
@@ -173,6 +192,7 @@ impl SalesReport {
             range,
             districts: Vec::new(),
             rows: BTreeMap::new(),
+            totals: SalesTotals::default(),
         }
     }
 
@@ -182,13 +202,14 @@ impl SalesReport {
 
     /// Adds the sales of `district`'s ledger whose WITA date is in the range, and
     /// returns their totals. Other movements are ignored; a sale recorded without a
-    /// price (none is, see [`MovementKind::filled`]) counts with no revenue.
+    /// price (none is, see [`MovementKind::filled`]) counts with no revenue. A sum
+    /// beyond `i64` is an error ([`DomainError::Overflow`]).
     pub fn add_ledger<'a>(
         &mut self,
         district: &NodeId,
         movements: impl IntoIterator<Item = &'a Movement>,
         listed: Listed,
-    ) -> SalesTotals {
+    ) -> Result<SalesTotals, DomainError> {
         let mut added = SalesTotals::default();
         for movement in movements {
             let MovementKind::Sale {
@@ -221,14 +242,15 @@ impl SalesReport {
                 buyer,
                 totals: SalesTotals::default(),
             });
-            row.totals.add_sale(quantity, unit_price.unwrap_or(0));
-            added.add_sale(quantity, unit_price.unwrap_or(0));
+            row.totals.add_sale(quantity, unit_price.unwrap_or(0))?;
+            added.add_sale(quantity, unit_price.unwrap_or(0))?;
+            self.totals.add_sale(quantity, unit_price.unwrap_or(0))?;
         }
         if (listed == Listed::Always || added.sales > 0) && !self.districts.contains(district) {
             self.districts.push(district.clone());
             self.districts.sort();
         }
-        added
+        Ok(added)
     }
 
     /// The outlets whose ledgers the report covers, sorted.
@@ -244,11 +266,7 @@ impl SalesReport {
 
     /// The sums over every row.
     pub fn totals(&self) -> SalesTotals {
-        let mut totals = SalesTotals::default();
-        for row in self.rows.values() {
-            totals.add(&row.totals);
-        }
-        totals
+        self.totals
     }
 }
 
@@ -343,7 +361,9 @@ mod tests {
             sale("next-day", midnight, 5, 35_000, Channel::Store, Buyer::Asn),
         ];
         let mut report = SalesReport::new(range);
-        report.add_ledger(&node("ttu"), &ledger, Listed::Always);
+        report
+            .add_ledger(&node("ttu"), &ledger, Listed::Always)
+            .unwrap();
         let rows: Vec<_> = report.rows().collect();
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0].date.to_string(), "2026-11-30");
@@ -351,7 +371,9 @@ mod tests {
 
         let next = DateRange::parse("2026-12-01", "2026-12-01").unwrap();
         let mut report = SalesReport::new(next);
-        report.add_ledger(&node("ttu"), &ledger, Listed::Always);
+        report
+            .add_ledger(&node("ttu"), &ledger, Listed::Always)
+            .unwrap();
         assert_eq!(
             report.totals(),
             SalesTotals {
@@ -374,8 +396,12 @@ mod tests {
         ];
         let sikka = [sale("e", noon, 4, 25_000, Channel::Store, Buyer::Public)];
         let mut report = SalesReport::new(DateRange::parse("2026-11-30", "2026-12-01").unwrap());
-        report.add_ledger(&node("ttu"), &ttu, Listed::Always);
-        report.add_ledger(&node("sikka"), &sikka, Listed::Always);
+        report
+            .add_ledger(&node("ttu"), &ttu, Listed::Always)
+            .unwrap();
+        report
+            .add_ledger(&node("sikka"), &sikka, Listed::Always)
+            .unwrap();
         let rows: Vec<(String, &str, Channel, Buyer, u64, i64, i64)> = report
             .rows()
             .map(|r| {
@@ -449,28 +475,59 @@ mod tests {
             },
         };
         let mut report = SalesReport::new(DateRange::parse("2026-11-30", "2026-11-30").unwrap());
-        let added = report.add_ledger(&node("kupang"), [&receipt], Listed::WhenSold);
+        let added = report
+            .add_ledger(&node("kupang"), [&receipt], Listed::WhenSold)
+            .unwrap();
         assert_eq!(added, SalesTotals::default());
-        report.add_ledger(&node("ttu"), [&receipt], Listed::Always);
+        report
+            .add_ledger(&node("ttu"), [&receipt], Listed::Always)
+            .unwrap();
         assert_eq!(report.districts(), [node("ttu")]);
         assert_eq!(report.rows().count(), 0);
         let sold = sale("s", noon, 1, 5_000, Channel::Store, Buyer::Public);
-        report.add_ledger(&node("kupang"), [&sold], Listed::WhenSold);
+        report
+            .add_ledger(&node("kupang"), [&sold], Listed::WhenSold)
+            .unwrap();
         assert_eq!(report.districts(), [node("kupang"), node("ttu")]);
     }
 
     #[test]
-    fn forged_amounts_saturate_instead_of_panicking() {
+    fn forged_amounts_are_refused_instead_of_wrapping() {
         let noon = LAST_MS_OF_NOV_30 - 12 * 3_600_000;
-        let huge = [
-            sale("a", noon, i64::MAX, i64::MAX, Channel::Store, Buyer::Public),
-            sale("b", noon, i64::MAX, 2, Channel::Store, Buyer::Public),
-        ];
         let mut report = SalesReport::new(DateRange::parse("2026-11-30", "2026-11-30").unwrap());
-        report.add_ledger(&node("ttu"), &huge, Listed::Always);
-        assert_eq!(report.totals().revenue_rupiah, i64::MAX);
-        assert_eq!(report.totals().units, i64::MAX);
-        assert_eq!(report.totals().sales, 2);
+        let huge = [sale(
+            "a",
+            noon,
+            i64::MAX,
+            i64::MAX,
+            Channel::Store,
+            Buyer::Public,
+        )];
+        assert!(matches!(
+            report.add_ledger(&node("ttu"), &huge, Listed::Always),
+            Err(DomainError::Overflow { .. })
+        ));
+        // Revenue at the bounds adds up exactly, until i64 ends.
+        let max = sale(
+            "b",
+            noon,
+            bounds::MAX_QUANTITY,
+            bounds::MAX_UNIT_RUPIAH,
+            Channel::Store,
+            Buyer::Public,
+        );
+        let mut report = SalesReport::new(DateRange::parse("2026-11-30", "2026-11-30").unwrap());
+        let many = vec![&max; 9_000];
+        let totals = report
+            .add_ledger(&node("ttu"), many, Listed::Always)
+            .unwrap();
+        assert_eq!(totals.revenue_rupiah, 9_000 * bounds::MAX_LINE_RUPIAH);
+        assert_eq!(report.totals(), totals);
+        let more = vec![&max; 300];
+        assert!(matches!(
+            report.add_ledger(&node("sikka"), more, Listed::Always),
+            Err(DomainError::Overflow { .. })
+        ));
     }
 
     #[test]
@@ -558,7 +615,7 @@ mod tests {
             let districts = ["ttu", "sikka", "alor"];
             let mut report = SalesReport::new(range);
             for (ledger, id) in ledgers.iter().zip(districts) {
-                report.add_ledger(&node(id), ledger, Listed::Always);
+                report.add_ledger(&node(id), ledger, Listed::Always).unwrap();
             }
 
             // Expected, sale by sale.
@@ -574,7 +631,7 @@ mod tests {
                             expected.units += quantity;
                             expected.revenue_rupiah += quantity * price;
                             let key = (date.to_string(), id, channel_rank(channel), buyer_rank(buyer));
-                            per_row.entry(key).or_default().add_sale(quantity, price);
+                            per_row.entry(key).or_default().add_sale(quantity, price).unwrap();
                         }
                     }
                 }
@@ -585,7 +642,7 @@ mod tests {
             for row in report.rows() {
                 prop_assert!(row.totals.sales > 0);
                 prop_assert!(range.contains(row.date));
-                summed.add(&row.totals);
+                summed.add(&row.totals).unwrap();
                 let key = (row.date.to_string(), row.district.as_str(), channel_rank(row.channel), buyer_rank(row.buyer));
                 prop_assert_eq!(Some(&row.totals), per_row.get(&key), "row {:?}", key);
                 keys.push(key);

@@ -1,4 +1,5 @@
-//! Validation of the identifiers and free text that cross the API.
+//! Validation of the identifiers and free text that cross the API (numbers: see
+//! [`super::bounds`]).
 
 use super::DomainError;
 
@@ -92,40 +93,6 @@ pub fn date(field: &'static str, value: &str) -> Result<String, DomainError> {
     Ok(value.to_string())
 }
 
-/// A rupiah amount: an integer from 0 to one trillion.
-pub fn rupiah(field: &'static str, value: i64) -> Result<i64, DomainError> {
-    const MAX: i64 = 1_000_000_000_000;
-    if !(0..=MAX).contains(&value) {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be between 0 and {MAX} rupiah, got {value}"),
-        ));
-    }
-    Ok(value)
-}
-
-/// Largest quantity one movement may carry.
-pub const MAX_QUANTITY: i64 = 1_000_000;
-
-/// A positive quantity of at most [`MAX_QUANTITY`].
-pub fn quantity(field: &'static str, value: i64) -> Result<i64, DomainError> {
-    if !(1..=MAX_QUANTITY).contains(&value) {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be between 1 and {MAX_QUANTITY}, got {value}"),
-        ));
-    }
-    Ok(value)
-}
-
-/// Zero (not set) or a quantity of at most [`MAX_QUANTITY`].
-pub fn quantity_or_zero(field: &'static str, value: i64) -> Result<i64, DomainError> {
-    if value == 0 {
-        return Ok(0);
-    }
-    quantity(field, value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,15 +113,6 @@ mod tests {
         assert!(date("expires_on", "27-01-01").is_err());
         assert!(date("expires_on", "2027-+1-01").is_err());
         assert!(date("expires_on", "+027-01-01").is_err());
-    }
-
-    #[test]
-    fn quantities_and_prices_are_bounded() {
-        assert!(quantity("quantity", 0).is_err());
-        assert!(quantity("quantity", -1).is_err());
-        assert!(quantity("quantity", 3).is_ok());
-        assert!(rupiah("price", -1).is_err());
-        assert!(rupiah("price", 0).is_ok());
     }
 
     #[test]

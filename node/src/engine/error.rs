@@ -40,6 +40,7 @@ impl EngineError {
                 | DomainError::QuotaExceeded { .. }
                 | DomainError::OverBudget { .. }
                 | DomainError::MissingDependencies { .. } => Code::FailedPrecondition,
+                DomainError::Overflow { .. } => Code::OutOfRange,
                 DomainError::Forbidden { .. }
                 | DomainError::HubOnly(_)
                 | DomainError::DistrictOnly(_) => Code::PermissionDenied,

@@ -13,12 +13,12 @@ use super::held::{Held, View};
 use super::operations::{MovementAck, MovementRequest};
 use super::replica::Replica;
 use super::{now_ms, Documents, Engine, EngineError};
-use crate::domain::budget::{self, BudgetEntry};
+use crate::domain::budget::{self, BudgetEntry, Budgets};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger::{Ledger, OverBudget};
 use crate::domain::movement::{Buyer, Channel, MovementKind};
 use crate::domain::orders::{self, OrderEntry, Orders, PlacedOrder};
-use crate::domain::{text, wita, DomainError};
+use crate::domain::{bounds, text, wita, DomainError};
 
 /// An order with the outlet it is for and what the outlet made of it.
 #[derive(Debug, Clone)]
@@ -56,6 +56,8 @@ pub struct BudgetStatus {
 }
 
 impl BudgetStatus {
+    /// What is left of the allocation; negative once receipts over budget spent more.
+    /// Cannot overflow: both terms are at least 0 (`spent` is a checked sum).
     pub fn remaining(&self) -> i64 {
         self.allocated.unwrap_or(0) - self.spent
     }
@@ -109,7 +111,7 @@ impl Engine {
     ) -> Result<OrderInfo, EngineError> {
         self.hub_only("placing an online order")?;
         let sku = text::identifier("sku", sku)?;
-        let quantity = text::quantity("quantity", quantity)?;
+        let quantity = bounds::quantity("quantity", quantity)?;
         let outlet = NodeId::parse(outlet.trim())
             .map_err(|_| DomainError::invalid("outlet", format!("not a node id: {outlet:?}")))?;
         let request_id = request_id
@@ -196,9 +198,11 @@ impl Engine {
         let View::Orders(view) = view else {
             unreachable!("an orders document has an orders view")
         };
+        view.check(entry)?;
         let end = view.len();
         replica.commit(&store, |tx| orders::JOURNAL.append(tx, end, entry))?;
-        view.apply(entry);
+        view.apply(entry)
+            .expect("the entry was checked before the commit");
         Ok(())
     }
 
@@ -250,7 +254,7 @@ impl Engine {
                     request,
                     at_ms: now_ms(),
                 };
-                simulated.apply(&entry);
+                simulated.apply(&entry)?;
                 releases.push(entry);
             }
             for entry in &releases {
@@ -319,17 +323,12 @@ impl Engine {
     }
 
     /// Quota per outlet and SKU as this node knows it.
-    pub fn quota(&self, outlet: Option<&str>) -> Vec<QuotaInfo> {
+    pub fn quota(&self, outlet: Option<&str>) -> Result<Vec<QuotaInfo>, EngineError> {
         let docs = self.docs();
         let mut out = Vec::new();
         for (outlet_id, ledger, orders) in Self::escrow_pairs(&docs, outlet) {
             for sku in ledger.quota_skus() {
-                let pending: i64 = ledger
-                    .return_requests()
-                    .iter()
-                    .filter(|(req, s, _)| s == sku && !orders.is_some_and(|o| o.answered(req)))
-                    .map(|(_, _, q)| q)
-                    .sum();
+                let pending = Self::pending_returns(ledger, orders, sku)?;
                 out.push(QuotaInfo {
                     outlet: outlet_id.to_string(),
                     sku: sku.clone(),
@@ -344,7 +343,7 @@ impl Engine {
                 });
             }
         }
-        out
+        Ok(out)
     }
 
     /// (outlet, its ledger, its orders document) for every outlet whose quota this
@@ -453,12 +452,8 @@ impl Engine {
         let district = NodeId::parse(district.trim()).map_err(|_| {
             DomainError::invalid("district", format!("not a node id: {district:?}"))
         })?;
-        if !(2000..=9999).contains(&year) {
-            return Err(
-                DomainError::invalid("year", format!("must be 2000-9999, got {year}")).into(),
-            );
-        }
-        let amount = text::rupiah("amount_rupiah", amount)?;
+        let year = bounds::year("year", year)?;
+        let amount = bounds::budget_rupiah("amount_rupiah", amount)?;
         {
             let mut docs = self.docs();
             let store = self.store();
@@ -473,9 +468,11 @@ impl Engine {
                 amount,
                 at_ms: now_ms(),
             };
+            Budgets::check(&entry)?;
             let end = view.len();
             replica.commit(&store, |tx| budget::JOURNAL.append(tx, end, &entry))?;
-            view.apply(&entry);
+            view.apply(&entry)
+                .expect("the entry was checked before the commit");
         }
         self.after_local_write().await?;
         Ok(self
@@ -495,7 +492,7 @@ impl Engine {
         let year = if year == 0 {
             wita::year_of(now_ms())
         } else {
-            year
+            bounds::year("year", year)?
         };
         let docs = self.docs();
         let allocations = docs.held.get(&DocId::Budget).and_then(|h| h.budgets());

@@ -9,6 +9,7 @@ use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::DocKind;
 use crate::domain::ledger::{self, Ledger};
 use crate::domain::orders::{self, Orders};
+use crate::domain::DomainError;
 
 /// What the node derives from a document, kept in step with it.
 pub(crate) enum View {
@@ -36,16 +37,14 @@ impl Held {
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
             DocKind::Ledger => View::Ledger(ledger::derive(doc, &name)?),
-            DocKind::Orders => View::Orders(Orders::replay(&orders::JOURNAL.read_range(
-                doc,
-                &name,
-                ..,
-            )?)),
-            DocKind::Budget => View::Budget(Budgets::replay(&budget::JOURNAL.read_range(
-                doc,
-                &name,
-                ..,
-            )?)),
+            DocKind::Orders => View::Orders(
+                Orders::replay(&orders::JOURNAL.read_range(doc, &name, ..)?)
+                    .map_err(|e| DomainError::schema(&name, e))?,
+            ),
+            DocKind::Budget => View::Budget(
+                Budgets::replay(&budget::JOURNAL.read_range(doc, &name, ..)?)
+                    .map_err(|e| DomainError::schema(&name, e))?,
+            ),
         })
     }
 
@@ -72,8 +71,12 @@ impl Held {
                         .is_some_and(|m| view.position(&m.id) == Some(i)),
                 };
                 if kept {
+                    // The same rules as a local write: a movement that breaks one is
+                    // a schema break of the document.
                     for m in &ledger::read_range(doc, &name, view.len()..)? {
-                        view.apply(m);
+                        view.apply(m).map_err(|e| {
+                            DomainError::schema(&name, format!("movement {}: {e}", m.id))
+                        })?;
                     }
                 } else {
                     self.view = Self::derive(&self.replica)?;

@@ -10,7 +10,7 @@ use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
 use crate::domain::movement::{Movement, MovementKind};
 use crate::domain::period::PeriodId;
-use crate::domain::{budget, orders, wita};
+use crate::domain::{bounds, budget, orders, wita};
 use crate::domain::{text, DomainError};
 
 /// A movement a client asks to record.
@@ -278,6 +278,9 @@ impl Engine {
                         unreachable!("a ledger document has a ledger view")
                     };
                     let follow_up = Self::quota_shortfall(ledger_view, &movement, reserved - asked);
+                    if let Some(asked) = &follow_up {
+                        asked.kind.check_numbers()?;
+                    }
                     let end = ledger_view.len();
                     replica.commit(&self.store(), |tx| {
                         ledger::append(tx, end, &movement)?;
@@ -286,10 +289,14 @@ impl Engine {
                             None => Ok(()),
                         }
                     })?;
-                    ledger_view.apply(&movement);
+                    ledger_view
+                        .apply(&movement)
+                        .expect("the movement was checked before the commit");
                     if let Some(asked) = &follow_up {
                         tracing::warn!(sku = %movement.sku, units = asked.kind.quantity(), "stock written off below what is reserved for online orders: asking the hub for quota back");
-                        ledger_view.apply(asked);
+                        ledger_view
+                            .apply(asked)
+                            .expect("the quota return was checked before the commit");
                     }
                     let ack = MovementAck {
                         movement_id: movement.id,
@@ -403,7 +410,7 @@ impl Engine {
                     year,
                     allocated,
                     own.spent(year),
-                    quantity.saturating_mul(*unit_cost),
+                    bounds::line_rupiah(*quantity, *unit_cost)?,
                     over_budget.is_some(),
                 )?;
                 fits_budget = !over;
@@ -414,15 +421,24 @@ impl Engine {
         {
             *over_budget = None;
         }
-        let asked: i64 = own
+        let asked = Self::pending_returns(own, orders_view, &movement.sku)?;
+        Ok((orders::reserved(own, orders_view, &movement.sku), asked))
+    }
+
+    /// Units of `sku` the outlet asked the hub back that the hub has not answered yet
+    /// (a checked sum).
+    pub(super) fn pending_returns(
+        ledger: &crate::domain::ledger::Ledger,
+        orders: Option<&crate::domain::orders::Orders>,
+        sku: &str,
+    ) -> Result<i64, DomainError> {
+        ledger
             .return_requests()
             .iter()
-            .filter(|(req, sku, _)| {
-                sku == &movement.sku && !orders_view.is_some_and(|o| o.answered(req))
+            .filter(|(req, s, _)| s == sku && !orders.is_some_and(|o| o.answered(req)))
+            .try_fold(0, |total, (_, _, q)| {
+                bounds::add_units(|| format!("units of {sku} asked back"), total, *q)
             })
-            .map(|(_, _, q)| q)
-            .sum();
-        Ok((orders::reserved(own, orders_view, &movement.sku), asked))
     }
 
     /// Stock on hand of one SKU (0 for a catalog SKU never moved), or of every SKU

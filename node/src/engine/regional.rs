@@ -3,14 +3,15 @@
 //!
 //! Every answer is read from the ledger views kept up to date as changes arrive
 //! ([`super::held`]); nothing here replays history. It must never mix in figures of a
-//! document that is not a ledger, and never hide how old a district's figures are.
+//! document that is not a ledger, never hide how old a district's figures are, and
+//! never wrap a total: an overflow is an error.
 
 use std::collections::BTreeMap;
 
 use super::{Documents, Engine, EngineError};
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger::Ledger;
-use crate::domain::{text, DomainError};
+use crate::domain::{bounds, text, DomainError};
 
 /// Reorder level of a product that sets none.
 pub const DEFAULT_REORDER_LEVEL: i64 = 5;
@@ -134,7 +135,7 @@ impl Engine {
         let docs = self.docs();
         let ledgers = self.ledgers(&docs, district)?;
         let mut lines: BTreeMap<String, RegionalLine> = BTreeMap::new();
-        let mut add = |sku: &str, node: &NodeId, ledger: &Ledger| {
+        let mut add = |sku: &str, node: &NodeId, ledger: &Ledger| -> Result<(), DomainError> {
             let quantity = ledger.on_hand(sku);
             let line = lines
                 .entry(sku.to_string())
@@ -144,19 +145,20 @@ impl Engine {
                     total: 0,
                     districts: Vec::new(),
                 });
-            line.total += quantity;
+            line.total = bounds::add(|| format!("regional stock of {sku}"), line.total, quantity)?;
             line.districts.push(DistrictQuantity {
                 district: node.clone(),
                 quantity,
                 as_of_ms: ledger.newest_ms(),
             });
+            Ok(())
         };
         for (node, ledger) in &ledgers {
             match &sku {
-                Some(sku) => add(sku, node, ledger),
+                Some(sku) => add(sku, node, ledger)?,
                 None => {
                     for s in ledger.stock().keys() {
-                        add(s, node, ledger);
+                        add(s, node, ledger)?;
                     }
                 }
             }
@@ -168,27 +170,27 @@ impl Engine {
     pub fn district_summaries(&self) -> Result<Vec<DistrictSummary>, EngineError> {
         self.hub_only("district summaries")?;
         let docs = self.docs();
-        Ok(self
-            .ledgers(&docs, None)?
-            .into_iter()
-            .map(|(node, ledger)| {
-                let in_stock = ledger.stock().iter().filter(|(_, q)| **q > 0);
-                let (mut skus, mut units, mut value) = (0, 0, 0i64);
-                for (sku, q) in in_stock {
-                    skus += 1;
-                    units += q;
-                    let price = Self::price_for(&docs, node, sku).unwrap_or(0);
-                    value = value.saturating_add(price.saturating_mul(*q));
-                }
-                DistrictSummary {
-                    district: node.clone(),
-                    skus,
-                    units,
-                    value,
-                    as_of_ms: ledger.newest_ms(),
-                }
-            })
-            .collect())
+        let mut out = Vec::new();
+        for (node, ledger) in self.ledgers(&docs, None)? {
+            let in_stock = ledger.stock().iter().filter(|(_, q)| **q > 0);
+            // Units and value summed in i128 (a stock balance times a unit price
+            // may pass i64 on its own), then refused if the answer does not fit.
+            let (mut skus, mut units, mut value) = (0, 0i128, 0i128);
+            for (sku, q) in in_stock {
+                skus += 1;
+                units += i128::from(*q);
+                let price = Self::price_for(&docs, node, sku).unwrap_or(0);
+                value += i128::from(price) * i128::from(*q);
+            }
+            out.push(DistrictSummary {
+                district: node.clone(),
+                skus,
+                units: bounds::narrow(|| format!("units held by {node}"), units)?,
+                value: bounds::narrow(|| format!("value of the stock of {node}"), value)?,
+                as_of_ms: ledger.newest_ms(),
+            });
+        }
+        Ok(out)
     }
 
     /// SKUs at or below their reorder level, per district.

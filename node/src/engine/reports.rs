@@ -50,7 +50,7 @@ impl Engine {
             for id in periods {
                 movements.extend(self.period_movements(&self.docs(), &id)?);
             }
-            report.add_ledger(&node, &movements, listed);
+            report.add_ledger(&node, &movements, listed)?;
         }
         Ok(report)
     }

@@ -261,7 +261,10 @@ impl MartService for MartApi {
         request: Request<pb::ListQuotaRequest>,
     ) -> Result<Response<pb::ListQuotaResponse>, Status> {
         let r = accept(request)?;
-        let lines = self.engine.quota(non_empty(r.outlet).as_deref());
+        let lines = self
+            .engine
+            .quota(non_empty(r.outlet).as_deref())
+            .map_err(to_status)?;
         Ok(Response::new(pb::ListQuotaResponse {
             lines: lines.into_iter().map(escrow::quota_to_pb).collect(),
         }))

@@ -48,5 +48,12 @@ mod tests {
             }),
             Code::InvalidArgument
         );
+        assert_eq!(
+            code(DomainError::Overflow {
+                what: "spend of 2026".into(),
+                limit: "Rp 9223372036854775807".into()
+            }),
+            Code::OutOfRange
+        );
     }
 }

@@ -7,6 +7,8 @@
 
 pub mod dial;
 mod driver;
+#[cfg(test)]
+mod numbers_tests;
 mod peers;
 #[cfg(test)]
 mod periods_tests;

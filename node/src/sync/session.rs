@@ -496,7 +496,7 @@ mod tests {
         // The hub answered the return request with a release of the unsold unit.
         let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
-        let quota = ttu.quota(None);
+        let quota = ttu.quota(None).unwrap();
         assert_eq!(
             (
                 quota[0].granted,
@@ -545,10 +545,10 @@ mod tests {
         pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
         let pushed = at_hub.push_all().await.unwrap();
         pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
-        let quota = ttu.quota(None);
+        let quota = ttu.quota(None).unwrap();
         let line = quota.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
         assert_eq!((line.released, line.reserved), (3, 2), "{line:?}");
-        let at_hub = hub.quota(Some("ttu"));
+        let at_hub = hub.quota(Some("ttu")).unwrap();
         let line = at_hub.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
         assert_eq!(line.available, 2, "{line:?}");
     }
