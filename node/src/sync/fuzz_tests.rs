@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, ROOT};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ScalarValue, ROOT};
 use mart_proto::prost::Message;
 use mart_proto::tonic::Code;
 use mart_proto::v1::{
@@ -312,7 +312,7 @@ fn fuzz<S: Strategy>(
     if let Err(e) = result {
         panic!("{e}");
     }
-    if let Some(w) = world.borrow().as_ref() {
+    if let Some(w) = world.into_inner() {
         w.still_serves();
     }
 }
