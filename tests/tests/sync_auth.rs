@@ -48,6 +48,7 @@ fn hello(node: &str) -> SyncMessage {
         body: Some(Body::Hello(Hello {
             node_id: node.into(),
             protocol: 1,
+            ..Hello::default()
         })),
     }
 }
@@ -693,9 +694,10 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
                 body: Some(Body::Hello(Hello {
                     node_id: "sikka".into(),
                     protocol: 2,
+                    ..Hello::default()
                 })),
             },
-            Code::InvalidArgument,
+            Code::FailedPrecondition,
         ),
     ];
     let mut wrong = Vec::new();
