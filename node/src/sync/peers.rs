@@ -190,10 +190,13 @@ impl PeerBook {
             offset_ms,
             seen_ms: now_ms(),
         };
-        if clock.wrong() {
-            tracing::warn!(peer = %peer, offset_ms, "the peer's clock is far from this node's");
-        }
-        self.update(peer, true, |r| r.clock = Some(clock));
+        self.update(peer, true, |r| {
+            // Said once when the offset goes wrong, not at every announce.
+            if clock.wrong() && !r.clock.is_some_and(|c| c.wrong()) {
+                tracing::warn!(peer = %peer, offset_ms, "the peer's clock is far from this node's");
+            }
+            r.clock = Some(clock);
+        });
     }
 
     /// The clock offset of `peer`, as last seen.
