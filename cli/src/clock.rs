@@ -162,6 +162,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shows_a_clock_offset_with_its_sign_and_the_warning() {
+        assert_eq!(clock_offset(0, 0, false), "-");
+        assert_eq!(clock_offset(2_400, 1, false), "+2s");
+        assert_eq!(clock_offset(-7_500_000, 1, true), "-2h 5m CLOCK WRONG");
+        assert_eq!(
+            clock_offset(i64::MIN, 1, true),
+            "-106751991167d 7h CLOCK WRONG"
+        );
+    }
+
+    #[test]
     fn shows_wita_time() {
         // 2026-11-30T06:05:00Z is 14:05 in Kefamenanu.
         assert_eq!(wita(1_796_018_700_000), "2026-11-30 14:05 WITA");

@@ -101,7 +101,10 @@ async fn a_district_clock_in_2099_opens_no_period_and_the_hub_shows_it() -> Resu
         status.clock_warning
     );
     let shown = martctl::ok(&cluster.node(TTU).admin_socket(), &["status"]).await?;
-    ensure!(shown.contains("WARNING: the clock"), "martctl status: {shown}");
+    ensure!(
+        shown.contains("WARNING: the clock"),
+        "martctl status: {shown}"
+    );
 
     // The hub sees the district's clock 73 years ahead.
     wait_until("the hub shows ttu's clock wrong", CONVERGE, || {
@@ -122,8 +125,16 @@ async fn a_district_clock_in_2099_opens_no_period_and_the_hub_shows_it() -> Resu
     cluster.set_clock_offset_ms(TTU, 0);
     cluster.restart(TTU).await?;
     let ack = sell(&mut cluster.mart(TTU).await?, "sale-back", SKU, 1).await?;
-    ensure!(ack.document_id == open, "back on time, sold into {}", ack.document_id);
-    ensure!(ack.quantity_on_hand == 18, "on hand {}", ack.quantity_on_hand);
+    ensure!(
+        ack.document_id == open,
+        "back on time, sold into {}",
+        ack.document_id
+    );
+    ensure!(
+        ack.quantity_on_hand == 18,
+        "on hand {}",
+        ack.quantity_on_hand
+    );
     let periods_after = ledger_periods(&mut cluster.admin(TTU).await?, TTU).await?;
     ensure!(
         periods_after == periods_before,
@@ -169,6 +180,10 @@ async fn an_operator_who_vouches_for_the_clock_lets_it_open_the_period() -> Resu
         "with --accept-clock sold into {}, expected {expected}",
         ack.document_id
     );
-    ensure!(ack.quantity_on_hand == 18, "on hand {}", ack.quantity_on_hand);
+    ensure!(
+        ack.quantity_on_hand == 18,
+        "on hand {}",
+        ack.quantity_on_hand
+    );
     Ok(())
 }

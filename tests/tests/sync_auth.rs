@@ -734,8 +734,7 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
 /// so; one that speaks 1..=2 is accepted and speaks 1; an old-style `protocol = 1`
 /// peer (no range) is accepted as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_why(
-) -> Result<()> {
+async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_why() -> Result<()> {
     let cluster = TestCluster::builder()
         .hub("kupang")
         .district("sikka")
@@ -778,7 +777,9 @@ async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_w
     );
     let state = peer_info(&mut hub_admin, "sikka").await?;
     ensure!(
-        state.last_error.contains("no sync protocol version in common"),
+        state
+            .last_error
+            .contains("no sync protocol version in common"),
         "the hub's peer state: {:?}",
         state.last_error
     );

@@ -40,7 +40,10 @@ impl PeriodId {
         time::Date::from_calendar_date(self.year, month, 1)
             .map(|d| {
                 d.midnight()
-                    .assume_offset(time::UtcOffset::from_whole_seconds(wita::OFFSET_MS as i32 / 1000).expect("WITA is a valid offset"))
+                    .assume_offset(
+                        time::UtcOffset::from_whole_seconds(wita::OFFSET_MS as i32 / 1000)
+                            .expect("WITA is a valid offset"),
+                    )
                     .unix_timestamp()
                     .saturating_mul(1000)
             })

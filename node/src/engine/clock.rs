@@ -223,7 +223,9 @@ mod tests {
     #[test]
     fn the_operator_may_accept_the_clock() {
         let guard = ClockGuard::new(Some(DEC_2026), true);
-        assert!(guard.may_open(4_100_000_000_000, 4_099_000_000_000, DEC_2026).is_ok());
+        assert!(guard
+            .may_open(4_100_000_000_000, 4_099_000_000_000, DEC_2026)
+            .is_ok());
     }
 
     #[test]
@@ -231,7 +233,10 @@ mod tests {
         let guard = ClockGuard::new(None, false);
         let open = DEC_2026;
         assert_eq!(guard.note_reading(DEC_2026, open), Some(DEC_2026));
-        assert_eq!(guard.note_reading(DEC_2026 + DAY, open), Some(DEC_2026 + DAY));
+        assert_eq!(
+            guard.note_reading(DEC_2026 + DAY, open),
+            Some(DEC_2026 + DAY)
+        );
         // A jump beyond the margin is not evidence.
         assert_eq!(guard.note_reading(DEC_2026 + 30 * DAY, open), None);
         // Nor is an older reading, nor one a few seconds on (not worth a write).

@@ -663,10 +663,7 @@ mod tests {
         let clock = book.clock(&node("ttu")).expect("an offset");
         assert!(!clock.wrong(), "{clock:?}");
         let an_hour_ahead = now_ms() + 3_600_000;
-        at_hub
-            .handle(wire::announced(an_hour_ahead))
-            .await
-            .unwrap();
+        at_hub.handle(wire::announced(an_hour_ahead)).await.unwrap();
         let clock = book.clock(&node("ttu")).expect("an offset");
         assert!(clock.wrong() && clock.offset_ms > 3_500_000, "{clock:?}");
     }
@@ -707,20 +704,15 @@ mod tests {
         assert_eq!(ack.document, open);
         assert_eq!(ack.quantity_on_hand, 18);
         assert!(ttu.status().clock_warning.is_none());
-        assert!(ttu
-            .documents()
-            .unwrap()
-            .iter()
-            .all(|d| d.period.is_none_or(|p| p == crate::engine::PeriodState::Open)));
+        assert!(ttu.documents().unwrap().iter().all(|d| d
+            .period
+            .is_none_or(|p| p == crate::engine::PeriodState::Open)));
 
         // Forty days ahead: held back until the hub's clock says the month turned.
         let later = now_ms() + 40 * DAY;
         let ack = ttu.record_at(sale("TTU-MKP-060", 1), later).await.unwrap();
         assert_eq!(ack.document, open);
-        at_ttu
-            .handle(wire::announced(later - DAY))
-            .await
-            .unwrap();
+        at_ttu.handle(wire::announced(later - DAY)).await.unwrap();
         let ack = ttu.record_at(sale("TTU-MKP-060", 1), later).await.unwrap();
         assert_ne!(ack.document, open, "the hub's time lets the month turn");
         assert_eq!(ack.quantity_on_hand, 16);
