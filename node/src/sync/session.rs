@@ -625,6 +625,20 @@ mod tests {
             "{text}"
         );
         assert_eq!(at_hub.protocol(), None);
+        // A district checks the hub's range the same way.
+        let (ttu, ttu_book) = engine("ttu");
+        let mut at_ttu = Session::new(ttu, ttu_book, node("kupang"));
+        let refused = at_ttu
+            .handle(hello_of("kupang", 3, 3, 4))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("kupang speaks protocols 3..=4"),
+            "{refused}"
+        );
     }
 
     /// A newer peer (1..=2) and an old one (`protocol = 1` alone) both get protocol 1.
