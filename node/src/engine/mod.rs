@@ -34,7 +34,7 @@ use crate::domain::period::PeriodLength;
 use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
-pub use clock::{ClockAhead, EvidenceSource, CLOCK_MARGIN_MS};
+pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;

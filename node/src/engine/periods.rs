@@ -231,11 +231,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Why the clock guard holds a new period back, if it does.
-    pub fn clock_warning(&self) -> Option<super::ClockAhead> {
-        self.clock.warning()
-    }
-
     /// The open period of this outlet's ledger; `None` while it is restored.
     pub fn open_period(&self) -> Option<DocId> {
         self.docs().own_ledger.clone()
