@@ -133,6 +133,8 @@ pub struct NodeProcess {
     clock_offset_ms: Option<i64>,
     /// The next launch is `mart-node run --restore` (once).
     restore_next: bool,
+    /// Every launch is `mart-node run --accept-clock`.
+    accept_clock: bool,
 }
 
 impl NodeProcess {
@@ -149,6 +151,7 @@ impl NodeProcess {
             runs: 0,
             clock_offset_ms: None,
             restore_next: false,
+            accept_clock: false,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -259,6 +262,13 @@ impl NodeProcess {
         self.clock_offset_ms
     }
 
+    /// From the next (re)start on, launches `mart-node run --accept-clock` (or not):
+    /// the node's clock opens ledger periods however far ahead of the hub's it is,
+    /// as in tests that move it months ahead.
+    pub fn set_accept_clock(&mut self, accept: bool) {
+        self.accept_clock = accept;
+    }
+
     /// Makes the next launch `mart-node run --config ... --restore` (a district that
     /// lost its disk takes its ledger back from the hub); the launches after it are
     /// plain again. The data dir must be empty by then: the node refuses to restore
@@ -280,6 +290,9 @@ impl NodeProcess {
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
+        }
+        if self.accept_clock {
+            command.arg("--accept-clock");
         }
         match self.clock_offset_ms {
             Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),

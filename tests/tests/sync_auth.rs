@@ -48,6 +48,7 @@ fn hello(node: &str) -> SyncMessage {
         body: Some(Body::Hello(Hello {
             node_id: node.into(),
             protocol: 1,
+            ..Hello::default()
         })),
     }
 }
@@ -780,9 +781,10 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
                 body: Some(Body::Hello(Hello {
                     node_id: "sikka".into(),
                     protocol: 2,
+                    ..Hello::default()
                 })),
             },
-            Code::InvalidArgument,
+            Code::FailedPrecondition,
         ),
     ];
     let mut wrong = Vec::new();
@@ -811,5 +813,75 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
     cluster.heal("sikka");
     converged(&cluster).await?;
     ensure!(wrong.is_empty(), "wrong endings: {wrong:#?}");
+    Ok(())
+}
+
+/// Issue 10, item 6: a peer on a newer build. One that speaks only protocol 2 is
+/// refused with FAILED_PRECONDITION naming both ranges, and the hub's peer state says
+/// so; one that speaks 1..=2 is accepted and speaks 1; an old-style `protocol = 1`
+/// peer (no range) is accepted as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_why() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("sikka")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    cluster.cut("sikka");
+    // The real sikka's session has ended (and said why) before the raw client's.
+    let mut hub_admin = cluster.admin("kupang").await?;
+    wait_until("the hub sees sikka's session end", CONVERGE, || {
+        let mut admin = hub_admin.clone();
+        async move {
+            let state = peer_info(&mut admin, "sikka").await?;
+            Ok(!state.connected && !state.last_error.is_empty())
+        }
+    })
+    .await?;
+    let url = cluster.hub_url();
+    let sikka = cluster.tls_of("sikka");
+    let ranged = |min: u32, max: u32| SyncMessage {
+        body: Some(Body::Hello(Hello {
+            node_id: "sikka".into(),
+            protocol: min,
+            protocol_min: min,
+            protocol_max: max,
+            ..Hello::default()
+        })),
+    };
+
+    let mut raw = RawSession::open_with(&url, sikka.client()?, ranged(2, 2)).await?;
+    let end = raw.end().await?;
+    ensure!(
+        ended_with(&end, Code::FailedPrecondition),
+        "protocol 2 only: ended with {end:?}"
+    );
+    let message = end.map(|s| s.message().to_string()).unwrap_or_default();
+    ensure!(
+        message.contains("sikka speaks protocol 2") && message.contains("kupang speaks protocol 1"),
+        "the refusal does not name both ranges: {message}"
+    );
+    let state = peer_info(&mut hub_admin, "sikka").await?;
+    ensure!(
+        state
+            .last_error
+            .contains("no sync protocol version in common"),
+        "the hub's peer state: {:?}",
+        state.last_error
+    );
+
+    for (case, first) in [("1..=2", ranged(1, 2)), ("old-style 1", hello("sikka"))] {
+        let mut raw = RawSession::open_with(&url, sikka.client()?, first).await?;
+        match raw.next().await.with_context(|| case.to_string())? {
+            Body::Hello(h) => ensure!(
+                (h.protocol, h.protocol_min, h.protocol_max) == (1, 1, 1) && h.sent_at_unix_ms > 0,
+                "{case}: the hub said {h:?}"
+            ),
+            other => anyhow::bail!("{case}: the hub began with {other:?}"),
+        }
+        let state = peer_info(&mut hub_admin, "sikka").await?;
+        ensure!(state.protocol == 1, "{case}: speaks {}", state.protocol);
+    }
     Ok(())
 }

@@ -321,6 +321,7 @@ impl NodeConfig {
             ledger: LedgerOptions {
                 period,
                 restore: false,
+                accept_clock: false,
             },
             identity: Identity { node, hub },
             role,

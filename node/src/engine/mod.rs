@@ -6,6 +6,7 @@
 //! staged when a rule refuses the write.
 
 mod catalog_edit;
+mod clock;
 mod error;
 mod escrow;
 mod exchange;
@@ -33,6 +34,7 @@ use crate::domain::period::PeriodLength;
 use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
+pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;
@@ -78,6 +80,9 @@ pub struct LedgerOptions {
     /// The store is empty because the outlet lost its disk: take this outlet's ledger
     /// back from the hub before recording any movement.
     pub restore: bool,
+    /// The operator vouches for the clock (`mart-node run --accept-clock`): a new
+    /// period opens wherever the clock says, however far ahead of the evidence.
+    pub accept_clock: bool,
 }
 
 /// Every document the node holds, behind one lock.
@@ -144,6 +149,8 @@ pub struct Engine {
     commits: GroupCommit,
     next_generated_id: AtomicU64,
     started_at_ms: i64,
+    /// Whether the clock may open a new ledger period.
+    clock: clock::ClockGuard,
     /// Counts durable local writes; sync sessions watch it to push soon after one.
     local_writes: watch::Sender<u64>,
 }
@@ -272,9 +279,11 @@ impl Engine {
                 now_ms(),
             )?;
         }
+        let clock = clock::ClockGuard::new(store.clock_evidence()?, ledger_options.accept_clock);
         backend.flush()?;
 
         Ok(Engine {
+            clock,
             commits: GroupCommit::start(backend.clone()),
             identity,
             ledger_options,

@@ -57,6 +57,8 @@ pub struct NodeStatus {
     pub flushes: u64,
     /// The open period of this outlet's ledger; `None` while it is restored.
     pub open_period: Option<PeriodId>,
+    /// The clock guard holds a new period back (the clock is far ahead).
+    pub clock_warning: Option<String>,
 }
 
 /// One document as operators see it.
@@ -548,6 +550,7 @@ impl Engine {
                 .and_then(|id| Some(id.ledger_period()?.1)),
             durable_writes: stats.writes.load(Ordering::Relaxed),
             flushes: stats.flushes.load(Ordering::Relaxed),
+            clock_warning: self.clock.warning().map(|w| w.to_string()),
         }
     }
 

@@ -31,6 +31,11 @@ enum Command {
         /// movements only once it is back
         #[arg(long)]
         restore: bool,
+        /// The clock is right, however far ahead it is of the newest time this node
+        /// has evidence for (its open ledger period, the hub's clock): let it open a
+        /// new ledger period. For this run only
+        #[arg(long)]
+        accept_clock: bool,
     },
     /// Check a config file and exit 0 if it is valid.
     CheckConfig { file: PathBuf },
@@ -84,13 +89,18 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Demo { dir, offline_sales }) => return run_demo(&dir, offline_sales),
-        Some(Command::Run { config, restore }) => {
+        Some(Command::Run {
+            config,
+            restore,
+            accept_clock,
+        }) => {
             let loaded = match config {
                 Some(file) => NodeConfig::load(&file),
                 None => Ok(NodeConfig::embedded_default()),
             };
             loaded.map(|mut config| {
                 config.ledger.restore = restore;
+                config.ledger.accept_clock = accept_clock;
                 config
             })
         }
