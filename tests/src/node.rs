@@ -207,6 +207,18 @@ impl NodeProcess {
         &self.spec
     }
 
+    /// Points a district at another hub URL from its next (re)start on: the spec and
+    /// the config file are rewritten, a running node keeps the URL it started with.
+    pub fn set_hub_url(&mut self, hub_url: &str) -> Result<()> {
+        let sync = self
+            .spec
+            .sync
+            .as_mut()
+            .context("set_hub_url: the node has no [sync] section")?;
+        sync.hub_url = hub_url.into();
+        std::fs::write(self.config_path(), self.config_text()).context("rewrite the node config")
+    }
+
     pub fn id(&self) -> &str {
         &self.spec.id
     }
