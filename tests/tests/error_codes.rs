@@ -11,8 +11,8 @@ use std::fmt::Debug;
 use anyhow::{ensure, Context, Result};
 use mart_proto::tonic::{Code, Response, Status};
 use mart_proto::v1::{
-    AddProducerRequest, AddProductRequest, AllocateBudgetRequest, Certification, Producer,
-    Product, SaleRequest, StatusRequest, TransferInRequest, TransferOutRequest,
+    AddProducerRequest, AddProductRequest, AllocateBudgetRequest, Certification, Producer, Product,
+    SaleRequest, StatusRequest, TransferInRequest, TransferOutRequest,
 };
 use mart_tests::clock::{now_ms, wita_year};
 use mart_tests::ops::{on_hand, receipt, receive, sale, StoreState};
@@ -561,7 +561,10 @@ async fn invalid_argument_for_transfers_and_budgets_to_outlets_nobody_knows() ->
         from_outlet: from.into(),
     };
     let before = fx.state().await?;
-    let refused = fx.mart.record_transfer_out(transfer_out("out-evil", "evil")).await;
+    let refused = fx
+        .mart
+        .record_transfer_out(transfer_out("out-evil", "evil"))
+        .await;
     fx.refused(
         "a transfer to an unknown outlet",
         refused,
@@ -572,7 +575,10 @@ async fn invalid_argument_for_transfers_and_budgets_to_outlets_nobody_knows() ->
     )
     .await?;
     let before = fx.state().await?;
-    let refused = fx.mart.record_transfer_in(transfer_in("in-evil", "evil")).await;
+    let refused = fx
+        .mart
+        .record_transfer_in(transfer_in("in-evil", "evil"))
+        .await;
     fx.refused(
         "a transfer from an unknown outlet",
         refused,
@@ -600,7 +606,10 @@ async fn invalid_argument_for_transfers_and_budgets_to_outlets_nobody_knows() ->
         year,
         amount_rupiah: 50_000_000,
     };
-    for (case, district) in [("an unknown district", "evil"), ("the hub itself", "kupang")] {
+    for (case, district) in [
+        ("an unknown district", "evil"),
+        ("the hub itself", "kupang"),
+    ] {
         let before = StoreState::read(&mut hub_admin).await?;
         let refused = hub_service.allocate_budget(allocate(district)).await;
         match refused {

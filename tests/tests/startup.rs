@@ -396,8 +396,7 @@ async fn a_key_others_may_read_stops_start_up_check_config_and_martctl() -> Resu
     let out = status(&operator)?;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     ensure!(
-        !out.status.success()
-            && stderr.contains(&format!("chmod 600 {}", operator.key.display())),
+        !out.status.success() && stderr.contains(&format!("chmod 600 {}", operator.key.display())),
         "martctl with an operator key of mode 644 ({}): {stderr}",
         out.status
     );

@@ -806,8 +806,11 @@ async fn a_certificate_with_a_nodes_id_but_another_role_has_none_of_its_rights()
     ensure!(StoreState::read(&mut ttu_admin).await? == ttu_before);
 
     // Each node's own certificate keeps its rights.
-    let own = connect_tls(&ttu_url, cluster.pki().issue("ttu", Role::District, &[])?.client()?)
-        .await?;
+    let own = connect_tls(
+        &ttu_url,
+        cluster.pki().issue("ttu", Role::District, &[])?.client()?,
+    )
+    .await?;
     AdminServiceClient::new(own)
         .status(StatusRequest {})
         .await
@@ -863,7 +866,13 @@ async fn the_hub_refuses_a_district_it_does_not_know_and_keeps_nothing_of_it() -
         ensure!(docs == before, "{when}: the hub's documents changed");
     }
     // ttu, which the hub knows, still syncs.
-    receive(&mut cluster.mart("ttu").await?, "rcv-after-evil", "TTU-MKP-060", 2).await?;
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-after-evil",
+        "TTU-MKP-060",
+        2,
+    )
+    .await?;
     converged(&cluster).await?;
     Ok(())
 }

@@ -453,6 +453,17 @@ impl Engine {
         let district = NodeId::parse(district.trim()).map_err(|_| {
             DomainError::invalid("district", format!("not a node id: {district:?}"))
         })?;
+        if !self.known_districts().contains(&district) {
+            return Err(DomainError::invalid(
+                "district",
+                format!(
+                    "{district} is not one of the {} districts this hub knows ([hub] districts); \
+                     the hub itself has no budget",
+                    self.known_districts().len()
+                ),
+            )
+            .into());
+        }
         if !(2000..=9999).contains(&year) {
             return Err(
                 DomainError::invalid("year", format!("must be 2000-9999, got {year}")).into(),

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => {
             let checked = NodeConfig::load(&file)
                 .map_err(|e| e.to_string())
-                .and_then(|config| match mart_node::server::tls::load(&config) {
+                .and_then(|config| match mart_node::server::check(&config) {
                     Ok(_) => Ok(config),
                     Err(e) => Err(format!("config {}: {e}", file.display())),
                 });
