@@ -149,7 +149,7 @@ async fn a_district_syncs_only_with_the_hub_its_config_names() -> Result<()> {
         async move {
             let at_hub = document_heads(&mut hub).await?;
             let at_ttu = document_heads(&mut ttu).await?;
-            Ok(at_hub.get(&ledger).is_some() && at_hub.get(&ledger) == at_ttu.get(&ledger))
+            Ok(at_hub.contains_key(&ledger) && at_hub.get(&ledger) == at_ttu.get(&ledger))
         }
     })
     .await?;
