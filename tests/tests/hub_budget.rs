@@ -312,8 +312,9 @@ async fn receipts_beyond_the_budget_need_a_reason_and_the_hub_sees_them() -> Res
     );
 
     // Districts may not use the hub's service, neither at their own node nor at the
-    // hub with their certificate; nothing changes at the hub.
-    cluster.wait_in_step(&[TTU], CONVERGE).await?;
+    // hub with their certificate; nothing changes at the hub. Both districts in step
+    // first: sikka's receipt above must not reach the hub in the middle of the check.
+    cluster.wait_in_step(&[TTU, SIKKA], CONVERGE).await?;
     let hub_admin = &mut cluster.admin(HUB).await?;
     let hub_before = StoreState::read(hub_admin).await?;
     let budget_before = budget_of(&mut hub, TTU).await?;
