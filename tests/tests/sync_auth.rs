@@ -876,3 +876,47 @@ async fn the_hub_refuses_a_district_it_does_not_know_and_keeps_nothing_of_it() -
     converged(&cluster).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_knows_exactly_the_districts_its_config_lists() -> Result<()> {
+    let pki = Pki::init()?;
+    let hub = NodeProcess::start(
+        NodeSpec::hub("kupang")
+            .with_grpc_listen(free_local_addr()?)
+            .with_tls(pki.issue("kupang", Role::Hub, &["localhost"])?)
+            .with_districts(&["ttu", "evil"]),
+    )
+    .await?;
+    let url = format!(
+        "https://localhost:{}",
+        hub.grpc_addr().context("the hub serves TCP")?.port()
+    );
+    // A district outside the province's 22, listed: welcome.
+    let evil = pki.issue("evil", Role::District, &[])?;
+    match first_message(&url, evil.client()?, "evil").await? {
+        Body::Hello(h) => ensure!(h.node_id == "kupang", "{h:?}"),
+        other => bail!("evil's session began with {other:?}"),
+    }
+    // One of the 22, not listed: refused.
+    let sikka = pki.issue("sikka", Role::District, &[])?;
+    match RawSession::open(&url, sikka.client()?, "sikka").await {
+        Ok(_) => bail!("the hub opened a session for sikka, which its config does not list"),
+        Err(e) => ensure!(
+            e.downcast_ref::<Status>()
+                .is_some_and(|s| s.code() == Code::PermissionDenied),
+            "sikka was refused with the wrong error: {e:#}"
+        ),
+    }
+    let listed = hub
+        .admin()
+        .await?
+        .list_peers(ListPeersRequest {
+            peer_id: "sikka".into(),
+        })
+        .await;
+    ensure!(
+        matches!(&listed, Err(s) if s.code() == Code::NotFound),
+        "the hub lists sikka: {listed:?}"
+    );
+    Ok(())
+}
