@@ -447,5 +447,13 @@ async fn a_file_at_the_admin_socket_path_is_never_deleted() -> Result<()> {
     );
     node.launch()?;
     node.wait_ready().await?;
+    // The live socket of the running node: fine, and check-config says so.
+    let out = check_config(&node.config_path(), node.dir())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(
+        out.status.success() && stdout.contains("a node is running"),
+        "check-config next to a running node ({}): {stdout}",
+        out.status
+    );
     Ok(())
 }
