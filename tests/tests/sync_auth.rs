@@ -11,7 +11,11 @@
 //!   nothing is stored; garbage bundle bytes get INVALID_ARGUMENT; in the same
 //!   session a legitimate change of its own ledger is applied and acknowledged;
 //! - an oversize message ends that stream with an error while another district
-//!   keeps syncing.
+//!   keeps syncing;
+//! - a certificate with a node's id but another role (`nttmart://district/kupang` at
+//!   the hub, `nttmart://hub/ttu` at ttu) has none of the node's rights;
+//! - the hub opens sessions only for the districts of `[hub] districts` (default the
+//!   province's 22) and keeps nothing of any other, not even a peer book entry.
 
 use std::time::Duration;
 
