@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::domain::actor::actor_for;
 use crate::domain::catalog::{self, Catalog};
+use crate::domain::districts::KnownDistricts;
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger::Ledger;
 use crate::domain::period::PeriodLength;
@@ -141,6 +142,8 @@ impl Documents {
 /// The local node.
 pub struct Engine {
     identity: Identity,
+    /// The districts this node accepts as outlets (and, at the hub, as sync peers).
+    districts: KnownDistricts,
     ledger_options: LedgerOptions,
     incarnation: u32,
     actor: ActorId,
@@ -286,6 +289,7 @@ impl Engine {
             clock,
             commits: GroupCommit::start(backend.clone()),
             identity,
+            districts: KnownDistricts::default(),
             ledger_options,
             incarnation,
             actor,
@@ -299,6 +303,16 @@ impl Engine {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Accepts `districts` (the hub's `[hub] districts`) instead of the province's 22.
+    pub fn with_known_districts(mut self, districts: KnownDistricts) -> Self {
+        self.districts = districts;
+        self
+    }
+
+    pub fn known_districts(&self) -> &KnownDistricts {
+        &self.districts
     }
 
     fn docs(&self) -> MutexGuard<'_, Documents> {

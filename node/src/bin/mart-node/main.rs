@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mart_node::config::{NodeConfig, TlsMode};
-use mart_node::server::{self, Listeners};
+use mart_node::server::{self, AdminSocketPath, Listeners};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -58,12 +58,12 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => {
             let checked = NodeConfig::load(&file)
                 .map_err(|e| e.to_string())
-                .and_then(|config| match mart_node::server::tls::load(&config) {
-                    Ok(_) => Ok(config),
+                .and_then(|config| match mart_node::server::check(&config) {
+                    Ok(socket) => Ok((config, socket)),
                     Err(e) => Err(format!("config {}: {e}", file.display())),
                 });
             return match checked {
-                Ok(config) => {
+                Ok((config, socket)) => {
                     let role = if config.identity.is_hub() {
                         "hub"
                     } else {
@@ -74,8 +74,12 @@ fn main() -> ExitCode {
                         Some(TlsMode::Insecure) => "INSECURE plaintext",
                         None => "admin socket only",
                     };
+                    let running = match socket {
+                        AdminSocketPath::InUse => ", a node is running on its admin socket",
+                        AdminSocketPath::Free | AdminSocketPath::Stale => "",
+                    };
                     println!(
-                        "{}: ok ({role} {}, data in {}, {tls})",
+                        "{}: ok ({role} {}, data in {}, {tls}{running})",
                         file.display(),
                         config.identity.node,
                         config.data_dir.display()
