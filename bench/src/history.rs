@@ -84,6 +84,8 @@ impl Layout {
         LedgerOptions {
             period: self.length(),
             restore: false,
+            // The benchmark's clock runs through years of simulated history.
+            accept_clock: true,
         }
     }
 }

@@ -28,6 +28,8 @@ struct StatusView {
     flushes: u64,
     open_period: String,
     restoring: bool,
+    /// Empty unless the clock is too far ahead to open a new period.
+    clock_warning: String,
 }
 
 pub async fn status(node: &Node, format: Format) -> Result<()> {
@@ -49,6 +51,7 @@ pub async fn status(node: &Node, format: Format) -> Result<()> {
         flushes: s.flushes,
         open_period: s.open_period,
         restoring: s.restoring,
+        clock_warning: s.clock_warning,
     };
     if format == Format::Json {
         return print_json(&view);
@@ -77,6 +80,14 @@ pub async fn status(node: &Node, format: Format) -> Result<()> {
             ("skus in stock", view.skus_in_stock.to_string()),
             ("durable writes", view.durable_writes.to_string()),
             ("flushes", view.flushes.to_string()),
+            (
+                "clock",
+                if view.clock_warning.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("WARNING: {}", view.clock_warning)
+                },
+            ),
         ])
     );
     Ok(())

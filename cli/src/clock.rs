@@ -46,6 +46,21 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
     format!("in {}", coarse(diff.unsigned_abs() / 1000))
 }
 
+/// A peer's clock offset as operators read it: `+3s`, `-2h 5m`, `+26d 3h CLOCK
+/// WRONG` (beyond the node's threshold), or `-` when never seen.
+pub fn clock_offset(offset_ms: i64, seen_unix_ms: i64, wrong: bool) -> String {
+    if seen_unix_ms <= 0 {
+        return "-".to_string();
+    }
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let text = format!("{sign}{}", coarse(offset_ms.unsigned_abs() / 1000));
+    if wrong {
+        format!("{text} CLOCK WRONG")
+    } else {
+        text
+    }
+}
+
 fn coarse(secs: u64) -> String {
     let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
     if d > 0 {
@@ -145,6 +160,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shows_a_clock_offset_with_its_sign_and_the_warning() {
+        assert_eq!(clock_offset(0, 0, false), "-");
+        assert_eq!(clock_offset(2_400, 1, false), "+2s");
+        assert_eq!(clock_offset(-7_500_000, 1, true), "-2h 5m CLOCK WRONG");
+        assert_eq!(
+            clock_offset(i64::MIN, 1, true),
+            "-106751991167d 7h CLOCK WRONG"
+        );
+    }
 
     #[test]
     fn shows_wita_time() {

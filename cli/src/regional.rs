@@ -9,7 +9,7 @@ use mart_proto::v1::{
 };
 use serde::Serialize;
 
-use crate::clock::{ago, now_unix_ms, wita};
+use crate::clock::{ago, clock_offset, now_unix_ms, wita};
 use crate::output::{print_json, rupiah, Format, Table};
 use crate::rpc::Node;
 
@@ -98,6 +98,7 @@ pub async fn regional(
             as_of_unix_ms: r.as_of_unix_ms,
             last_sync_unix_ms: r.last_sync_unix_ms,
             stale: r.stale,
+            ..Freshness::default()
         };
         table.row(vec![
             r.sku.clone(),
@@ -121,6 +122,10 @@ struct SummaryView {
     as_of_unix_ms: i64,
     last_sync_unix_ms: i64,
     stale: bool,
+    /// The district's clock minus the hub's (ms), when seen (0: never), beyond 5 min.
+    clock_offset_ms: i64,
+    clock_seen_unix_ms: i64,
+    clock_wrong: bool,
 }
 
 pub async fn districts(node: &Node, format: Format) -> Result<()> {
@@ -133,6 +138,7 @@ pub async fn districts(node: &Node, format: Format) -> Result<()> {
         "VALUE",
         "FIGURES AS OF",
         "LAST SYNC",
+        "CLOCK",
     ])
     .right_align(&[1, 2, 3]);
     let mut views = Vec::new();
@@ -145,6 +151,7 @@ pub async fn districts(node: &Node, format: Format) -> Result<()> {
             rupiah(d.value_rupiah),
             age(&f),
             wita(f.last_sync_unix_ms),
+            clock_offset(f.clock_offset_ms, f.clock_seen_unix_ms, f.clock_wrong),
         ]);
         views.push(SummaryView {
             district: d.district,
@@ -154,6 +161,9 @@ pub async fn districts(node: &Node, format: Format) -> Result<()> {
             as_of_unix_ms: f.as_of_unix_ms,
             last_sync_unix_ms: f.last_sync_unix_ms,
             stale: f.stale,
+            clock_offset_ms: f.clock_offset_ms,
+            clock_seen_unix_ms: f.clock_seen_unix_ms,
+            clock_wrong: f.clock_wrong,
         });
     }
     if format == Format::Json {

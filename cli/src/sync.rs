@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use mart_proto::v1::{DocumentSync, ListPeersRequest, PeerInfo, SyncNowRequest};
 use serde::Serialize;
 
-use crate::clock::{ago, now_unix_ms, wita};
+use crate::clock::{ago, clock_offset, now_unix_ms, wita};
 use crate::output::{bytes, duration, fields, print_json, Format, Table};
 use crate::rpc::Node;
 
@@ -102,6 +102,12 @@ struct PeerView {
     refusals: u64,
     /// Connected, and every document in sync.
     in_sync: bool,
+    /// Sync protocol version of the session; 0 if none since the node started.
+    protocol: u32,
+    /// The peer's clock minus this node's (ms), when seen (0: never), beyond 5 min.
+    clock_offset_ms: i64,
+    clock_seen_unix_ms: i64,
+    clock_wrong: bool,
     documents: Vec<DocView>,
 }
 
@@ -131,6 +137,10 @@ impl From<PeerInfo> for PeerView {
             changes_received: p.changes_received,
             bytes_received: p.bytes_received,
             refusals: p.refusals,
+            protocol: p.protocol,
+            clock_offset_ms: p.clock_offset_ms,
+            clock_seen_unix_ms: p.clock_seen_unix_ms,
+            clock_wrong: p.clock_wrong,
         }
     }
 }
@@ -168,6 +178,7 @@ pub async fn peers(node: &Node, format: Format) -> Result<()> {
         "DOCS IN SYNC",
         "PENDING",
         "LAG",
+        "CLOCK",
         "LAST ERROR",
     ])
     .right_align(&[3, 4, 5]);
@@ -184,6 +195,7 @@ pub async fn peers(node: &Node, format: Format) -> Result<()> {
                 .sum::<u64>()
                 .to_string(),
             lag(p.documents.iter().map(|d| d.lag_ms).max().unwrap_or(-1)),
+            clock_offset(p.clock_offset_ms, p.clock_seen_unix_ms, p.clock_wrong),
             truncate(&p.last_error, ERROR_COLUMN_CHARS),
         ]);
     }
@@ -227,6 +239,17 @@ async fn status(node: &Node, only: Option<String>, format: Format) -> Result<()>
                 ("sent", moved(p.changes_sent, p.bytes_sent)),
                 ("received", moved(p.changes_received, p.bytes_received)),
                 ("refusals", p.refusals.to_string()),
+                (
+                    "protocol",
+                    match p.protocol {
+                        0 => "-".to_string(),
+                        v => v.to_string(),
+                    },
+                ),
+                (
+                    "clock offset",
+                    clock_offset(p.clock_offset_ms, p.clock_seen_unix_ms, p.clock_wrong),
+                ),
             ])
         );
         println!();

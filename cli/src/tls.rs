@@ -2,6 +2,7 @@
 //! whether the `--node` address needs them, and the client TLS settings built from them.
 //!
 //! It must never connect to an `https://` node without presenting a certificate, never
+//! use a private key others may read (it refuses, saying `chmod 600`), never
 //! trust any root but the given CA, and never accept TLS files for a node it would
 //! reach without TLS (the operator would believe the link is encrypted).
 
@@ -92,6 +93,7 @@ impl ClientFiles {
         let cert = read(&self.cert, "--cert", "certificate")?;
         check_certificates(&cert).with_context(|| format!("--cert {}", self.cert.display()))?;
         let key = read(&self.key, "--key", "private key")?;
+        mart_pki::files::check_private(&self.key).map_err(|e| anyhow!("--key: {e}"))?;
         check_key(&key).with_context(|| format!("--key {}", self.key.display()))?;
         Ok(ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(ca))

@@ -104,6 +104,7 @@ pub fn load(dir: &Path) -> Result<Ca> {
         .with_context(|| format!("cannot read {} ({hint})", cert_path.display()))?;
     let key_pem = std::fs::read_to_string(&key_path)
         .with_context(|| format!("cannot read {} ({hint})", key_path.display()))?;
+    crate::files::check_private(&key_path).map_err(|e| anyhow!(e))?;
     let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
         .map_err(|e| anyhow!("{} holds no PEM certificate: {e}", cert_path.display()))?;
     let key = KeyPair::from_pem(&key_pem)

@@ -3,11 +3,12 @@
 //!
 //! It must never overwrite a file and never chmod after the fact: every file is
 //! created with `O_CREAT | O_EXCL` and its final mode, so a private key is never, even
-//! for an instant, readable by anyone but its owner.
+//! for an instant, readable by anyone but its owner. [`check_private`] is the one
+//! check, used by every program that loads a key, that a key file stayed that way.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +26,24 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+/// Checks that the private key file at `path` grants nothing to its group or to
+/// others (mode 0600 or 0400); the error says how to fix it.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the private key {path} may be read by others (mode {mode:03o}); a key must be \
+             readable by its owner only: chmod 600 {path}",
+            path = path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// A file to create: where, what and with which mode.
@@ -110,6 +129,30 @@ mod tests {
             contents: text.as_bytes().to_vec(),
             mode,
         }
+    }
+
+    #[test]
+    fn only_keys_their_owner_alone_may_read_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "k").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o700, true),
+            (0o640, false),
+            (0o604, false),
+            (0o644, false),
+            (0o666, false),
+        ] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+            let checked = check_private(&key);
+            assert_eq!(checked.is_ok(), ok, "{mode:o}: {checked:?}");
+            if let Err(e) = checked {
+                assert!(e.contains(&format!("chmod 600 {}", key.display())), "{e}");
+            }
+        }
+        assert!(check_private(&dir.path().join("missing.pem")).is_err());
     }
 
     #[test]

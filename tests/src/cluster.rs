@@ -388,6 +388,11 @@ impl TestCluster {
         self.node_mut(id).set_clock_offset_ms(ms);
     }
 
+    /// See [`NodeProcess::set_accept_clock`].
+    pub fn set_accept_clock(&mut self, id: &str, accept: bool) {
+        self.node_mut(id).set_accept_clock(accept);
+    }
+
     /// A district that lost its disk: kills it with SIGKILL, deletes its data dir,
     /// starts it with `mart-node run --restore` and waits until it answers Status,
     /// without waiting for the restore to end (movements are refused with

@@ -48,8 +48,10 @@ pub struct NodeSpec {
     pub tls: Option<TlsFiles>,
     /// `[sync]` of a district: the hub's URL and the re-announce period.
     pub sync: Option<SyncSpec>,
-    /// `[hub] stale_after_secs` of a hub; `None` leaves the section out (24 hours).
+    /// `[hub] stale_after_secs` of a hub; `None` leaves it out (24 hours).
     pub stale_after_secs: Option<u64>,
+    /// `[hub] districts` of a hub; `None` leaves it out (the province's 22).
+    pub districts: Option<Vec<String>>,
 }
 
 /// The `[sync]` section of a district.
@@ -70,6 +72,7 @@ impl NodeSpec {
             tls: None,
             sync: None,
             stale_after_secs: None,
+            districts: None,
         }
     }
 
@@ -82,6 +85,7 @@ impl NodeSpec {
             tls: None,
             sync: None,
             stale_after_secs: None,
+            districts: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl NodeSpec {
     /// last sync are both older than `secs`.
     pub fn with_stale_after_secs(mut self, secs: u64) -> Self {
         self.stale_after_secs = Some(secs);
+        self
+    }
+
+    /// A hub that knows only these districts.
+    pub fn with_districts(mut self, districts: &[&str]) -> Self {
+        self.districts = Some(districts.iter().map(|d| d.to_string()).collect());
         self
     }
 
@@ -133,6 +143,8 @@ pub struct NodeProcess {
     clock_offset_ms: Option<i64>,
     /// The next launch is `mart-node run --restore` (once).
     restore_next: bool,
+    /// Every launch is `mart-node run --accept-clock`.
+    accept_clock: bool,
 }
 
 impl NodeProcess {
@@ -149,6 +161,7 @@ impl NodeProcess {
             runs: 0,
             clock_offset_ms: None,
             restore_next: false,
+            accept_clock: false,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -197,14 +210,32 @@ impl NodeProcess {
                 sync.hub_url, sync.resync_secs
             ));
         }
+        if self.spec.stale_after_secs.is_some() || self.spec.districts.is_some() {
+            text.push_str("\n[hub]\n");
+        }
         if let Some(secs) = self.spec.stale_after_secs {
-            text.push_str(&format!("\n[hub]\nstale_after_secs = {secs}\n"));
+            text.push_str(&format!("stale_after_secs = {secs}\n"));
+        }
+        if let Some(districts) = &self.spec.districts {
+            text.push_str(&format!("districts = {districts:?}\n"));
         }
         text
     }
 
     pub fn spec(&self) -> &NodeSpec {
         &self.spec
+    }
+
+    /// Points a district at another hub URL from its next (re)start on: the spec and
+    /// the config file are rewritten, a running node keeps the URL it started with.
+    pub fn set_hub_url(&mut self, hub_url: &str) -> Result<()> {
+        let sync = self
+            .spec
+            .sync
+            .as_mut()
+            .context("set_hub_url: the node has no [sync] section")?;
+        sync.hub_url = hub_url.into();
+        std::fs::write(self.config_path(), self.config_text()).context("rewrite the node config")
     }
 
     pub fn id(&self) -> &str {
@@ -259,6 +290,13 @@ impl NodeProcess {
         self.clock_offset_ms
     }
 
+    /// From the next (re)start on, launches `mart-node run --accept-clock` (or not):
+    /// the node's clock opens ledger periods however far ahead of the hub's it is,
+    /// as in tests that move it months ahead.
+    pub fn set_accept_clock(&mut self, accept: bool) {
+        self.accept_clock = accept;
+    }
+
     /// Makes the next launch `mart-node run --config ... --restore` (a district that
     /// lost its disk takes its ledger back from the hub); the launches after it are
     /// plain again. The data dir must be empty by then: the node refuses to restore
@@ -280,6 +318,9 @@ impl NodeProcess {
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
+        }
+        if self.accept_clock {
+            command.arg("--accept-clock");
         }
         match self.clock_offset_ms {
             Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),

@@ -198,8 +198,10 @@ async fn a_district_restored_after_a_month_turned_gets_its_open_period_only() ->
 
     // TTU's clock moves to the 10th of next month, 10:00 WITA; its first write there
     // seals the first period and opens the next.
+    // The hub's clock stays on today: the operator vouches for TTU's (`--accept-clock`).
     let (year, month) = wita_month_after(now_ms(), 1);
     cluster.set_clock_offset_ms(TTU, wita_ms(year, month, 10, 10) - now_ms());
+    cluster.set_accept_clock(TTU, true);
     cluster.restart(TTU).await?;
     let mut ttu = cluster.mart(TTU).await?;
     sell(&mut ttu, "sale-2", SKU, 1).await?;

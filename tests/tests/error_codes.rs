@@ -11,11 +11,12 @@ use std::fmt::Debug;
 use anyhow::{ensure, Context, Result};
 use mart_proto::tonic::{Code, Response, Status};
 use mart_proto::v1::{
-    AddProducerRequest, AddProductRequest, Certification, Producer, Product, SaleRequest,
-    StatusRequest,
+    AddProducerRequest, AddProductRequest, AllocateBudgetRequest, Certification, Producer, Product,
+    SaleRequest, StatusRequest, TransferInRequest, TransferOutRequest,
 };
+use mart_tests::clock::{now_ms, wita_year};
 use mart_tests::ops::{on_hand, receipt, receive, sale, StoreState};
-use mart_tests::{AdminClient, MartClient, NodeProcess};
+use mart_tests::{AdminClient, MartClient, NodeProcess, NodeSpec};
 
 /// The SKU every fixture holds stock of.
 const SKU: &str = "TTU-MKP-060";
@@ -539,5 +540,95 @@ async fn resource_exhausted_for_a_request_over_64_kib() -> Result<()> {
         "re-producer",
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_argument_for_transfers_and_budgets_to_outlets_nobody_knows() -> Result<()> {
+    let mut fx = Fixture::start().await?;
+    let transfer_out = |request_id: &str, to: &str| TransferOutRequest {
+        request_id: request_id.into(),
+        transfer_id: format!("tr-{request_id}"),
+        sku: SKU.into(),
+        quantity: 1,
+        to_outlet: to.into(),
+    };
+    let transfer_in = |request_id: &str, from: &str| TransferInRequest {
+        request_id: request_id.into(),
+        transfer_id: format!("tr-{request_id}"),
+        sku: SKU.into(),
+        quantity: 1,
+        from_outlet: from.into(),
+    };
+    let before = fx.state().await?;
+    let refused = fx
+        .mart
+        .record_transfer_out(transfer_out("out-evil", "evil"))
+        .await;
+    fx.refused(
+        "a transfer to an unknown outlet",
+        refused,
+        Code::InvalidArgument,
+        "to_outlet",
+        before,
+        "sale-after-out-evil",
+    )
+    .await?;
+    let before = fx.state().await?;
+    let refused = fx
+        .mart
+        .record_transfer_in(transfer_in("in-evil", "evil"))
+        .await;
+    fx.refused(
+        "a transfer from an unknown outlet",
+        refused,
+        Code::InvalidArgument,
+        "from_outlet",
+        before,
+        "sale-after-in-evil",
+    )
+    .await?;
+    // Known outlets: another district and the hub.
+    for (id, to) in [("out-sikka", "sikka"), ("out-hub", "kupang")] {
+        fx.mart
+            .record_transfer_out(transfer_out(id, to))
+            .await
+            .with_context(|| format!("a transfer to {to}"))?;
+    }
+
+    // At the hub: budgets only for the districts it knows, never for itself.
+    let hub = NodeProcess::start(NodeSpec::hub("kupang")).await?;
+    let mut hub_service = hub.hub_service().await?;
+    let mut hub_admin = hub.admin().await?;
+    let year = wita_year(now_ms());
+    let allocate = |district: &str| AllocateBudgetRequest {
+        district: district.into(),
+        year,
+        amount_rupiah: 50_000_000,
+    };
+    for (case, district) in [
+        ("an unknown district", "evil"),
+        ("the hub itself", "kupang"),
+    ] {
+        let before = StoreState::read(&mut hub_admin).await?;
+        let refused = hub_service.allocate_budget(allocate(district)).await;
+        match refused {
+            Ok(line) => anyhow::bail!("a budget for {case} was accepted: {line:?}"),
+            Err(status) => ensure!(
+                status.code() == Code::InvalidArgument && status.message().contains("district"),
+                "a budget for {case}: {:?} {}",
+                status.code(),
+                status.message()
+            ),
+        }
+        ensure!(
+            StoreState::read(&mut hub_admin).await? == before,
+            "a budget for {case} was stored"
+        );
+    }
+    hub_service
+        .allocate_budget(allocate("ttu"))
+        .await
+        .context("a budget for ttu")?;
     Ok(())
 }

@@ -106,6 +106,8 @@ async fn fourteen_months_carry_balances_across_every_boundary() -> Result<()> {
         .district(SIKKA)
         .start()
         .await?;
+    // TTU's clock runs months ahead of the hub's: the operator vouches for it.
+    cluster.set_accept_clock(TTU, true);
     let mut model = Model::default();
     let first = open_period(&cluster, TTU).await?;
     for sku in SKUS {

@@ -1,16 +1,22 @@
 //! Start-up and shutdown of a real `mart-node`: a graceful stop loses nothing that
 //! was acknowledged, a corrupt record on disk stops the node with an error naming
 //! it (it must never be skipped or served), and `check-config` accepts every shipped
-//! config and names the field of a bad one.
+//! config and names the field of a bad one. A private key others may read stops the
+//! node, `check-config` and `martctl`; a file at the admin socket path that is not a
+//! stale socket is never deleted.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use mart_proto::v1::{AddProductRequest, GetProductRequest, Product};
+use mart_tests::cluster::free_local_addr;
+use mart_tests::node::EXIT_TIMEOUT;
 use mart_tests::ops::{movements, on_hand, open_ledger, receive, sale, StoreState};
-use mart_tests::{mart_node_bin, martctl_bin, NodeProcess};
+use mart_tests::pki::{Pki, Role};
+use mart_tests::{mart_node_bin, martctl_bin, NodeProcess, NodeSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_zero_and_a_restart_sees_every_acknowledged_write() -> Result<()> {
@@ -327,5 +333,129 @@ fn check_config_refuses_a_bad_config_naming_the_field() -> Result<()> {
             "error for {to:?} does not name {field}: {stderr}"
         );
     }
+    Ok(())
+}
+
+fn chmod(path: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_others_may_read_stops_start_up_check_config_and_martctl() -> Result<()> {
+    let pki = Pki::init()?;
+    let tls = pki.issue("kupang", Role::Hub, &["localhost"])?;
+    let mut node = NodeProcess::new(
+        NodeSpec::hub("kupang")
+            .with_grpc_listen(free_local_addr()?)
+            .with_tls(tls.clone()),
+    )?;
+    let fix = format!("chmod 600 {}", tls.key.display());
+    for mode in [0o644, 0o666, 0o640, 0o604] {
+        chmod(&tls.key, mode)?;
+        let out = check_config(&node.config_path(), node.dir())?;
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        ensure!(
+            !out.status.success() && stderr.contains("tls.key") && stderr.contains(&fix),
+            "check-config with a key of mode {mode:o} ({}): {stderr}",
+            out.status
+        );
+        node.launch()?;
+        let status = node.wait_exit(EXIT_TIMEOUT).await?;
+        let stderr = node.stderr();
+        ensure!(
+            !status.success() && stderr.contains(&fix),
+            "the node with a key of mode {mode:o} exited {status}:\n{stderr}"
+        );
+    }
+    chmod(&tls.key, 0o600)?;
+    let out = check_config(&node.config_path(), node.dir())?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.launch()?;
+    node.wait_ready().await?;
+
+    // martctl refuses an operator key others may read, likewise.
+    let operator = pki.issue("ops-kupang", Role::Operator, &[])?;
+    let addr = node.grpc_addr().context("the hub serves TCP")?;
+    let status = |tls: &mart_tests::pki::TlsFiles| {
+        Command::new(martctl_bin())
+            .env_remove("MARTCTL_NODE")
+            .args(["--node", &format!("https://localhost:{}", addr.port())])
+            .arg("--ca")
+            .arg(&tls.ca)
+            .arg("--cert")
+            .arg(&tls.cert)
+            .arg("--key")
+            .arg(&tls.key)
+            .arg("status")
+            .output()
+    };
+    chmod(&operator.key, 0o644)?;
+    let out = status(&operator)?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(
+        !out.status.success() && stderr.contains(&format!("chmod 600 {}", operator.key.display())),
+        "martctl with an operator key of mode 644 ({}): {stderr}",
+        out.status
+    );
+    chmod(&operator.key, 0o600)?;
+    let out = status(&operator)?;
+    ensure!(
+        out.status.success(),
+        "martctl status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_at_the_admin_socket_path_is_never_deleted() -> Result<()> {
+    let mut node = NodeProcess::new(NodeSpec::default())?;
+    let socket = node.admin_socket();
+    std::fs::create_dir_all(node.data_dir())?;
+    std::fs::write(&socket, "the operator's notes")?;
+    let out = check_config(&node.config_path(), node.dir())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(
+        !out.status.success() && stderr.contains("admin.socket") && stderr.contains("not a socket"),
+        "check-config with a regular file at the admin socket path ({}): {stderr}",
+        out.status
+    );
+    node.launch()?;
+    let status = node.wait_exit(EXIT_TIMEOUT).await?;
+    let stderr = node.stderr();
+    ensure!(
+        !status.success() && stderr.contains("not a socket"),
+        "the node exited {status}:\n{stderr}"
+    );
+    ensure!(
+        std::fs::read_to_string(&socket)? == "the operator's notes",
+        "the file at the admin socket path changed"
+    );
+
+    // A stale socket (its listener gone) is replaced.
+    std::fs::remove_file(&socket)?;
+    drop(std::os::unix::net::UnixListener::bind(&socket)?);
+    ensure!(socket.exists(), "the stale socket file is gone");
+    let out = check_config(&node.config_path(), node.dir())?;
+    ensure!(
+        out.status.success(),
+        "check-config with a stale socket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.launch()?;
+    node.wait_ready().await?;
+    // The live socket of the running node: fine, and check-config says so.
+    let out = check_config(&node.config_path(), node.dir())?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    ensure!(
+        out.status.success() && stdout.contains("a node is running"),
+        "check-config next to a running node ({}): {stdout}",
+        out.status
+    );
     Ok(())
 }

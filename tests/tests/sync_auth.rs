@@ -11,7 +11,11 @@
 //!   nothing is stored; garbage bundle bytes get INVALID_ARGUMENT; in the same
 //!   session a legitimate change of its own ledger is applied and acknowledged;
 //! - an oversize message ends that stream with an error while another district
-//!   keeps syncing.
+//!   keeps syncing;
+//! - a certificate with a node's id but another role (`nttmart://district/kupang` at
+//!   the hub, `nttmart://hub/ttu` at ttu) has none of the node's rights;
+//! - the hub opens sessions only for the districts of `[hub] districts` (default the
+//!   province's 22) and keeps nothing of any other, not even a peer book entry.
 
 use std::time::Duration;
 
@@ -24,16 +28,19 @@ use automerge::{
 use mart_proto::tonic::transport::ClientTlsConfig;
 use mart_proto::tonic::{Code, Status, Streaming};
 use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::hub_service_client::HubServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
 use mart_proto::v1::sync_message::Body;
 use mart_proto::v1::sync_service_client::SyncServiceClient;
 use mart_proto::v1::{
-    Bundle, Have, Hello, ListPeersRequest, Refused, StatusRequest, StockRequest, SyncMessage,
+    AllocateBudgetRequest, Bundle, Have, Hello, ListPeersRequest, Refused, StatusRequest,
+    StockRequest, SyncMessage,
 };
-use mart_tests::cluster::{document_heads, peer_info, Heads};
-use mart_tests::ops::{movements_of, open_ledger, receive, stock_of};
+use mart_tests::clock::{now_ms, wita_year};
+use mart_tests::cluster::{document_heads, free_local_addr, peer_info, Heads};
+use mart_tests::ops::{movements_of, open_ledger, receive, stock_of, StoreState};
 use mart_tests::pki::{Issue, Pki, Role};
-use mart_tests::{connect_tls, wait_until, TestCluster};
+use mart_tests::{connect_tls, wait_until, NodeProcess, NodeSpec, TestCluster};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -48,6 +55,7 @@ fn hello(node: &str) -> SyncMessage {
         body: Some(Body::Hello(Hello {
             node_id: node.into(),
             protocol: 1,
+            ..Hello::default()
         })),
     }
 }
@@ -780,9 +788,10 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
                 body: Some(Body::Hello(Hello {
                     node_id: "sikka".into(),
                     protocol: 2,
+                    ..Hello::default()
                 })),
             },
-            Code::InvalidArgument,
+            Code::FailedPrecondition,
         ),
     ];
     let mut wrong = Vec::new();
@@ -811,5 +820,266 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
     cluster.heal("sikka");
     converged(&cluster).await?;
     ensure!(wrong.is_empty(), "wrong endings: {wrong:#?}");
+    Ok(())
+}
+
+/// Issue 10, item 6: a peer on a newer build. One that speaks only protocol 2 is
+/// refused with FAILED_PRECONDITION naming both ranges, and the hub's peer state says
+/// so; one that speaks 1..=2 is accepted and speaks 1; an old-style `protocol = 1`
+/// peer (no range) is accepted as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_why() -> Result<()> {
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("sikka")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    cluster.cut("sikka");
+    // The real sikka's session has ended (and said why) before the raw client's.
+    let mut hub_admin = cluster.admin("kupang").await?;
+    wait_until("the hub sees sikka's session end", CONVERGE, || {
+        let mut admin = hub_admin.clone();
+        async move {
+            let state = peer_info(&mut admin, "sikka").await?;
+            Ok(!state.connected && !state.last_error.is_empty())
+        }
+    })
+    .await?;
+    let url = cluster.hub_url();
+    let sikka = cluster.tls_of("sikka");
+    let ranged = |min: u32, max: u32| SyncMessage {
+        body: Some(Body::Hello(Hello {
+            node_id: "sikka".into(),
+            protocol: min,
+            protocol_min: min,
+            protocol_max: max,
+            ..Hello::default()
+        })),
+    };
+
+    let mut raw = RawSession::open_with(&url, sikka.client()?, ranged(2, 2)).await?;
+    let end = raw.end().await?;
+    ensure!(
+        ended_with(&end, Code::FailedPrecondition),
+        "protocol 2 only: ended with {end:?}"
+    );
+    let message = end.map(|s| s.message().to_string()).unwrap_or_default();
+    ensure!(
+        message.contains("sikka speaks protocol 2") && message.contains("kupang speaks protocol 1"),
+        "the refusal does not name both ranges: {message}"
+    );
+    let state = peer_info(&mut hub_admin, "sikka").await?;
+    ensure!(
+        state
+            .last_error
+            .contains("no sync protocol version in common"),
+        "the hub's peer state: {:?}",
+        state.last_error
+    );
+
+    for (case, first) in [("1..=2", ranged(1, 2)), ("old-style 1", hello("sikka"))] {
+        let mut raw = RawSession::open_with(&url, sikka.client()?, first).await?;
+        match raw.next().await.with_context(|| case.to_string())? {
+            Body::Hello(h) => ensure!(
+                (h.protocol, h.protocol_min, h.protocol_max) == (1, 1, 1) && h.sent_at_unix_ms > 0,
+                "{case}: the hub said {h:?}"
+            ),
+            other => anyhow::bail!("{case}: the hub began with {other:?}"),
+        }
+        let state = peer_info(&mut hub_admin, "sikka").await?;
+        ensure!(state.protocol == 1, "{case}: speaks {}", state.protocol);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_with_a_nodes_id_but_another_role_has_none_of_its_rights() -> Result<()> {
+    let cluster = TestCluster::builder().hub("kupang").start().await?;
+    let pki = cluster.pki();
+    let ttu = NodeProcess::start(
+        NodeSpec::district("ttu", "kupang")
+            .with_grpc_listen(free_local_addr()?)
+            .with_tls(pki.issue("ttu", Role::District, &["localhost"])?),
+    )
+    .await?;
+    let ttu_url = format!(
+        "https://localhost:{}",
+        ttu.grpc_addr().context("ttu serves TCP")?.port()
+    );
+    let mut hub_admin = cluster.admin(cluster.hub_id()).await?;
+    let mut ttu_admin = ttu.admin().await?;
+    let hub_before = StoreState::read(&mut hub_admin).await?;
+    let ttu_before = StoreState::read(&mut ttu_admin).await?;
+    let denied = |case: &str, result: Result<(), Status>| -> Result<()> {
+        match result {
+            Ok(()) => bail!("{case}: accepted"),
+            Err(s) => ensure!(
+                s.code() == Code::PermissionDenied,
+                "{case}: {:?} {}",
+                s.code(),
+                s.message()
+            ),
+        }
+        Ok(())
+    };
+
+    // nttmart://district/kupang at the hub kupang.
+    let channel = connect_tls(
+        &cluster.hub_url(),
+        pki.issue("kupang", Role::District, &[])?.client()?,
+    )
+    .await?;
+    let budget = HubServiceClient::new(channel.clone())
+        .allocate_budget(AllocateBudgetRequest {
+            district: "ttu".into(),
+            year: wita_year(now_ms()),
+            amount_rupiah: 1_000_000_000,
+        })
+        .await;
+    denied(
+        "a district certificate named kupang allocates a budget at the hub",
+        budget.map(|_| ()),
+    )?;
+    let receipt = MartServiceClient::new(channel)
+        .record_receipt(mart_tests::ops::receipt("forged", "TTU-MKP-060", 5, 1))
+        .await;
+    denied(
+        "a district certificate named kupang records a receipt at the hub",
+        receipt.map(|_| ()),
+    )?;
+
+    // nttmart://hub/ttu at the district ttu.
+    let channel = connect_tls(&ttu_url, pki.issue("ttu", Role::Hub, &[])?.client()?).await?;
+    let sale = MartServiceClient::new(channel.clone())
+        .record_receipt(mart_tests::ops::receipt("forged", "TTU-MKP-060", 5, 1))
+        .await;
+    denied(
+        "a hub certificate named ttu records a receipt at ttu",
+        sale.map(|_| ()),
+    )?;
+    let status = AdminServiceClient::new(channel)
+        .status(StatusRequest {})
+        .await;
+    denied(
+        "a hub certificate named ttu calls ttu's admin service",
+        status.map(|_| ()),
+    )?;
+    ensure!(StoreState::read(&mut hub_admin).await? == hub_before);
+    ensure!(StoreState::read(&mut ttu_admin).await? == ttu_before);
+
+    // Each node's own certificate keeps its rights.
+    let own = connect_tls(
+        &ttu_url,
+        cluster.pki().issue("ttu", Role::District, &[])?.client()?,
+    )
+    .await?;
+    AdminServiceClient::new(own)
+        .status(StatusRequest {})
+        .await
+        .context("ttu's own certificate calls ttu's admin service")?;
+    let own = connect_tls(&cluster.hub_url(), cluster.tls_of("kupang").client()?).await?;
+    AdminServiceClient::new(own)
+        .status(StatusRequest {})
+        .await
+        .context("the hub's own certificate calls its admin service")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_refuses_a_district_it_does_not_know_and_keeps_nothing_of_it() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .start()
+        .await?;
+    converged(&cluster).await?;
+    let hub = cluster.hub_id().to_string();
+    let evil = cluster.pki().issue("evil", Role::District, &[])?;
+    let before = document_heads(&mut cluster.admin(&hub).await?).await?;
+    match RawSession::open(&cluster.hub_url(), evil.client()?, "evil").await {
+        Ok(_) => bail!("the hub opened a sync session for evil, a district it does not know"),
+        Err(e) => ensure!(
+            e.downcast_ref::<Status>()
+                .is_some_and(|s| s.code() == Code::PermissionDenied
+                    && s.message().contains("evil")),
+            "evil's session was refused with the wrong error: {e:#}"
+        ),
+    }
+    // Nothing of evil at the hub, then or after a restart (the peer book is on disk).
+    for when in ["at once", "after a restart"] {
+        if when == "after a restart" {
+            cluster.restart(&hub).await?;
+        }
+        let mut admin = cluster.admin(&hub).await?;
+        let listed = admin
+            .list_peers(ListPeersRequest {
+                peer_id: "evil".into(),
+            })
+            .await;
+        ensure!(
+            matches!(&listed, Err(s) if s.code() == Code::NotFound),
+            "{when}: the hub lists a peer evil: {listed:?}"
+        );
+        let docs = document_heads(&mut admin).await?;
+        ensure!(
+            !docs.keys().any(|d| d.contains("evil")),
+            "{when}: the hub holds a document of evil: {docs:?}"
+        );
+        ensure!(docs == before, "{when}: the hub's documents changed");
+    }
+    // ttu, which the hub knows, still syncs.
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-after-evil",
+        "TTU-MKP-060",
+        2,
+    )
+    .await?;
+    converged(&cluster).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_knows_exactly_the_districts_its_config_lists() -> Result<()> {
+    let pki = Pki::init()?;
+    let hub = NodeProcess::start(
+        NodeSpec::hub("kupang")
+            .with_grpc_listen(free_local_addr()?)
+            .with_tls(pki.issue("kupang", Role::Hub, &["localhost"])?)
+            .with_districts(&["ttu", "evil"]),
+    )
+    .await?;
+    let url = format!(
+        "https://localhost:{}",
+        hub.grpc_addr().context("the hub serves TCP")?.port()
+    );
+    // A district outside the province's 22, listed: welcome.
+    let evil = pki.issue("evil", Role::District, &[])?;
+    match first_message(&url, evil.client()?, "evil").await? {
+        Body::Hello(h) => ensure!(h.node_id == "kupang", "{h:?}"),
+        other => bail!("evil's session began with {other:?}"),
+    }
+    // One of the 22, not listed: refused.
+    let sikka = pki.issue("sikka", Role::District, &[])?;
+    match RawSession::open(&url, sikka.client()?, "sikka").await {
+        Ok(_) => bail!("the hub opened a session for sikka, which its config does not list"),
+        Err(e) => ensure!(
+            e.downcast_ref::<Status>()
+                .is_some_and(|s| s.code() == Code::PermissionDenied),
+            "sikka was refused with the wrong error: {e:#}"
+        ),
+    }
+    let listed = hub
+        .admin()
+        .await?
+        .list_peers(ListPeersRequest {
+            peer_id: "sikka".into(),
+        })
+        .await;
+    ensure!(
+        matches!(&listed, Err(s) if s.code() == Code::NotFound),
+        "the hub lists sikka: {listed:?}"
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::districts::KnownDistricts;
 use crate::domain::doc_id::NodeId;
 use crate::domain::period::PeriodLength;
 use crate::engine::{Identity, LedgerOptions};
@@ -71,6 +72,7 @@ struct RawLedger {
 #[serde(deny_unknown_fields)]
 struct RawHub {
     stale_after_secs: Option<u64>,
+    districts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +161,9 @@ pub struct NodeConfig {
     /// Hub only (`[hub] stale_after_secs`, default 24 hours): a district whose newest
     /// change and last sync are both older than this is shown as stale.
     pub stale_after: std::time::Duration,
+    /// `[hub] districts` (default: the province's 22): the only districts the hub
+    /// syncs with, ships to and budgets for. A district knows the 22.
+    pub districts: KnownDistricts,
     /// `[ledger] months_per_period` (default 1: one ledger document per month), and
     /// whether this start restores the ledger from the hub (`mart-node run --restore`,
     /// never from the file).
@@ -301,16 +306,26 @@ impl NodeConfig {
                 ));
             }
         }
-        let stale_after_secs = match (raw.hub, role) {
-            (None, _) => DEFAULT_STALE_AFTER_SECS,
+        let (stale_after_secs, districts) = match (raw.hub, role) {
+            (None, _) => (DEFAULT_STALE_AFTER_SECS, KnownDistricts::default()),
             (Some(_), Role::District) => {
                 return Err(field("hub", "only the hub takes a [hub] section".into()))
             }
-            (Some(h), Role::Hub) => match h.stale_after_secs {
-                Some(0) => return Err(field("hub.stale_after_secs", "must be at least 1".into())),
-                Some(secs) => secs,
-                None => DEFAULT_STALE_AFTER_SECS,
-            },
+            (Some(h), Role::Hub) => {
+                let secs = match h.stale_after_secs {
+                    Some(0) => {
+                        return Err(field("hub.stale_after_secs", "must be at least 1".into()))
+                    }
+                    Some(secs) => secs,
+                    None => DEFAULT_STALE_AFTER_SECS,
+                };
+                let districts = match h.districts {
+                    None => KnownDistricts::default(),
+                    Some(ids) => known_districts(&ids, &node)
+                        .map_err(|reason| field("hub.districts", reason))?,
+                };
+                (secs, districts)
+            }
         };
         let period = match raw.ledger.and_then(|l| l.months_per_period) {
             None => PeriodLength::default(),
@@ -321,6 +336,7 @@ impl NodeConfig {
             ledger: LedgerOptions {
                 period,
                 restore: false,
+                accept_clock: false,
             },
             identity: Identity { node, hub },
             role,
@@ -330,8 +346,28 @@ impl NodeConfig {
             tls,
             sync,
             stale_after: std::time::Duration::from_secs(stale_after_secs),
+            districts,
         })
     }
+}
+
+/// `[hub] districts`: node ids, none twice, not the hub's own.
+fn known_districts(ids: &[String], hub: &NodeId) -> Result<KnownDistricts, String> {
+    if ids.is_empty() {
+        return Err("must list at least one district (leave it out for the province's 22)".into());
+    }
+    let mut parsed = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = NodeId::parse(id).map_err(|e| format!("{id:?}: {e}"))?;
+        if &id == hub {
+            return Err(format!("{id} is the hub itself, not a district"));
+        }
+        if parsed.contains(&id) {
+            return Err(format!("{id} is listed twice"));
+        }
+        parsed.push(id);
+    }
+    Ok(KnownDistricts::new(parsed))
 }
 
 #[cfg(test)]
@@ -388,6 +424,35 @@ mod tests {
         assert!(hub_sync.contains("sync"), "{hub_sync}");
         let period = error_of(&format!("{base}[ledger]\nmonths_per_period = 5\n"));
         assert!(period.contains("ledger.months_per_period"), "{period}");
+        let hub_base = base
+            .replace("role = \"district\"", "role = \"hub\"")
+            .replace("hub = \"kupang\"", "")
+            .replace("id = \"ttu\"", "id = \"kupang\"");
+        for (list, reason) in [
+            ("[]", "at least one"),
+            ("[\"ttu\", \"TTU!\"]", "TTU!"),
+            ("[\"ttu\", \"ttu\"]", "twice"),
+            ("[\"ttu\", \"kupang\"]", "the hub itself"),
+        ] {
+            let e = error_of(&format!("{hub_base}[hub]\ndistricts = {list}\n"));
+            assert!(
+                e.contains("hub.districts") && e.contains(reason),
+                "{list}: {e}"
+            );
+        }
+        let district_list = error_of(&format!("{base}[hub]\ndistricts = [\"ttu\"]\n"));
+        assert!(district_list.contains("only the hub"), "{district_list}");
+        let listed = NodeConfig::parse(
+            &format!("{hub_base}[hub]\ndistricts = [\"ttu\", \"evil\"]\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(listed.districts.len(), 2);
+        assert!(listed.districts.contains(&NodeId::parse("evil").unwrap()));
+        assert_eq!(
+            NodeConfig::parse(&hub_base, "t").unwrap().districts,
+            KnownDistricts::default()
+        );
         let quarterly =
             NodeConfig::parse(&format!("{base}[ledger]\nmonths_per_period = 3\n"), "t").unwrap();
         assert_eq!(quarterly.ledger.period.months(), 3);

@@ -1,4 +1,10 @@
-//! The 22 regencies and cities (kabupaten/kota) of Nusa Tenggara Timur.
+//! The 22 regencies and cities (kabupaten/kota) of Nusa Tenggara Timur, and
+//! [`KnownDistricts`]: the districts a node accepts as outlets (the hub: as sync
+//! peers too), these 22 unless the hub's config lists others.
+
+use std::collections::BTreeSet;
+
+use crate::domain::doc_id::NodeId;
 
 /// One district: its id (used as a node id for its outlet), name and capital.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +49,43 @@ pub fn find(id: &str) -> Option<&'static District> {
     ALL.iter().find(|d| d.id == id)
 }
 
+/// The districts a node knows: the only node ids, besides its hub, that may open a
+/// sync session at the hub, receive a transfer or a budget. A set: order and
+/// repetition of the config's list do not matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownDistricts(BTreeSet<NodeId>);
+
+impl KnownDistricts {
+    pub fn new(ids: impl IntoIterator<Item = NodeId>) -> Self {
+        KnownDistricts(ids.into_iter().collect())
+    }
+
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.0.contains(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for KnownDistricts {
+    /// The province's 22 districts.
+    fn default() -> Self {
+        KnownDistricts::new(
+            ALL.iter()
+                .map(|d| NodeId::parse(d.id).expect("every district id is a node id")),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::doc_id::NodeId;
 
     #[test]
     fn twenty_two_unique_ids_that_are_valid_node_ids() {
@@ -58,5 +97,10 @@ mod tests {
             NodeId::parse(id).unwrap();
         }
         assert_eq!(find("ttu").unwrap().capital, "Kefamenanu");
+        let known = KnownDistricts::default();
+        assert_eq!(known.len(), 22);
+        assert!(known.contains(&NodeId::parse("ttu").unwrap()));
+        assert!(!known.contains(&NodeId::parse("kupang").unwrap()));
+        assert!(!known.contains(&NodeId::parse("evil").unwrap()));
     }
 }

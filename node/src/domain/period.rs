@@ -34,6 +34,22 @@ impl PeriodId {
         }
     }
 
+    /// The first millisecond of the period: midnight WITA on the 1st of its month.
+    pub fn start_ms(self) -> i64 {
+        let month = time::Month::try_from(self.month as u8).expect("a period month is 1..=12");
+        time::Date::from_calendar_date(self.year, month, 1)
+            .map(|d| {
+                d.midnight()
+                    .assume_offset(
+                        time::UtcOffset::from_whole_seconds(wita::OFFSET_MS as i32 / 1000)
+                            .expect("WITA is a valid offset"),
+                    )
+                    .unix_timestamp()
+                    .saturating_mul(1000)
+            })
+            .unwrap_or(i64::MAX)
+    }
+
     pub fn next(self) -> Self {
         self.after(PeriodLength::MONTH)
     }
@@ -107,6 +123,15 @@ mod tests {
     use crate::domain::ledger::{Balances, Ledger};
     use crate::domain::movement::{AdjustReason, Buyer, Channel, Movement, MovementKind};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_period_starts_at_midnight_wita_on_the_first() {
+        // 2026-12-31 16:00:00 UTC is 2027-01-01 00:00 WITA.
+        let start = PeriodId::parse("2027-01").unwrap().start_ms();
+        assert_eq!(start, 1_798_732_800_000);
+        assert_eq!(PeriodId::of(start), PeriodId::parse("2027-01").unwrap());
+        assert_eq!(PeriodId::of(start - 1), PeriodId::parse("2026-12").unwrap());
+    }
 
     #[test]
     fn months_turn_at_midnight_wita() {

@@ -452,6 +452,17 @@ impl Engine {
         let district = NodeId::parse(district.trim()).map_err(|_| {
             DomainError::invalid("district", format!("not a node id: {district:?}"))
         })?;
+        if !self.known_districts().contains(&district) {
+            return Err(DomainError::invalid(
+                "district",
+                format!(
+                    "{district} is not one of the {} districts this hub knows ([hub] districts); \
+                     the hub itself has no budget",
+                    self.known_districts().len()
+                ),
+            )
+            .into());
+        }
         let year = bounds::year("year", year)?;
         let amount = bounds::budget_rupiah("amount_rupiah", amount)?;
         {

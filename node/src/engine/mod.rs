@@ -6,6 +6,7 @@
 //! staged when a rule refuses the write.
 
 mod catalog_edit;
+mod clock;
 mod error;
 mod escrow;
 mod exchange;
@@ -27,12 +28,14 @@ use tokio::sync::watch;
 
 use crate::domain::actor::actor_for;
 use crate::domain::catalog::{self, Catalog};
+use crate::domain::districts::KnownDistricts;
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger::Ledger;
 use crate::domain::period::PeriodLength;
 use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
+pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;
@@ -78,6 +81,9 @@ pub struct LedgerOptions {
     /// The store is empty because the outlet lost its disk: take this outlet's ledger
     /// back from the hub before recording any movement.
     pub restore: bool,
+    /// The operator vouches for the clock (`mart-node run --accept-clock`): a new
+    /// period opens wherever the clock says, however far ahead of the evidence.
+    pub accept_clock: bool,
 }
 
 /// Every document the node holds, behind one lock.
@@ -136,6 +142,8 @@ impl Documents {
 /// The local node.
 pub struct Engine {
     identity: Identity,
+    /// The districts this node accepts as outlets (and, at the hub, as sync peers).
+    districts: KnownDistricts,
     ledger_options: LedgerOptions,
     incarnation: u32,
     actor: ActorId,
@@ -144,6 +152,8 @@ pub struct Engine {
     commits: GroupCommit,
     next_generated_id: AtomicU64,
     started_at_ms: i64,
+    /// Whether the clock may open a new ledger period.
+    clock: clock::ClockGuard,
     /// Counts durable local writes; sync sessions watch it to push soon after one.
     local_writes: watch::Sender<u64>,
 }
@@ -272,11 +282,14 @@ impl Engine {
                 now_ms(),
             )?;
         }
+        let clock = clock::ClockGuard::new(store.clock_evidence()?, ledger_options.accept_clock);
         backend.flush()?;
 
         Ok(Engine {
+            clock,
             commits: GroupCommit::start(backend.clone()),
             identity,
+            districts: KnownDistricts::default(),
             ledger_options,
             incarnation,
             actor,
@@ -290,6 +303,16 @@ impl Engine {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// Accepts `districts` (the hub's `[hub] districts`) instead of the province's 22.
+    pub fn with_known_districts(mut self, districts: KnownDistricts) -> Self {
+        self.districts = districts;
+        self
+    }
+
+    pub fn known_districts(&self) -> &KnownDistricts {
+        &self.districts
     }
 
     fn docs(&self) -> MutexGuard<'_, Documents> {

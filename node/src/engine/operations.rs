@@ -57,6 +57,8 @@ pub struct NodeStatus {
     pub flushes: u64,
     /// The open period of this outlet's ledger; `None` while it is restored.
     pub open_period: Option<PeriodId>,
+    /// The clock guard holds a new period back (the clock is far ahead).
+    pub clock_warning: Option<String>,
 }
 
 /// One document as operators see it.
@@ -193,6 +195,31 @@ impl Engine {
             .ok_or_else(|| DomainError::UnknownSku(sku).into())
     }
 
+    /// `Ok` when `outlet` is the hub or a district this node knows: a transfer to or
+    /// from anyone else would ship stock nowhere.
+    pub(super) fn check_outlet(
+        &self,
+        field: &'static str,
+        outlet: &str,
+    ) -> Result<(), EngineError> {
+        let known = NodeId::parse(outlet)
+            .is_ok_and(|id| id == self.identity.hub || self.districts.contains(&id));
+        if known {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                field,
+                format!(
+                    "{outlet:?} is not a known outlet: neither the hub {} nor one of the {} \
+                     districts it knows",
+                    self.identity.hub,
+                    self.districts.len()
+                ),
+            )
+            .into())
+        }
+    }
+
     /// Records a stock movement in this outlet's ledger, durably, unless it would
     /// take stock below zero. A repeated request id returns the first answer.
     pub async fn record(&self, request: MovementRequest) -> Result<MovementAck, EngineError> {
@@ -213,6 +240,11 @@ impl Engine {
             .map(|id| text::identifier("request_id", &id))
             .transpose()?;
         let kind = request.kind.validated(&self.identity.node)?;
+        match &kind {
+            MovementKind::TransferOut { to, .. } => self.check_outlet("to_outlet", to)?,
+            MovementKind::TransferIn { from, .. } => self.check_outlet("from_outlet", from)?,
+            _ => {}
+        }
         let (ack, fresh) = {
             let mut docs = self.docs();
             let (product, _) = Self::find_product(docs.catalogs(), &sku)
@@ -548,6 +580,7 @@ impl Engine {
                 .and_then(|id| Some(id.ledger_period()?.1)),
             durable_writes: stats.writes.load(Ordering::Relaxed),
             flushes: stats.flushes.load(Ordering::Relaxed),
+            clock_warning: self.clock.warning().map(|w| w.to_string()),
         }
     }
 

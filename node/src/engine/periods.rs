@@ -158,7 +158,23 @@ impl Engine {
             .ledger_period()
             .expect("the own ledger is a ledger period");
         let length = self.ledger_options.period;
-        let wanted = PeriodId::of_length(now_ms, length);
+        let mut wanted = PeriodId::of_length(now_ms, length);
+        let store = self.store();
+        // A clock far ahead of what the node has evidence for opens no period: the
+        // movement goes into the open one (see `clock`).
+        let evidence = if wanted > period {
+            self.clock
+                .may_open(now_ms, wanted.start_ms(), period.start_ms())
+                .unwrap_or_else(|_| {
+                    wanted = period;
+                    None
+                })
+        } else {
+            self.clock.note_reading(now_ms, period.start_ms())
+        };
+        if let Some(unix_ms) = evidence {
+            store.set_clock_evidence(unix_ms)?;
+        }
         let held = docs.held_mut(&current);
         let sealed = held.is_sealed();
         if wanted <= period && !sealed {
@@ -169,7 +185,6 @@ impl Engine {
             .expect("a ledger document has a ledger view")
             .closing()
             .clone();
-        let store = self.store();
         if !sealed {
             held.replica
                 .commit(&store, |tx| ledger::seal(tx, &closing))?;
@@ -202,6 +217,18 @@ impl Engine {
             }
         }
         Ok(id)
+    }
+
+    /// The hub's clock read `unix_ms` (its `Hello` or `Announced`): at a district,
+    /// evidence of the date for the clock guard.
+    pub fn note_hub_time(&self, unix_ms: i64) -> Result<(), EngineError> {
+        if self.identity.is_hub() {
+            return Ok(());
+        }
+        if let Some(t) = self.clock.note(unix_ms, super::EvidenceSource::HubClock) {
+            self.store().set_clock_evidence(t)?;
+        }
+        Ok(())
     }
 
     /// The open period of this outlet's ledger; `None` while it is restored.

@@ -69,6 +69,10 @@ fn peer_to_pb(p: PeerStatus) -> pb::PeerInfo {
                 changes_to_receive: d.changes_to_receive,
             })
             .collect(),
+        protocol: p.protocol.unwrap_or(0),
+        clock_offset_ms: p.clock.map_or(0, |c| c.offset_ms),
+        clock_seen_unix_ms: p.clock.map_or(0, |c| c.seen_ms),
+        clock_wrong: p.clock.is_some_and(|c| c.wrong()),
     }
 }
 
@@ -100,6 +104,7 @@ impl AdminService for AdminApi {
             durable_writes: s.durable_writes,
             flushes: s.flushes,
             restoring: s.open_period.is_none(),
+            clock_warning: s.clock_warning.unwrap_or_default(),
             open_period: s.open_period.map(|p| p.to_string()).unwrap_or_default(),
         }))
     }

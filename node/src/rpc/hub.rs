@@ -49,11 +49,15 @@ impl HubApi {
         };
         // A district clock running fast must not keep it looking fresh.
         let newest = as_of_ms.min(now).max(last_sync);
+        let clock = self.book.clock(district);
         pb::Freshness {
             district: district.to_string(),
             as_of_unix_ms: as_of_ms,
             last_sync_unix_ms: last_sync,
             stale: now - newest > self.stale_after.as_millis() as i64,
+            clock_offset_ms: clock.map_or(0, |c| c.offset_ms),
+            clock_seen_unix_ms: clock.map_or(0, |c| c.seen_ms),
+            clock_wrong: clock.is_some_and(|c| c.wrong()),
         }
     }
 }

@@ -4,6 +4,7 @@
 use mart_proto::tonic::{Request, Status};
 use x509_parser::extensions::GeneralName;
 
+use crate::config::Role;
 use crate::domain::doc_id::NodeId;
 
 /// A role a certificate can carry.
@@ -14,11 +15,39 @@ pub enum PeerRole {
     Operator,
 }
 
+impl PeerRole {
+    /// The role as the identity URI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerRole::Hub => "hub",
+            PeerRole::District => "district",
+            PeerRole::Operator => "operator",
+        }
+    }
+}
+
+impl From<Role> for PeerRole {
+    /// The role a node's own certificate carries.
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Hub => PeerRole::Hub,
+            Role::District => PeerRole::District,
+        }
+    }
+}
+
 /// The identity proven by a caller's certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
     pub node: NodeId,
     pub role: PeerRole,
+}
+
+impl std::fmt::Display for PeerIdentity {
+    /// The identity URI, `nttmart://<role>/<id>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "nttmart://{}/{}", self.role.as_str(), self.node)
+    }
 }
 
 /// Reads the identity URI of a DER certificate.

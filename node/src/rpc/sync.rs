@@ -3,6 +3,7 @@
 //! Only the hub serves it, and only districts may call it. The district's identity
 //! comes from its client certificate; on an insecure (plaintext) node it is taken
 //! from the first `Hello`, which is why plaintext must never be used in production.
+//! Either way only the districts of the hub's `[hub] districts` may open a session.
 
 use std::sync::Arc;
 
@@ -106,6 +107,14 @@ impl SyncService for SyncApi {
         };
         if peer == self.engine.identity().node {
             return Err(Status::invalid_argument("a node cannot sync with itself"));
+        }
+        // Before anything about the peer is remembered: an unknown district leaves
+        // no peer book entry and no document.
+        if !self.engine.known_districts().contains(&peer) {
+            tracing::warn!(peer = %peer, "refusing a sync session from a district this hub does not know");
+            return Err(Status::permission_denied(format!(
+                "{peer} is not a district this hub knows (its [hub] districts)"
+            )));
         }
         let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
         let (end_tx, end_rx) = mpsc::channel::<Result<SyncMessage, Status>>(1);

@@ -1,7 +1,10 @@
 //! Binding the node's listeners: the TCP gRPC port and the local admin socket, whose
 //! file permissions are its access control.
+//!
+//! It must never delete a file it did not make: at the admin socket path only a stale
+//! socket is replaced.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use tokio::net::{TcpListener, UnixListener};
@@ -17,7 +20,8 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds what the config names. A stale admin socket file left by a killed node
-    /// is replaced; one a running node still answers on is an error.
+    /// is replaced; one a running node still answers on, or anything at that path
+    /// that is not a socket, is an error.
     pub async fn bind(config: &NodeConfig) -> Result<Self, ServerError> {
         let grpc = match config.grpc_listen {
             Some(addr) => Some(
@@ -40,19 +44,56 @@ pub fn create_private_dir(dir: &Path) -> Result<(), ServerError> {
         .map_err(|e| ServerError::io(format!("restrict {}", dir.display()), e))
 }
 
+/// What sits at the admin socket path before the node binds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSocketPath {
+    /// Nothing: the node creates the socket.
+    Free,
+    /// A socket file nobody listens on (left by a node that was killed): replaced.
+    Stale,
+    /// A socket a running node answers on.
+    InUse,
+}
+
+/// Looks at the admin socket path without changing anything. Anything there that is
+/// not a socket (a regular file, a directory, a symlink) is an error: the node never
+/// deletes what it did not make.
+pub fn inspect_admin_socket(path: &Path) -> Result<AdminSocketPath, ServerError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminSocketPath::Free),
+        Err(e) => return Err(ServerError::io(format!("inspect {}", path.display()), e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ServerError::Task(format!(
+            "admin.socket: {} exists and is not a socket; the node never deletes it: move it \
+             away or set [admin] socket to another path",
+            path.display()
+        )));
+    }
+    Ok(match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => AdminSocketPath::InUse,
+        Err(_) => AdminSocketPath::Stale,
+    })
+}
+
 async fn bind_admin_socket(path: &Path) -> Result<UnixListener, ServerError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir(parent)?;
     }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
+    match inspect_admin_socket(path)? {
+        AdminSocketPath::Free => {}
+        AdminSocketPath::InUse => {
             return Err(ServerError::Task(format!(
                 "admin socket {} is in use by a running node",
                 path.display()
-            )));
+            )))
         }
-        std::fs::remove_file(path)
-            .map_err(|e| ServerError::io(format!("remove stale {}", path.display()), e))?;
+        AdminSocketPath::Stale => {
+            tracing::info!(socket = %path.display(), "replacing a stale admin socket");
+            std::fs::remove_file(path)
+                .map_err(|e| ServerError::io(format!("remove stale {}", path.display()), e))?;
+        }
     }
     let listener = UnixListener::bind(path)
         .map_err(|e| ServerError::io(format!("bind {}", path.display()), e))?;

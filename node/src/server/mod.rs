@@ -6,6 +6,7 @@
 //! in flight, flush the store, remove the admin socket.
 
 mod error;
+pub mod hub_cert;
 mod listeners;
 mod routes;
 pub mod tls;
@@ -23,12 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
 use crate::engine::Engine;
+use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
 
 pub use error::ServerError;
-pub use listeners::Listeners;
+pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
 use routes::Services;
 
 /// How long in-flight requests may take to finish once shutdown began.
@@ -62,6 +64,13 @@ async fn close_store(mut backend: Arc<SledBackend>) {
     }
 }
 
+/// What `mart-node check-config` checks beyond the file itself: the certificates and
+/// key (`tls::load`) and what sits at the admin socket path, without changing anything.
+pub fn check(config: &NodeConfig) -> Result<AdminSocketPath, ServerError> {
+    tls::load(config)?;
+    inspect_admin_socket(&config.admin_socket)
+}
+
 /// Opens the node's store and serves it until `shutdown` is cancelled.
 pub async fn run(
     config: NodeConfig,
@@ -78,9 +87,12 @@ pub async fn run(
         let backend = backend.clone();
         let identity = config.identity.clone();
         let ledger = config.ledger;
-        tokio::task::spawn_blocking(move || Engine::open_with(backend, identity, ledger))
-            .await
-            .map_err(|e| ServerError::Task(e.to_string()))??
+        let districts = config.districts.clone();
+        tokio::task::spawn_blocking(move || {
+            Engine::open_with(backend, identity, ledger).map(|e| e.with_known_districts(districts))
+        })
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??
     };
     let engine = Arc::new(engine);
     if engine.identity().is_hub() {
@@ -117,7 +129,10 @@ pub async fn run(
             .identity()
             .is_hub()
             .then(|| SyncApi::new(engine.clone(), book.clone(), wiring.clone())),
-        node: config.identity.node.clone(),
+        node: PeerIdentity {
+            node: config.identity.node.clone(),
+            role: config.role.into(),
+        },
     };
     let (health, _) = tonic_health::server::health_reporter();
     health.set_serving::<MartServiceServer<MartApi>>().await;
@@ -161,7 +176,10 @@ pub async fn run(
         let link = dial::HubLink {
             hub: config.identity.hub.clone(),
             url: sync.hub_url.clone(),
-            tls: tls.as_ref().map(|t| t.client.clone()),
+            tls: tls.as_ref().map(|t| dial::HubTls {
+                client: t.client.clone(),
+                verifier: t.hub_verifier.clone(),
+            }),
         };
         tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
         tokio::spawn(dial::run(

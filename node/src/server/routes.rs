@@ -15,24 +15,23 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 use super::ServerError;
-use crate::domain::doc_id::NodeId;
-use crate::rpc::identity::{caller, PeerRole};
+use crate::rpc::identity::{caller, PeerIdentity, PeerRole};
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi, MAX_DECODE_BYTES};
 use crate::sync::MAX_MESSAGE_BYTES;
 
 /// Store operations and admin calls over TCP need an operator certificate or the
-/// node's own; without TLS (the admin socket) file permissions already decided.
-fn operators_only(node: NodeId) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |request: Request<()>| {
-        match caller(&request) {
+/// node's own (its id in its role: `nttmart://district/kupang` is not the hub
+/// `kupang`); without TLS (the admin socket) file permissions already decided.
+fn operators_only(
+    node: PeerIdentity,
+) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |request: Request<()>| match caller(&request) {
         None => Ok(request),
         Some(Err(status)) => Err(status),
-        Some(Ok(id)) if id.role == PeerRole::Operator || id.node == node => Ok(request),
+        Some(Ok(id)) if id.role == PeerRole::Operator || id == node => Ok(request),
         Some(Ok(id)) => Err(Status::permission_denied(format!(
-            "{} ({:?}) may not call store or admin operations of {node}; use an operator certificate",
-            id.node, id.role
+            "{id} may not call store or admin operations of {node}; use an operator certificate"
         ))),
-    }
     }
 }
 
@@ -43,7 +42,8 @@ pub struct Services {
     pub hub: HubApi,
     pub report: ReportApi,
     pub sync: Option<SyncApi>,
-    pub node: NodeId,
+    /// The node's own identity, whose certificate has its rights over TCP.
+    pub node: PeerIdentity,
 }
 
 impl Services {

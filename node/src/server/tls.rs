@@ -1,13 +1,17 @@
 //! Loading the node's certificates: the server and client TLS settings for mutual
 //! TLS, after checking that the certificate names this node, in its role, and is
-//! within its validity period.
+//! within its validity period, and that the private key is readable by its owner
+//! only. A district's client settings check the hub's certificate with
+//! [`HubVerifier`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use mart_proto::tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
+use super::hub_cert::HubVerifier;
 use super::ServerError;
-use crate::config::{NodeConfig, Role, TlsMode};
+use crate::config::{NodeConfig, TlsMode};
 use crate::engine::now_ms;
 use crate::rpc::identity::{identity_of_certificate, PeerRole};
 
@@ -15,7 +19,11 @@ use crate::rpc::identity::{identity_of_certificate, PeerRole};
 #[derive(Clone)]
 pub struct NodeTls {
     pub server: ServerTlsConfig,
+    /// The node's own certificate as a client; the server's is checked by
+    /// `hub_verifier`, which holds the CA.
     pub client: ClientTlsConfig,
+    /// Accepts only the hub of the config (at the hub itself: unused).
+    pub hub_verifier: Arc<HubVerifier>,
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, ServerError> {
@@ -35,6 +43,7 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
     let ca_pem = read(ca, "CA certificate")?;
     let cert_pem = read(cert, "certificate")?;
     let key_pem = read(key, "private key")?;
+    mart_pki::files::check_private(key).map_err(|e| invalid("tls.key", e))?;
     let der = first_certificate(&cert_pem).map_err(|e| invalid("tls.cert", e))?;
     let identity = identity_of_certificate(&der).map_err(|e| invalid("tls.cert", e))?;
     if identity.node != config.identity.node {
@@ -46,10 +55,7 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
             ),
         ));
     }
-    let expected_role = match config.role {
-        Role::Hub => PeerRole::Hub,
-        Role::District => PeerRole::District,
-    };
+    let expected_role = PeerRole::from(config.role);
     if identity.role != expected_role {
         return Err(invalid(
             "tls.cert",
@@ -67,13 +73,15 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
             format!("{} holds no PEM private key", key.display()),
         ));
     }
+    let hub_verifier = HubVerifier::new(&ca_pem, &config.identity.hub)
+        .map_err(|e| invalid("tls.ca", format!("{}: {e}", ca.display())))?;
     let id = Identity::from_pem(&cert_pem, &key_pem);
-    let ca = Certificate::from_pem(&ca_pem);
     Ok(Some(NodeTls {
         server: ServerTlsConfig::new()
             .identity(id.clone())
-            .client_ca_root(ca.clone()),
-        client: ClientTlsConfig::new().identity(id).ca_certificate(ca),
+            .client_ca_root(Certificate::from_pem(&ca_pem)),
+        client: ClientTlsConfig::new().identity(id),
+        hub_verifier: Arc::new(hub_verifier),
     }))
 }
 

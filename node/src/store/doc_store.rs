@@ -6,7 +6,8 @@
 //! document (so start-up finds them without reading their records), `m/incarnation`
 //! the node's start counter, `m/restoring` a restore from the hub that has not
 //! ended, `m/retired` the movement ids of the outlet's period archived last,
-//! `m/indexed` that `i/` is complete. A record is one version
+//! `m/indexed` that `i/` is complete, `m/clock` the newest time the node has
+//! evidence for (ms since the epoch, i64 big endian). A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
 
@@ -18,6 +19,7 @@ const INCARNATION_KEY: &[u8] = b"m/incarnation";
 const RESTORING_KEY: &[u8] = b"m/restoring";
 const INDEXED_KEY: &[u8] = b"m/indexed";
 const RETIRED_KEY: &[u8] = b"m/retired";
+const CLOCK_KEY: &[u8] = b"m/clock";
 
 /// What is stored of one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +226,29 @@ impl<'a> DocStore<'a> {
             .get(RETIRED_KEY)?
             .map(|record| Self::open(RETIRED_KEY, &record))
             .transpose()
+    }
+
+    /// Keeps the newest time the node has evidence for (the clock guard's), durable
+    /// after the next flush.
+    pub fn set_clock_evidence(&self, unix_ms: i64) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(CLOCK_KEY, Self::seal(&unix_ms.to_be_bytes()));
+        self.backend.write(batch)
+    }
+
+    pub fn clock_evidence(&self) -> Result<Option<i64>, StoreError> {
+        let Some(record) = self.backend.get(CLOCK_KEY)? else {
+            return Ok(None);
+        };
+        let payload = Self::open(CLOCK_KEY, &record)?;
+        let bytes: [u8; 8] = payload
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                key: "m/clock".into(),
+                reason: "not 8 bytes".into(),
+            })?;
+        Ok(Some(i64::from_be_bytes(bytes)))
     }
 
     /// Marks (or unmarks) the store as being restored from the hub, so a node killed

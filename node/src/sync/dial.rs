@@ -9,6 +9,8 @@ use mart_proto::tonic::transport::{ClientTlsConfig, Endpoint};
 use mart_proto::v1::sync_service_client::SyncServiceClient;
 use mart_proto::v1::SyncMessage;
 use rand::Rng;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::CertificateError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -25,7 +27,16 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 pub struct HubLink {
     pub hub: NodeId,
     pub url: String,
-    pub tls: Option<ClientTlsConfig>,
+    pub tls: Option<HubTls>,
+}
+
+/// Mutual TLS to the hub: the district's own certificate, and the verifier that
+/// accepts only the hub's (CA chain, host name and `nttmart://hub/<hub>`), so a
+/// server that is not the hub fails the handshake before the session starts.
+#[derive(Debug, Clone)]
+pub struct HubTls {
+    pub client: ClientTlsConfig,
+    pub verifier: Arc<dyn ServerCertVerifier>,
 }
 
 /// The wait before the next dial: exponential with full jitter in [d/2, d].
@@ -86,13 +97,16 @@ async fn session(
         .keep_alive_timeout(Duration::from_secs(20));
     if let Some(tls) = &link.tls {
         endpoint = endpoint
-            .tls_config(tls.clone())
+            .tls_config_with_verifier(tls.client.clone(), tls.verifier.clone())
             .map_err(|e| link_error(&e))?;
     }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| link_error(&format!("cannot reach {}: {}", link.url, error_chain(&e))))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        match certificate_refusal(&e) {
+            // The verifier's own words: which hub was expected, what answered.
+            Some(reason) => link_error(&format!("refused the server at {}: {reason}", link.url)),
+            None => link_error(&format!("cannot reach {}: {}", link.url, error_chain(&e))),
+        }
+    })?;
     let mut client = SyncServiceClient::new(channel)
         .max_decoding_message_size(super::MAX_MESSAGE_BYTES + 4096)
         .max_encoding_message_size(super::MAX_MESSAGE_BYTES + 4096);
@@ -123,13 +137,36 @@ async fn session(
     .await
 }
 
+/// The reason a certificate verifier gave for refusing the server's certificate
+/// (rustls carries it as `CertificateError::Other`, inside an I/O error), if that
+/// is why `error` happened.
+pub(crate) fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) = tls {
+            return Some(other.0.to_string());
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// An error and its causes, `outer: inner: innermost`.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        // An I/O error shows its inner error's text: say it once.
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -14,14 +14,16 @@ mod numbers_tests;
 mod peers;
 #[cfg(test)]
 mod periods_tests;
+mod protocol;
 mod session;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod wire;
 
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
-pub use peers::{DocSync, PeerBook, PeerStatus};
-pub use session::{Session, SessionError, PROTOCOL_VERSION};
+pub use peers::{ClockOffset, DocSync, PeerBook, PeerStatus};
+pub use protocol::{Versions, PROTOCOLS};
+pub use session::{Session, SessionError};
 
 /// Largest sync message either side sends or accepts.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;

@@ -1,7 +1,8 @@
 //! What this node knows of each sync peer, for the protocol and for operators:
 //! connection state, last attempt, success and error, traffic, and each document's
 //! heads as the peer last acknowledged them (kept on disk, so pending work is
-//! visible while the link is down).
+//! visible while the link is down), the protocol version of the session, and the
+//! peer's clock offset from this node's.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,11 @@ struct PeerRecord {
     /// Document id -> the peer's heads (hex) as last reported.
     #[serde(default)]
     acked: BTreeMap<String, Vec<String>>,
+    /// The peer's clock minus this node's, as last seen, and when (this node's clock).
+    #[serde(default)]
+    clock: Option<ClockOffset>,
+    #[serde(skip)]
+    protocol: Option<u32>,
     /// Document id -> how many changes the peer said it holds (this session).
     #[serde(skip)]
     peer_changes: BTreeMap<String, u64>,
@@ -31,6 +37,25 @@ struct PeerRecord {
     connected: bool,
     #[serde(skip)]
     traffic: Traffic,
+}
+
+/// How far a peer's clock is from this node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockOffset {
+    /// The peer's clock minus this node's, in ms (positive: the peer is ahead).
+    pub offset_ms: i64,
+    /// When it was measured, on this node's clock.
+    pub seen_ms: i64,
+}
+
+impl ClockOffset {
+    /// Beyond this, operators are warned: the peer's (or this node's) clock is wrong.
+    pub const WARN_MS: i64 = 5 * 60 * 1000;
+
+    /// Whether the offset is beyond [`ClockOffset::WARN_MS`] either way.
+    pub fn wrong(&self) -> bool {
+        self.offset_ms.unsigned_abs() > Self::WARN_MS as u64
+    }
 }
 
 /// Traffic with a peer since this node started.
@@ -68,6 +93,9 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     pub traffic: Traffic,
     pub docs: Vec<DocSync>,
+    /// The protocol version of the current (or last) session since this node started.
+    pub protocol: Option<u32>,
+    pub clock: Option<ClockOffset>,
 }
 
 /// Every peer this node has synced with (or is configured to).
@@ -149,6 +177,32 @@ impl PeerBook {
             r.traffic.refusals += 1;
             r.last_error = Some(error.to_string());
         });
+    }
+
+    /// The session with `peer` speaks protocol `version`.
+    pub fn record_protocol(&self, peer: &NodeId, version: u32) {
+        self.update(peer, false, |r| r.protocol = Some(version));
+    }
+
+    /// The peer's clock is `offset_ms` ahead of this node's (negative: behind).
+    pub fn record_clock(&self, peer: &NodeId, offset_ms: i64) {
+        let clock = ClockOffset {
+            offset_ms,
+            seen_ms: now_ms(),
+        };
+        self.update(peer, true, |r| {
+            // Said once when the offset goes wrong, not at every announce.
+            if clock.wrong() && !r.clock.is_some_and(|c| c.wrong()) {
+                tracing::warn!(peer = %peer, offset_ms, "the peer's clock is far from this node's");
+            }
+            r.clock = Some(clock);
+        });
+    }
+
+    /// The clock offset of `peer`, as last seen.
+    pub fn clock(&self, peer: &NodeId) -> Option<ClockOffset> {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).and_then(|r| r.clock)
     }
 
     pub fn record_peer_heads(&self, peer: &NodeId, doc: &DocId, heads: &[ChangeHash]) {
@@ -275,6 +329,8 @@ impl PeerBook {
                     last_error: record.last_error,
                     traffic: record.traffic,
                     docs,
+                    protocol: record.protocol,
+                    clock: record.clock,
                 }
             })
             .collect()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use mart_proto::tonic::Code;
 
-use super::testkit::{engine, engine_on, receipt, sale, sync_once};
+use super::testkit::{engine_on, receipt, sale, sync_once};
+use super::PeerBook;
 use crate::domain::doc_id::DocId;
 use crate::domain::ledger;
 use crate::engine::{now_ms, Engine, LedgerOptions, MovementRequest, PeriodState};
@@ -14,6 +15,20 @@ use crate::store::{Backend, MemoryBackend};
 
 const SKU: &str = "TTU-MKP-060";
 const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// These tests move the clock months ahead with `record_at`, as an operator who
+/// vouches for it would (`--accept-clock`); the guard has its own tests.
+fn simulated() -> LedgerOptions {
+    LedgerOptions {
+        accept_clock: true,
+        ..LedgerOptions::default()
+    }
+}
+
+/// A node `id` on a fresh in-memory store, its clock accepted.
+fn engine(id: &str) -> (Arc<Engine>, Arc<PeerBook>) {
+    engine_on(id, Arc::new(MemoryBackend::new()), simulated())
+}
 
 fn with_id(mut request: MovementRequest, id: &str) -> MovementRequest {
     request.request_id = Some(id.into());
@@ -115,7 +130,7 @@ fn read_back(bundles: &[crate::engine::OutBundle]) -> automerge::Automerge {
 async fn sealed_periods_are_archived_once_the_hub_holds_them() {
     let (hub, hub_book) = engine("kupang");
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
-    let (ttu, ttu_book) = engine_on("ttu", backend.clone(), LedgerOptions::default());
+    let (ttu, ttu_book) = engine_on("ttu", backend.clone(), simulated());
     let t1 = now_ms();
     // Both periods are written while the hub is unreachable.
     let (first, second) = two_periods(&ttu, t1, t1 + 35 * DAY_MS).await;
@@ -157,7 +172,7 @@ async fn sealed_periods_are_archived_once_the_hub_holds_them() {
 
     // A restart does not load it.
     drop(ttu);
-    let (ttu, _) = engine_on("ttu", backend, LedgerOptions::default());
+    let (ttu, _) = engine_on("ttu", backend, simulated());
     assert!(!ttu.held_heads().iter().any(|(doc, _)| doc == &first));
     assert_eq!(state_of(&ttu, &first), Some(PeriodState::Archived));
     assert_eq!(ttu.open_period(), Some(second));
@@ -230,7 +245,7 @@ async fn a_restored_outlet_gets_only_its_open_period_and_writes_with_a_fresh_act
     // The disk is lost: a fresh store, started to restore.
     let restore = LedgerOptions {
         restore: true,
-        ..LedgerOptions::default()
+        ..simulated()
     };
     let (ttu, ttu_book) = engine_on("ttu", Arc::new(MemoryBackend::new()), restore);
     assert!(ttu.restoring());
@@ -266,7 +281,7 @@ async fn a_restore_with_nothing_at_the_hub_starts_a_new_outlet() {
     let (hub, hub_book) = engine("kupang");
     let restore = LedgerOptions {
         restore: true,
-        ..LedgerOptions::default()
+        ..simulated()
     };
     let (ttu, ttu_book) = engine_on("ttu", Arc::new(MemoryBackend::new()), restore);
     assert!(ttu.restoring());
@@ -287,13 +302,13 @@ async fn a_restore_cut_short_goes_on_at_the_next_start_whatever_the_command_line
     let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     let restore = LedgerOptions {
         restore: true,
-        ..LedgerOptions::default()
+        ..simulated()
     };
     let (ttu, _) = engine_on("ttu", backend.clone(), restore);
     assert!(ttu.restoring());
     drop(ttu);
     // Killed before the hub answered; started again without --restore.
-    let (ttu, ttu_book) = engine_on("ttu", backend.clone(), LedgerOptions::default());
+    let (ttu, ttu_book) = engine_on("ttu", backend.clone(), simulated());
     assert!(ttu.restoring(), "a restore begun is not forgotten");
     let refused = ttu.record(sale(SKU, 1)).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
@@ -301,7 +316,7 @@ async fn a_restore_cut_short_goes_on_at_the_next_start_whatever_the_command_line
     assert!(!ttu.restoring());
     assert_eq!(on_hand(&ttu, None), 30);
     drop(ttu);
-    let (ttu, _) = engine_on("ttu", backend, LedgerOptions::default());
+    let (ttu, _) = engine_on("ttu", backend, simulated());
     assert!(!ttu.restoring(), "a finished restore is not resumed");
 }
 

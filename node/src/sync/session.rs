@@ -13,13 +13,11 @@ use automerge::ChangeHash;
 use mart_proto::tonic::Code;
 use mart_proto::v1::{sync_message::Body, SyncMessage};
 
+use super::protocol::{Versions, PROTOCOLS};
 use super::{wire, PeerBook, MAX_MESSAGE_BYTES};
 use crate::domain::authz;
 use crate::domain::doc_id::{DocId, NodeId};
-use crate::engine::{Engine, EngineError};
-
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+use crate::engine::{now_ms, Engine, EngineError};
 
 /// A peer broke the protocol; the session ends.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +26,16 @@ pub enum SessionError {
     Protocol { peer: String, reason: String },
     #[error("{peer} claims to be {claimed}")]
     WrongIdentity { peer: String, claimed: String },
+    #[error(
+        "no sync protocol version in common: {peer} speaks {theirs}, {me} speaks {ours}; \
+         upgrade the older build"
+    )]
+    NoCommonProtocol {
+        peer: String,
+        me: String,
+        theirs: String,
+        ours: Versions,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -37,6 +45,7 @@ impl SessionError {
         match self {
             SessionError::Protocol { .. } => Code::InvalidArgument,
             SessionError::WrongIdentity { .. } => Code::PermissionDenied,
+            SessionError::NoCommonProtocol { .. } => Code::FailedPrecondition,
             SessionError::Engine(_) => Code::Internal,
         }
     }
@@ -47,6 +56,8 @@ pub struct Session {
     book: Arc<PeerBook>,
     peer: NodeId,
     hello_seen: bool,
+    /// The protocol version both sides speak, once the peer's `Hello` arrived.
+    protocol: Option<u32>,
     /// The peer's heads as it last reported them.
     peer_heads: HashMap<DocId, Vec<ChangeHash>>,
     /// Our heads as of the last bundles sent, per document.
@@ -68,6 +79,7 @@ impl Session {
             book,
             peer,
             hello_seen: false,
+            protocol: None,
             peer_heads: HashMap::new(),
             promised: HashMap::new(),
             refused_by_peer: HashSet::new(),
@@ -84,6 +96,27 @@ impl Session {
 
     pub fn peer(&self) -> &NodeId {
         &self.peer
+    }
+
+    /// The protocol version both sides speak, once the peer said hello.
+    pub fn protocol(&self) -> Option<u32> {
+        self.protocol
+    }
+
+    /// The peer's clock read `unix_ms` when it sent a message: its offset from this
+    /// node's clock goes to the peer book (shown to operators), and at a district
+    /// the hub's time is evidence for the clock guard. Transit time counts as
+    /// offset: seconds on a bad link, far below the warning threshold.
+    fn note_peer_clock(&self, unix_ms: i64) -> Result<(), SessionError> {
+        if unix_ms == 0 {
+            return Ok(());
+        }
+        self.book
+            .record_clock(&self.peer, unix_ms.saturating_sub(now_ms()));
+        if &self.peer == self.hub() {
+            self.engine.note_hub_time(unix_ms)?;
+        }
+        Ok(())
     }
 
     fn me(&self) -> &NodeId {
@@ -116,13 +149,13 @@ impl Session {
     /// then `Announced`.
     pub async fn opening(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
         self.opened = true;
-        let mut out = vec![wire::hello(self.me().as_str(), PROTOCOL_VERSION)];
+        let mut out = vec![wire::hello(self.me().as_str(), PROTOCOLS, now_ms())];
         out.extend(self.announce().await?);
-        out.push(wire::announced());
         Ok(out)
     }
 
-    /// `Have` for every exchanged document: starts a round. Heads are announced once
+    /// `Have` for every exchanged document, then `Announced` with this node's clock:
+    /// starts a round. Heads are announced once
     /// durable: a peer takes them as an acknowledgement (a district archives a
     /// period the hub holds whole), so they must survive a crash of this side.
     pub async fn announce(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
@@ -134,6 +167,7 @@ impl Session {
                 self.announced.insert(doc);
             }
         }
+        out.push(wire::announced(now_ms()));
         Ok(out)
     }
 
@@ -191,12 +225,23 @@ impl Session {
                         claimed: hello.node_id,
                     });
                 }
-                if hello.protocol != PROTOCOL_VERSION {
+                let Some(theirs) = Versions::announced(&hello) else {
                     return Err(protocol(format!(
-                        "protocol version {} is not {PROTOCOL_VERSION}",
-                        hello.protocol
+                        "hello announces no protocol version (protocol {}, range {}..={})",
+                        hello.protocol, hello.protocol_min, hello.protocol_max
                     )));
-                }
+                };
+                let Some(version) = PROTOCOLS.common(theirs) else {
+                    return Err(SessionError::NoCommonProtocol {
+                        peer: self.peer.to_string(),
+                        me: self.me().to_string(),
+                        theirs: theirs.to_string(),
+                        ours: PROTOCOLS,
+                    });
+                };
+                self.protocol = Some(version);
+                self.book.record_protocol(&self.peer, version);
+                self.note_peer_clock(hello.sent_at_unix_ms)?;
                 self.hello_seen = true;
                 Ok(Vec::new())
             }
@@ -287,7 +332,8 @@ impl Session {
                     }
                 }
             }
-            Body::Announced(_) => {
+            Body::Announced(announced) => {
+                self.note_peer_clock(announced.sent_at_unix_ms)?;
                 self.peer_announced = true;
                 self.try_finish_restore()?;
                 Ok(Vec::new())
@@ -551,6 +597,139 @@ mod tests {
         let at_hub = hub.quota(Some("ttu")).unwrap();
         let line = at_hub.iter().find(|q| q.sku == "TTU-MKP-120").unwrap();
         assert_eq!(line.available, 2, "{line:?}");
+    }
+
+    fn hello_of(node: &str, protocol: u32, min: u32, max: u32) -> SyncMessage {
+        SyncMessage {
+            body: Some(Body::Hello(mart_proto::v1::Hello {
+                node_id: node.into(),
+                protocol,
+                protocol_min: min,
+                protocol_max: max,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// A peer that speaks only protocol 2 is refused with FAILED_PRECONDITION naming
+    /// both ranges, and its peer state says so.
+    #[tokio::test]
+    async fn a_peer_with_no_common_protocol_is_refused_naming_both_ranges() {
+        let (hub, book) = engine("kupang");
+        let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
+        let refused = at_hub.handle(hello_of("ttu", 2, 2, 2)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
+        let text = refused.to_string();
+        assert!(
+            text.contains("ttu speaks protocol 2") && text.contains("kupang speaks protocol 1"),
+            "{text}"
+        );
+        assert_eq!(at_hub.protocol(), None);
+        // A district checks the hub's range the same way.
+        let (ttu, ttu_book) = engine("ttu");
+        let mut at_ttu = Session::new(ttu, ttu_book, node("kupang"));
+        let refused = at_ttu
+            .handle(hello_of("kupang", 3, 3, 4))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("kupang speaks protocols 3..=4"),
+            "{refused}"
+        );
+    }
+
+    /// A newer peer (1..=2) and an old one (`protocol = 1` alone) both get protocol 1.
+    #[tokio::test]
+    async fn a_newer_peer_and_an_old_one_both_speak_protocol_1() {
+        for (protocol, min, max) in [(1, 1, 2), (1, 0, 0)] {
+            let (hub, book) = engine("kupang");
+            let (ttu, ttu_book) = engine("ttu");
+            let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
+            at_hub
+                .handle(hello_of("ttu", protocol, min, max))
+                .await
+                .unwrap();
+            assert_eq!(at_hub.protocol(), Some(1), "{protocol} {min}..={max}");
+            let listed = book.status(&hub);
+            assert_eq!(listed[0].protocol, Some(1));
+            // And the session goes on: the hub's opening reaches a district.
+            let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+            let from_hub = at_hub.opening().await.unwrap();
+            let from_ttu = at_ttu.opening().await.unwrap();
+            pump(&mut at_hub, &mut at_ttu, from_hub, from_ttu[1..].to_vec()).await;
+            assert!(at_ttu.in_sync());
+        }
+    }
+
+    /// The hub learns each district's clock offset from its `Hello` and `Announced`;
+    /// beyond 5 minutes it is marked wrong.
+    #[tokio::test]
+    async fn the_hub_learns_each_districts_clock_offset() {
+        let (hub, book) = engine("kupang");
+        let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
+        at_hub
+            .handle(wire::hello("ttu", super::PROTOCOLS, now_ms()))
+            .await
+            .unwrap();
+        let clock = book.clock(&node("ttu")).expect("an offset");
+        assert!(!clock.wrong(), "{clock:?}");
+        let an_hour_ahead = now_ms() + 3_600_000;
+        at_hub.handle(wire::announced(an_hour_ahead)).await.unwrap();
+        let clock = book.clock(&node("ttu")).expect("an offset");
+        assert!(clock.wrong() && clock.offset_ms > 3_500_000, "{clock:?}");
+    }
+
+    /// Issue 10, item 5: a district whose clock jumps to 2099 books into the open
+    /// period (it seals nothing and opens no period years away), says why in its
+    /// status, and goes on in the right period once the clock is back. A month ahead
+    /// of the hub's clock, it waits for the hub's time to turn the month.
+    #[tokio::test]
+    async fn a_clock_far_ahead_of_the_evidence_opens_no_period() {
+        const DAY: i64 = 86_400_000;
+        let (hub, hub_book) = engine("kupang");
+        let (ttu, ttu_book) = engine("ttu");
+        ttu.record(receipt("TTU-MKP-060", 20)).await.unwrap();
+        let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
+        let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+        let (a, b) = (
+            at_hub.opening().await.unwrap(),
+            at_ttu.opening().await.unwrap(),
+        );
+        pump(&mut at_hub, &mut at_ttu, a, b).await;
+        let open = ttu.open_period().unwrap();
+
+        let in_2099 = crate::domain::period::PeriodId::parse("2099-12")
+            .unwrap()
+            .start_ms()
+            + 6 * DAY;
+        let ack = ttu
+            .record_at(sale("TTU-MKP-060", 1), in_2099)
+            .await
+            .unwrap();
+        assert_eq!(ack.document, open, "booked into the open period");
+        assert_eq!(ttu.open_period(), Some(open.clone()));
+        let warning = ttu.status().clock_warning.expect("a clock warning");
+        assert!(warning.contains("--accept-clock"), "{warning}");
+        // The clock is back: the same period, nothing sealed, the warning gone.
+        let ack = ttu.record(sale("TTU-MKP-060", 1)).await.unwrap();
+        assert_eq!(ack.document, open);
+        assert_eq!(ack.quantity_on_hand, 18);
+        assert!(ttu.status().clock_warning.is_none());
+        assert!(ttu.documents().unwrap().iter().all(|d| d
+            .period
+            .is_none_or(|p| p == crate::engine::PeriodState::Open)));
+
+        // Forty days ahead: held back until the hub's clock says the month turned.
+        let later = now_ms() + 40 * DAY;
+        let ack = ttu.record_at(sale("TTU-MKP-060", 1), later).await.unwrap();
+        assert_eq!(ack.document, open);
+        at_ttu.handle(wire::announced(later - DAY)).await.unwrap();
+        let ack = ttu.record_at(sale("TTU-MKP-060", 1), later).await.unwrap();
+        assert_ne!(ack.document, open, "the hub's time lets the month turn");
+        assert_eq!(ack.quantity_on_hand, 16);
     }
 
     /// A change authored in a document the sender does not own.

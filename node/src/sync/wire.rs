@@ -3,13 +3,18 @@
 use automerge::ChangeHash;
 use mart_proto::v1::{sync_message::Body, Announced, Bundle, Have, Hello, Refused, SyncMessage};
 
+use super::protocol::Versions;
 use crate::domain::doc_id::DocId;
 
-pub fn hello(node: &str, protocol: u32) -> SyncMessage {
+/// `Hello` from `node`, speaking `versions`, its clock reading `now_ms`.
+pub fn hello(node: &str, versions: Versions, now_ms: i64) -> SyncMessage {
     SyncMessage {
         body: Some(Body::Hello(Hello {
             node_id: node.to_string(),
-            protocol,
+            protocol: versions.min,
+            sent_at_unix_ms: now_ms,
+            protocol_min: versions.min,
+            protocol_max: versions.max,
         })),
     }
 }
@@ -24,9 +29,11 @@ pub fn have(doc: &DocId, heads: &[ChangeHash], changes: u64) -> SyncMessage {
     }
 }
 
-pub fn announced() -> SyncMessage {
+pub fn announced(now_ms: i64) -> SyncMessage {
     SyncMessage {
-        body: Some(Body::Announced(Announced {})),
+        body: Some(Body::Announced(Announced {
+            sent_at_unix_ms: now_ms,
+        })),
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mart_node::config::{NodeConfig, TlsMode};
-use mart_node::server::{self, Listeners};
+use mart_node::server::{self, AdminSocketPath, Listeners};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -31,6 +31,11 @@ enum Command {
         /// movements only once it is back
         #[arg(long)]
         restore: bool,
+        /// The clock is right, however far ahead it is of the newest time this node
+        /// has evidence for (its open ledger period, the hub's clock): let it open a
+        /// new ledger period. For this run only
+        #[arg(long)]
+        accept_clock: bool,
     },
     /// Check a config file and exit 0 if it is valid.
     CheckConfig { file: PathBuf },
@@ -53,12 +58,12 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { file }) => {
             let checked = NodeConfig::load(&file)
                 .map_err(|e| e.to_string())
-                .and_then(|config| match mart_node::server::tls::load(&config) {
-                    Ok(_) => Ok(config),
+                .and_then(|config| match mart_node::server::check(&config) {
+                    Ok(socket) => Ok((config, socket)),
                     Err(e) => Err(format!("config {}: {e}", file.display())),
                 });
             return match checked {
-                Ok(config) => {
+                Ok((config, socket)) => {
                     let role = if config.identity.is_hub() {
                         "hub"
                     } else {
@@ -69,8 +74,12 @@ fn main() -> ExitCode {
                         Some(TlsMode::Insecure) => "INSECURE plaintext",
                         None => "admin socket only",
                     };
+                    let running = match socket {
+                        AdminSocketPath::InUse => ", a node is running on its admin socket",
+                        AdminSocketPath::Free | AdminSocketPath::Stale => "",
+                    };
                     println!(
-                        "{}: ok ({role} {}, data in {}, {tls})",
+                        "{}: ok ({role} {}, data in {}, {tls}{running})",
                         file.display(),
                         config.identity.node,
                         config.data_dir.display()
@@ -84,13 +93,18 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::Demo { dir, offline_sales }) => return run_demo(&dir, offline_sales),
-        Some(Command::Run { config, restore }) => {
+        Some(Command::Run {
+            config,
+            restore,
+            accept_clock,
+        }) => {
             let loaded = match config {
                 Some(file) => NodeConfig::load(&file),
                 None => Ok(NodeConfig::embedded_default()),
             };
             loaded.map(|mut config| {
                 config.ledger.restore = restore;
+                config.ledger.accept_clock = accept_clock;
                 config
             })
         }

@@ -126,6 +126,7 @@ async fn answering(child: &mut Child, plan: &NodePlan, operator: &TlsFiles) -> R
 fn client_tls(files: &TlsFiles) -> Result<ClientTlsConfig> {
     let read =
         |p: &std::path::Path| std::fs::read(p).with_context(|| format!("read {}", p.display()));
+    mart_pki::files::check_private(&files.key).map_err(anyhow::Error::msg)?;
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&files.ca)?))
         .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?)))
