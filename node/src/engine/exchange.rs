@@ -234,7 +234,7 @@ impl Engine {
 /// parse reads `data` and touches nothing else, so unwinding out of it leaves no
 /// state behind.
 fn read_bundle(data: &[u8]) -> Result<(automerge::Bundle, Vec<Change>), DomainError> {
-    let parse = || {
+    let parse = || -> Result<(automerge::Bundle, Vec<Change>), DomainError> {
         let bundle = automerge::Bundle::try_from(data).map_err(|e| {
             DomainError::invalid("bundle.data", format!("not an automerge bundle: {e}"))
         })?;

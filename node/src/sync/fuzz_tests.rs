@@ -136,7 +136,7 @@ impl World {
         let mut session = Session::new(engine.clone(), book.clone(), node(peer));
         let answer = self
             .runtime
-            .block_on(session.handle(wire::hello(peer, super::PROTOCOL_VERSION)))
+            .block_on(session.handle(wire::hello(peer, super::PROTOCOLS, now_ms())))
             .expect("a correct hello");
         assert!(answer.is_empty());
         session
@@ -385,9 +385,9 @@ enum RawMessage {
     /// Bytes decoded as a protobuf `SyncMessage` (if they decode at all).
     Encoded(Vec<u8>),
     Empty,
-    Hello(String, u32),
+    Hello(String, [u32; 3], i64),
     Have(String, Vec<Vec<u8>>, u64),
-    Announced,
+    Announced(i64),
     Refused(String, i32, String),
     Bundle(String, Vec<u8>, u32),
     /// A real bundle of a document the sender shares with the receiver, damaged.
@@ -398,11 +398,15 @@ fn raw_message() -> impl Strategy<Value = RawMessage> {
     prop_oneof![
         3 => bytes(256).prop_map(RawMessage::Encoded),
         1 => Just(RawMessage::Empty),
-        1 => (prop_oneof![Just("ttu".to_string()), Just("kupang".to_string()), ".{0,12}"], any::<u32>())
-            .prop_map(|(n, p)| RawMessage::Hello(n, p)),
+        2 => (
+            prop_oneof![Just("ttu".to_string()), Just("kupang".to_string()), ".{0,12}"],
+            prop::array::uniform3(prop_oneof![0u32..4, any::<u32>()]),
+            prop_oneof![Just(now_ms()), any::<i64>()],
+        )
+            .prop_map(|(n, p, t)| RawMessage::Hello(n, p, t)),
         3 => (doc_name(), prop::collection::vec(prop_oneof![bytes(40), prop::collection::vec(any::<u8>(), 32)], 0..4), any::<u64>())
             .prop_map(|(d, h, c)| RawMessage::Have(d, h, c)),
-        1 => Just(RawMessage::Announced),
+        1 => prop_oneof![Just(now_ms()), any::<i64>()].prop_map(RawMessage::Announced),
         1 => (doc_name(), any::<i32>(), ".{0,20}").prop_map(|(d, c, m)| RawMessage::Refused(d, c, m)),
         4 => (doc_name(), bytes(512), any::<u32>()).prop_map(|(d, b, c)| RawMessage::Bundle(d, b, c)),
         6 => (any::<usize>(), damage()).prop_map(|(i, d)| RawMessage::Damaged(i, d)),
@@ -414,13 +418,21 @@ impl RawMessage {
         let body = match self {
             RawMessage::Encoded(b) => return SyncMessage::decode(b.as_slice()).ok(),
             RawMessage::Empty => return Some(SyncMessage { body: None }),
-            RawMessage::Hello(node_id, protocol) => Body::Hello(Hello { node_id, protocol }),
+            RawMessage::Hello(node_id, [protocol, protocol_min, protocol_max], sent_at_unix_ms) => {
+                Body::Hello(Hello {
+                    node_id,
+                    protocol,
+                    sent_at_unix_ms,
+                    protocol_min,
+                    protocol_max,
+                })
+            }
             RawMessage::Have(doc_id, heads, changes) => Body::Have(Have {
                 doc_id,
                 heads,
                 changes,
             }),
-            RawMessage::Announced => Body::Announced(Announced {}),
+            RawMessage::Announced(sent_at_unix_ms) => Body::Announced(Announced { sent_at_unix_ms }),
             RawMessage::Refused(doc_id, code, message) => Body::Refused(Refused {
                 doc_id,
                 code,
@@ -482,7 +494,11 @@ fn feed(world: &World, at: Side, messages: Vec<SyncMessage>) -> Result<(), TestC
         let before = world.snapshot(at);
         let is_bundle = matches!(message.body, Some(Body::Bundle(_)));
         match world.runtime.block_on(session.handle(message)) {
-            Err(SessionError::Protocol { .. } | SessionError::WrongIdentity { .. }) => {
+            Err(
+                SessionError::Protocol { .. }
+                | SessionError::WrongIdentity { .. }
+                | SessionError::NoCommonProtocol { .. },
+            ) => {
                 prop_assert!(world.snapshot(at) == before, "a broken message changed state");
                 return Ok(());
             }
@@ -927,4 +943,30 @@ fn hostile_automerge_changes_are_accepted_within_bounds_or_refused_changing_noth
         let changes = 1;
         feed(world, hostile.at, vec![wire::bundle(&doc, data, changes)])
     });
+}
+
+/// automerge 0.12 loops forever in `Bundle::try_from` (hexane's `BoolDecoder` keeps
+/// reading a run count in `OpIterInner::try_next`) on one of these one-byte changes
+/// of a small bundle: a peer with a valid certificate can spin a core of the hub
+/// with one message. Not fixed here (the parse is automerge's); ignored until it is.
+#[test]
+#[ignore = "hangs: automerge's bundle parser loops on a damaged bundle"]
+fn a_damaged_bundle_does_not_hang_the_parser() {
+    let mut doc = Automerge::new().with_actor(actor_for(&node("ttu"), 5));
+    let mut tx = doc.transaction();
+    let list = tx.put_object(ROOT, "movements", ObjType::List).unwrap();
+    tx.insert(&list, 0, "{\"id\":\"m0\"}").unwrap();
+    tx.put(ROOT, "opening", "{}").unwrap();
+    tx.commit_with(CommitOptions::default().with_time(0));
+    let hashes: Vec<ChangeHash> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    let data = doc.bundle(hashes).unwrap().bytes().to_vec();
+    for at in 0..data.len() {
+        for v in [0u8, 1, 0x7f, 0x80, 0xff, 0x40, 0x20] {
+            let mut d = data.clone();
+            d[at] = v;
+            let _ = std::panic::catch_unwind(|| {
+                automerge::Bundle::try_from(d.as_slice()).map(|b| b.to_changes().map(|c| c.len()))
+            });
+        }
+    }
 }
