@@ -33,7 +33,9 @@ use proptest::test_runner::{Config, TestRunner};
 use super::testkit::{engine, engine_on, node, receipt, sale, sync_once};
 use super::{wire, PeerBook, Session, SessionError};
 use crate::domain::actor::{actor_for, GENESIS_INCARNATION};
-use crate::domain::bounds::{MAX_BALANCE_UNITS, MAX_BUDGET_RUPIAH, MAX_QUANTITY, MAX_UNIT_RUPIAH};
+use crate::domain::bounds::{
+    MAX_BALANCE_UNITS, MAX_BUDGET_RUPIAH, MAX_QUANTITY, MAX_TIME_MS, MAX_UNIT_RUPIAH, MIN_TIME_MS,
+};
 use crate::domain::doc_id::DocId;
 use crate::domain::ledger::Balances;
 use crate::domain::movement::{AdjustReason, Buyer, Channel, Movement, MovementKind};
