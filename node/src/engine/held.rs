@@ -49,11 +49,23 @@ impl Held {
         })
     }
 
+    /// Applies a peer's changes in memory and brings the view up to date; returns
+    /// whether any change was new. Nothing is staged. On an error the document and
+    /// its view may hold part of the changes: the caller drops this `Held` and loads
+    /// the document again from the store.
+    pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
+        if !self.replica.apply_in_memory(changes)? {
+            return Ok(false);
+        }
+        self.refresh()?;
+        Ok(true)
+    }
+
     /// Brings the view up to date after changes from a peer were applied. A ledger
     /// normally grows only at its end (one writer appends), so only new movements are
     /// read; anything else (catalogs, the hub's small orders and budget documents,
     /// a ledger whose history merged in the middle) is derived again from scratch.
-    pub fn refresh(&mut self) -> Result<(), EngineError> {
+    fn refresh(&mut self) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
         match &mut self.view {

@@ -111,7 +111,7 @@ impl Engine {
                 return Err(DomainError::DuplicateProducer(producer.id).into());
             }
             let own = docs.own_catalog.clone();
-            let held = docs.held_mut(&own);
+            let held = docs.held_mut(&own)?;
             held.replica
                 .commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
             if let View::Catalog(c) = &mut held.view {
@@ -155,7 +155,7 @@ impl Engine {
         // Not while restoring (see `add_producer`).
         docs.own_ledger_id()?;
         let own = docs.own_catalog.clone();
-        let held = docs.held_mut(&own);
+        let held = docs.held_mut(&own)?;
         held.replica
             .commit(&self.store(), |tx| catalog::put_product(tx, product))?;
         if let View::Catalog(c) = &mut held.view {
@@ -273,7 +273,7 @@ impl Engine {
                     let (reserved, asked) = self.check_new_movement(&docs, &mut movement)?;
                     docs.own_ledger()?.check(&movement, reserved)?;
                     let document = self.period_for_write(&mut docs, now)?;
-                    let Held { replica, view } = docs.held_mut(&document);
+                    let Held { replica, view } = docs.held_mut(&document)?;
                     let View::Ledger(ledger_view) = view else {
                         unreachable!("a ledger document has a ledger view")
                     };
@@ -446,7 +446,7 @@ impl Engine {
             }
         };
         let ledger_view = docs
-            .held(&ledger_id)
+            .held(&ledger_id)?
             .ledger()
             .expect("a ledger document has a ledger view");
         match sku {

@@ -10,6 +10,8 @@ mod driver;
 mod peers;
 #[cfg(test)]
 mod periods_tests;
+#[cfg(test)]
+mod quarantine_tests;
 mod session;
 #[cfg(test)]
 pub(crate) mod testkit;

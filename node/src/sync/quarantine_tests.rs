@@ -1,0 +1,183 @@
+//! A legitimate author's change that breaks its document's schema, through real
+//! sessions on in-memory stores: refused before anything is staged, the store holds
+//! nothing of it, a fresh engine on the same store starts, and the document's sync
+//! goes on with the author's next legitimate bundle.
+
+use std::sync::Arc;
+
+use automerge::transaction::{Transactable, Transaction};
+use automerge::{Automerge, AutomergeError, ReadDoc};
+use mart_proto::tonic::Code;
+use mart_proto::v1::{sync_message::Body, SyncMessage};
+
+use super::testkit::{engine, engine_on, node, pump, receipt, sync_once};
+use super::{wire, Session};
+use crate::domain::actor::actor_for;
+use crate::domain::doc_id::DocId;
+use crate::domain::ledger;
+use crate::engine::{Engine, LedgerOptions};
+use crate::store::{Backend, MemoryBackend};
+
+const SKU: &str = "TTU-MKP-060";
+
+/// Every record key the store holds for `doc` (its chunks, snapshot and listing).
+fn records_of(backend: &dyn Backend, doc: &DocId) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for prefix in [format!("d/{doc}/"), format!("i/{doc}"), format!("a/{doc}")] {
+        keys.extend(
+            backend
+                .scan_prefix(prefix.as_bytes())
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k),
+        );
+    }
+    keys
+}
+
+/// A bundle of one change by `ttu` (a fresh incarnation) made by `f` on top of what
+/// `target` holds of `doc` (on an empty document when it holds none).
+fn by_ttu(
+    target: &Engine,
+    doc: &DocId,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
+) -> Vec<u8> {
+    let mut forged = Automerge::new();
+    for b in target.bundles_after(doc, &[], usize::MAX).unwrap() {
+        forged.load_incremental(&b.data).unwrap();
+    }
+    let before = forged.get_heads();
+    forged.set_actor(actor_for(&node("ttu"), 7));
+    forged.transact(f).map_err(|f| f.error).unwrap();
+    let new = forged.get_changes(&before);
+    forged
+        .bundle(new.iter().map(|c| c.hash()))
+        .unwrap()
+        .bytes()
+        .to_vec()
+}
+
+fn refusal(answer: &[SyncMessage]) -> (i32, String) {
+    match answer {
+        [SyncMessage {
+            body: Some(Body::Refused(r)),
+        }] => (r.code, r.message.clone()),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_schema_breaking_bundle_from_its_owner_is_refused_before_staging() {
+    let backend = MemoryBackend::new();
+    let (hub, hub_book) = engine_on(
+        "kupang",
+        Arc::new(backend.clone()),
+        LedgerOptions::default(),
+    );
+    let (ttu, ttu_book) = engine("ttu");
+    ttu.record(receipt(SKU, 10)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    let open = ttu.open_period().unwrap();
+    let future = DocId::parse("ledger/ttu/2099-12").unwrap();
+
+    let mut at_hub = Session::new(hub.clone(), hub_book.clone(), node("ttu"));
+    let mut at_ttu = Session::new(ttu.clone(), ttu_book.clone(), node("kupang"));
+    let (a, b) = (
+        at_hub.opening().await.unwrap(),
+        at_ttu.opening().await.unwrap(),
+    );
+    pump(&mut at_hub, &mut at_ttu, a, b).await;
+
+    type Break = Box<dyn Fn(&Engine) -> (DocId, Vec<u8>)>;
+    let breaks: Vec<(&str, Break)> = vec![
+        (
+            "a movement that is not movement JSON",
+            Box::new(|hub: &Engine| {
+                let doc = open_of(hub);
+                let data = by_ttu(hub, &doc, |tx| {
+                    let list = tx.get(automerge::ROOT, "movements")?.unwrap().1;
+                    let n = tx.length(&list);
+                    tx.insert(&list, n, "{\"not\": \"a movement\"}")?;
+                    Ok(())
+                });
+                (doc, data)
+            }),
+        ),
+        (
+            "movements of the wrong type",
+            Box::new(|hub: &Engine| {
+                let doc = open_of(hub);
+                let data = by_ttu(hub, &doc, |tx| tx.put(automerge::ROOT, "movements", 5_i64));
+                (doc, data)
+            }),
+        ),
+        (
+            "a far-future period with garbage balances",
+            Box::new(|hub: &Engine| {
+                let doc = DocId::parse("ledger/ttu/2099-12").unwrap();
+                let mut data = Automerge::new().with_actor(actor_for(&node("ttu"), 7));
+                data.transact(|tx| {
+                    ledger::init(tx)?;
+                    tx.put(automerge::ROOT, "opening", "garbage")
+                })
+                .map_err(|f| f.error)
+                .unwrap();
+                assert!(hub.heads(&doc).is_none());
+                let all = data.get_changes(&[]);
+                let bundle = data.bundle(all.iter().map(|c| c.hash())).unwrap();
+                (doc, bundle.bytes().to_vec())
+            }),
+        ),
+    ];
+    for (what, make) in breaks {
+        let (doc, data) = make(&hub);
+        let heads_before = hub.heads(&doc);
+        let records_before = records_of(&backend, &doc);
+        let answer = at_hub.handle(wire::bundle(&doc, data, 1)).await.unwrap();
+        let (code, message) = refusal(&answer);
+        assert_eq!(code, Code::InvalidArgument as i32, "{what}: {message}");
+        assert!(message.contains("nothing stored"), "{what}: {message}");
+        assert_eq!(
+            hub.heads(&doc),
+            heads_before,
+            "{what}: memory as the store has it"
+        );
+        assert_eq!(
+            records_of(&backend, &doc),
+            records_before,
+            "{what}: nothing staged"
+        );
+    }
+    assert!(hub.heads(&future).is_none());
+    hub.flush().unwrap();
+
+    // The district's next legitimate change still goes through: sync did not halt.
+    ttu.record(receipt(SKU, 5)).await.unwrap();
+    let pushed = at_ttu.push_all().await.unwrap();
+    pump(&mut at_hub, &mut at_ttu, vec![], pushed).await;
+    assert_eq!(hub.heads(&open), ttu.heads(&open));
+    assert_eq!(hub.stock(Some("ttu"), Some(SKU)).unwrap()[0].quantity, 15);
+
+    // A fresh engine on the same store starts and serves the same figures.
+    drop((at_hub, at_ttu));
+    hub.flush().unwrap();
+    let (again, _) = engine_on(
+        "kupang",
+        Arc::new(backend.crash_and_reopen()),
+        LedgerOptions::default(),
+    );
+    assert_eq!(again.heads(&open), ttu.heads(&open));
+    assert!(again.heads(&future).is_none());
+    assert_eq!(again.stock(Some("ttu"), Some(SKU)).unwrap()[0].quantity, 15);
+}
+
+/// The newest period of ttu's ledger the hub holds.
+fn open_of(hub: &Engine) -> DocId {
+    hub.documents()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .filter(|id| id.ledger_period().is_some_and(|(n, _)| n.as_str() == "ttu"))
+        .max()
+        .unwrap()
+}
