@@ -39,7 +39,7 @@ pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;
 pub use group_commit::GroupCommit;
 use held::Held;
-pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
+pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine, Trouble};
 pub use periods::PeriodState;
 pub use quarantine::Dropped;
 pub use regional::{

@@ -71,6 +71,18 @@ pub struct DocumentInfo {
     /// Where a ledger period stands; `None` for other documents. An archived period
     /// is listed without heads or changes (it is not loaded to list it).
     pub period: Option<PeriodState>,
+    /// Why the document is quarantined (not loaded, not synced, not written), or
+    /// dropped by an operator and asked of a peer again; `None` when it is whole.
+    pub trouble: Option<Trouble>,
+}
+
+/// A document the node does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// It failed to load or to derive its view: the reason.
+    Quarantined(String),
+    /// An operator dropped it; peers are asked for it again.
+    Refetching,
 }
 
 impl Engine {
@@ -554,12 +566,30 @@ impl Engine {
                     .id()
                     .ledger_period()
                     .map(|_| Self::period_state(&docs, r.id())),
+                trouble: None,
             })
             .collect();
+        let unheld = docs
+            .quarantined
+            .iter()
+            .map(|(id, reason)| (id, Trouble::Quarantined(reason.clone())))
+            .chain(docs.wanted.iter().map(|id| (id, Trouble::Refetching)));
+        for (id, trouble) in unheld {
+            out.push(DocumentInfo {
+                id: id.clone(),
+                owner: id.owner(&self.identity.hub).clone(),
+                heads: Vec::new(),
+                changes: 0,
+                bytes_on_disk: 0,
+                chunks_since_snapshot: 0,
+                period: None,
+                trouble: Some(trouble),
+            });
+        }
         for (id, bytes) in docs
             .archived
             .iter()
-            .filter(|(id, _)| !docs.held.contains_key(*id))
+            .filter(|(id, _)| !docs.held.contains_key(*id) && !docs.quarantined.contains_key(*id))
         {
             out.push(DocumentInfo {
                 id: id.clone(),
@@ -569,6 +599,7 @@ impl Engine {
                 bytes_on_disk: *bytes,
                 chunks_since_snapshot: 0,
                 period: Some(PeriodState::Archived),
+                trouble: None,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
