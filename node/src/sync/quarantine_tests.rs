@@ -15,7 +15,7 @@ use super::{wire, Session};
 use crate::domain::actor::actor_for;
 use crate::domain::doc_id::DocId;
 use crate::domain::ledger;
-use crate::engine::{Engine, LedgerOptions};
+use crate::engine::{Engine, LedgerOptions, Trouble};
 use crate::store::{Backend, MemoryBackend};
 
 const SKU: &str = "TTU-MKP-060";
@@ -180,4 +180,118 @@ fn open_of(hub: &Engine) -> DocId {
         .filter(|id| id.ledger_period().is_some_and(|(n, _)| n.as_str() == "ttu"))
         .max()
         .unwrap()
+}
+
+/// Flips the last byte of every record of `doc` in `backend` (a rotten sector), and
+/// makes it durable.
+fn corrupt(backend: &MemoryBackend, doc: &DocId) {
+    let mut batch = crate::store::Batch::default();
+    for (key, mut value) in backend.scan_prefix(format!("d/{doc}/").as_bytes()).unwrap() {
+        *value.last_mut().unwrap() ^= 0xff;
+        batch.put(key, value);
+    }
+    backend.write(batch).unwrap();
+    backend.flush().unwrap();
+}
+
+fn trouble_of(engine: &Engine, doc: &DocId) -> Option<Trouble> {
+    engine
+        .documents()
+        .unwrap()
+        .into_iter()
+        .find(|d| &d.id == doc)
+        .and_then(|d| d.trouble)
+}
+
+#[tokio::test]
+async fn a_document_that_cannot_load_is_quarantined_and_the_node_serves_the_rest() {
+    let hub_store = MemoryBackend::new();
+    let (hub, hub_book) = engine_on(
+        "kupang",
+        Arc::new(hub_store.clone()),
+        LedgerOptions::default(),
+    );
+    let ttu_store = MemoryBackend::new();
+    let (ttu, ttu_book) = engine_on("ttu", Arc::new(ttu_store.clone()), LedgerOptions::default());
+    ttu.record(receipt(SKU, 10)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    let ledger = ttu.open_period().unwrap();
+    hub.flush().unwrap();
+    drop(hub);
+
+    // The hub's copy of ttu's ledger rots on disk: the hub starts all the same.
+    corrupt(&hub_store, &ledger);
+    let (hub, hub_book) = engine_on(
+        "kupang",
+        Arc::new(hub_store.crash_and_reopen()),
+        LedgerOptions::default(),
+    );
+    match trouble_of(&hub, &ledger) {
+        Some(Trouble::Quarantined(reason)) => {
+            assert!(reason.contains("checksum"), "{reason}")
+        }
+        other => panic!("expected {ledger} quarantined, got {other:?}"),
+    }
+    let e = hub.stock(Some("ttu"), Some(SKU)).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("quarantined"), "{e}");
+
+    // Its bundles are refused with the reason; every other document still syncs.
+    let mut at_hub = Session::new(hub.clone(), hub_book.clone(), node("ttu"));
+    let data = ttu.bundles_after(&ledger, &[], usize::MAX).unwrap()[0]
+        .data
+        .clone();
+    at_hub.opening().await.unwrap();
+    at_hub
+        .handle(wire::hello("ttu", super::session::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let (code, message) = refusal(&at_hub.handle(wire::bundle(&ledger, data, 1)).await.unwrap());
+    assert_eq!(code, Code::FailedPrecondition as i32, "{message}");
+    assert!(message.contains("quarantined"), "{message}");
+    drop(at_hub);
+    hub.allocate_budget("ttu", 2026, 5_000_000).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    assert_eq!(
+        ttu.budgets(None, 2026).unwrap()[0].allocated,
+        Some(5_000_000)
+    );
+    assert!(matches!(
+        trouble_of(&hub, &ledger),
+        Some(Trouble::Quarantined(_))
+    ));
+
+    // Dropped at the hub (safe: ttu holds its newest period), it comes back whole.
+    let dropped = hub.drop_document(&ledger, false).unwrap();
+    assert!(
+        dropped.was_quarantined && dropped.records > 0,
+        "{dropped:?}"
+    );
+    assert_eq!(trouble_of(&hub, &ledger), Some(Trouble::Refetching));
+    assert!(
+        !hub_store.scan_prefix(b"q/").unwrap().is_empty(),
+        "the records were moved aside, not deleted"
+    );
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    assert_eq!(trouble_of(&hub, &ledger), None);
+    assert_eq!(hub.heads(&ledger), ttu.heads(&ledger));
+    assert_eq!(hub.stock(Some("ttu"), Some(SKU)).unwrap()[0].quantity, 10);
+
+    // A district whose own open period rots starts too; a sale gets a clear error,
+    // and dropping its own ledger is refused without --force.
+    ttu.flush().unwrap();
+    drop(ttu);
+    corrupt(&ttu_store, &ledger);
+    let (ttu, _) = engine_on(
+        "ttu",
+        Arc::new(ttu_store.crash_and_reopen()),
+        LedgerOptions::default(),
+    );
+    let e = ttu.record(receipt(SKU, 1)).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("quarantined"), "{e}");
+    let e = ttu.drop_document(&ledger, false).unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("--force"), "{e}");
+    assert!(ttu.is_quarantined(&ledger));
 }
