@@ -9,6 +9,7 @@ use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::DocKind;
 use crate::domain::ledger::{self, Ledger};
 use crate::domain::orders::{self, Orders};
+use crate::domain::schema_version;
 
 /// What the node derives from a document, kept in step with it.
 pub(crate) enum View {
@@ -33,6 +34,7 @@ impl Held {
     fn derive(replica: &Replica) -> Result<View, EngineError> {
         let name = replica.name();
         let doc = replica.doc();
+        schema_version::check(doc, &name)?;
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
             DocKind::Ledger => View::Ledger(ledger::derive(doc, &name)?),
@@ -68,6 +70,7 @@ impl Held {
     fn refresh(&mut self) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
+        schema_version::check(doc, &name)?;
         match &mut self.view {
             View::Ledger(view) => {
                 // Two incarnations of the owner that wrote concurrently (a district

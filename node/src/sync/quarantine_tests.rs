@@ -295,3 +295,60 @@ async fn a_document_that_cannot_load_is_quarantined_and_the_node_serves_the_rest
     assert!(e.to_string().contains("--force"), "{e}");
     assert!(ttu.is_quarantined(&ledger));
 }
+
+#[tokio::test]
+async fn a_document_of_a_newer_schema_is_refused_and_quarantined_not_fatal() {
+    let backend = MemoryBackend::new();
+    let (hub, hub_book) = engine_on(
+        "kupang",
+        Arc::new(backend.clone()),
+        LedgerOptions::default(),
+    );
+    let (ttu, ttu_book) = engine("ttu");
+    ttu.record(receipt(SKU, 10)).await.unwrap();
+    sync_once((&hub, &hub_book), (&ttu, &ttu_book)).await;
+    let ledger = ttu.open_period().unwrap();
+
+    // From a peer: a change that marks ttu's ledger as written by schema 2 is refused.
+    let mut at_hub = Session::new(hub.clone(), hub_book.clone(), node("ttu"));
+    at_hub.opening().await.unwrap();
+    at_hub
+        .handle(wire::hello("ttu", super::session::PROTOCOL_VERSION))
+        .await
+        .unwrap();
+    let data = by_ttu(&hub, &ledger, |tx| tx.put(automerge::ROOT, "schema", 2_i64));
+    let (code, message) = refusal(&at_hub.handle(wire::bundle(&ledger, data, 1)).await.unwrap());
+    assert_eq!(code, Code::InvalidArgument as i32, "{message}");
+    assert!(message.contains("schema version 2"), "{message}");
+    drop(at_hub);
+
+    // On disk (a newer build wrote it, then the node was downgraded): quarantined.
+    let mut newer = Automerge::new().with_actor(actor_for(&node("kupang"), 5));
+    newer
+        .transact(|tx| {
+            crate::domain::budget::JOURNAL.init(tx)?;
+            tx.put(automerge::ROOT, "schema", 2_i64)
+        })
+        .map_err(|f| f.error)
+        .unwrap();
+    hub.flush().unwrap();
+    drop(hub);
+    crate::store::DocStore::new(&backend)
+        .compact("budget/province", &newer.save(), 0)
+        .unwrap();
+    backend.flush().unwrap();
+    let (hub, _) = engine_on(
+        "kupang",
+        Arc::new(backend.crash_and_reopen()),
+        LedgerOptions::default(),
+    );
+    match trouble_of(&hub, &DocId::Budget) {
+        Some(Trouble::Quarantined(reason)) => {
+            assert!(reason.contains("schema version 2"), "{reason}")
+        }
+        other => panic!("expected budget/province quarantined, got {other:?}"),
+    }
+    let e = hub.allocate_budget("ttu", 2026, 1).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert_eq!(hub.stock(Some("ttu"), Some(SKU)).unwrap()[0].quantity, 10);
+}
