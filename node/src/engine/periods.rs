@@ -350,9 +350,9 @@ impl Engine {
         if let Some(held) = docs.held.get(id) {
             return Ok(ledger::read_range(held.replica.doc(), &id.to_string(), ..)?);
         }
-        let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
-            unreachable!("an archived document has records")
-        })?;
+        docs.check_not_quarantined(id)?;
+        let replica = Replica::load(&self.store(), id.clone(), &self.actor)?
+            .ok_or_else(|| docs.unheld(id))?;
         Ok(ledger::read_range(replica.doc(), &id.to_string(), ..)?)
     }
 

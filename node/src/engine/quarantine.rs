@@ -138,7 +138,9 @@ impl Engine {
             };
             return Some(format!(
                 "{doc} is this node's own document: its peers hold only what they acknowledged, \
-                 so dropping it loses every change they lack, acknowledged sales included ({restore})"
+                 so dropping it loses every change they lack, acknowledged sales included ({restore}; \
+                 after a forced drop, restart the node before it writes again, so it writes with a \
+                 fresh actor)"
             ));
         }
         if let (true, Some((outlet, _))) = (self.identity.is_hub(), doc.ledger_period()) {
