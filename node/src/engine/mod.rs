@@ -253,7 +253,6 @@ impl Engine {
             }
             load(id, None)?;
         }
-        drop(load);
         let mut docs = Documents {
             held,
             archived,
