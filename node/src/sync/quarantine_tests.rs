@@ -352,3 +352,54 @@ async fn a_document_of_a_newer_schema_is_refused_and_quarantined_not_fatal() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
     assert_eq!(hub.stock(Some("ttu"), Some(SKU)).unwrap()[0].quantity, 10);
 }
+
+#[tokio::test]
+async fn a_dropped_document_is_asked_for_again_in_the_open_session_and_unsafe_drops_need_force() {
+    let (hub, hub_book) = engine("kupang");
+    let (ttu, ttu_book) = engine("ttu");
+    let t1 = crate::engine::now_ms();
+    ttu.record_at(receipt(SKU, 10), t1).await.unwrap();
+    let first = ttu.open_period().unwrap();
+    ttu.record_at(receipt(SKU, 1), t1 + 40 * 24 * 3600 * 1000)
+        .await
+        .unwrap();
+    let mut at_hub = Session::new(hub.clone(), hub_book, node("ttu"));
+    let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
+    let (a, b) = (
+        at_hub.opening().await.unwrap(),
+        at_ttu.opening().await.unwrap(),
+    );
+    pump(&mut at_hub, &mut at_ttu, a, b).await;
+    let provincial = hub.heads(&DocId::ProvincialCatalog);
+    hub.allocate_budget("ttu", 2026, 1_000).await.unwrap();
+    let pushed = at_hub.push_all().await.unwrap();
+    pump(&mut at_hub, &mut at_ttu, pushed, vec![]).await;
+    assert_eq!(ttu.heads(&DocId::Budget), hub.heads(&DocId::Budget));
+
+    // A district drops a hub document: safe, and the same session brings it back.
+    let dropped = ttu.drop_document(&DocId::Budget, false).unwrap();
+    assert!(!dropped.was_quarantined && dropped.records > 0);
+    assert!(ttu.heads(&DocId::Budget).is_none());
+    assert_eq!(trouble_of(&ttu, &DocId::Budget), Some(Trouble::Refetching));
+    let asked = at_ttu.announce().await.unwrap();
+    pump(&mut at_hub, &mut at_ttu, vec![], asked).await;
+    assert_eq!(ttu.heads(&DocId::Budget), hub.heads(&DocId::Budget));
+    assert_eq!(trouble_of(&ttu, &DocId::Budget), None);
+    assert_eq!(ttu.budgets(None, 2026).unwrap()[0].allocated, Some(1_000));
+
+    // Unsafe without --force: a node's own documents; at the hub, a district's
+    // period older than its newest (the district archived it and never resends it).
+    for (engine, doc) in [
+        (&hub, DocId::ProvincialCatalog),
+        (&ttu, ttu.open_period().unwrap()),
+        (&ttu, DocId::LocalCatalog(node("ttu"))),
+    ] {
+        let e = engine.drop_document(&doc, false).unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{doc}: {e}");
+        assert!(e.to_string().contains("own document"), "{doc}: {e}");
+    }
+    assert_eq!(hub.heads(&DocId::ProvincialCatalog), provincial);
+    let e = hub.drop_document(&first, false).unwrap_err();
+    assert!(e.to_string().contains("not the newest period"), "{e}");
+    assert!(hub.drop_document(&first, true).is_ok());
+}
