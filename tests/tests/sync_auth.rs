@@ -701,10 +701,25 @@ async fn absurd_movements_in_a_districts_own_ledger_are_refused_at_the_hub() -> 
             "{case}: the hub's stock of ttu changed"
         );
     }
-    // The hub keeps serving, and its figures of ttu are whole.
+    // The hub keeps serving, holds nothing of what it refused, and its figures of
+    // ttu are whole.
     hub_admin.status(StatusRequest {}).await?;
+    ensure!(
+        document_heads(&mut hub_admin).await? == before,
+        "the hub kept something of the refused bundles"
+    );
     let stock = stock_of(&mut hub_mart, "ttu").await?;
     ensure!(stock.values().all(|q| *q >= 0), "{stock:?}");
+    // Back on its link, ttu gets nothing of them relayed and stays in step.
+    drop(raw);
+    cluster.heal("ttu");
+    converged(&cluster).await?;
+    let at_ttu = open_ledger(&mut cluster.admin("ttu").await?).await?;
+    ensure!(at_ttu == ttu_ledger, "ttu's open period moved to {at_ttu}");
+    ensure!(
+        document_heads(&mut cluster.admin("ttu").await?).await?[ttu_ledger] == before[ttu_ledger],
+        "ttu's ledger changed"
+    );
     Ok(())
 }
 
