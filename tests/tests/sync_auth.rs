@@ -833,6 +833,17 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
             wrong.push(format!("{case}: expected {code:?}, got {end:?}"));
         }
     }
+    // A second hello in an open session (it would renegotiate the version and the
+    // clock) ends it.
+    let mut raw = RawSession::open_with(&url, sikka.client()?, hello("sikka")).await?;
+    raw.send(hello("sikka")).await?;
+    let end = raw.end().await?;
+    println!("a second hello: {end:?}");
+    if !ended_with(&end, Code::InvalidArgument) {
+        wrong.push(format!(
+            "a second hello: expected InvalidArgument, got {end:?}"
+        ));
+    }
     // The hub still serves ttu.
     receive(
         &mut cluster.mart("ttu").await?,

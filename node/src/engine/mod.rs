@@ -303,7 +303,15 @@ impl Engine {
                 now_ms(),
             )?;
         }
-        let clock = clock::ClockGuard::new(store.clock_evidence()?, ledger_options.accept_clock);
+        // The hub's clock is the province's reference: nothing is evidence against
+        // it, so only districts are guarded.
+        let (evidence, new) =
+            clock::ClockGuard::evidence_at_start(store.clock_evidence()?, now_ms());
+        if new {
+            store.set_clock_evidence(evidence)?;
+        }
+        let clock =
+            clock::ClockGuard::new(evidence, ledger_options.accept_clock || identity.is_hub());
         backend.flush()?;
 
         Ok(Engine {

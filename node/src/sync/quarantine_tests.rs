@@ -364,7 +364,16 @@ async fn a_document_of_a_newer_schema_is_refused_and_quarantined_not_fatal() {
 #[tokio::test]
 async fn a_dropped_document_is_asked_for_again_in_the_open_session_and_unsafe_drops_need_force() {
     let (hub, hub_book) = engine("kupang");
-    let (ttu, ttu_book) = engine("ttu");
+    // TTU's clock moves 40 days ahead below, as an operator who vouches for it would
+    // let it (`--accept-clock`).
+    let (ttu, ttu_book) = engine_on(
+        "ttu",
+        Arc::new(crate::store::MemoryBackend::new()),
+        LedgerOptions {
+            accept_clock: true,
+            ..LedgerOptions::default()
+        },
+    );
     let t1 = crate::engine::now_ms();
     ttu.record_at(receipt(SKU, 10), t1).await.unwrap();
     let first = ttu.open_period().unwrap();

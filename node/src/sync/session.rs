@@ -225,6 +225,7 @@ impl Session {
             return Err(protocol("empty message".into()));
         };
         match body {
+            Body::Hello(_) if self.hello_seen => Err(protocol("a second hello".into())),
             Body::Hello(hello) => {
                 if hello.node_id != self.peer.as_str() {
                     return Err(SessionError::WrongIdentity {
