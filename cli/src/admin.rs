@@ -104,6 +104,11 @@ struct DocumentView {
     chunks_since_snapshot: u32,
     /// For ledger periods: open, sealed or archived.
     period_state: String,
+    /// ok, quarantined (not served, not synced: see `martctl doc`) or refetching.
+    state: String,
+    /// Why it is quarantined.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    reason: String,
 }
 
 pub async fn docs(node: &Node, format: Format) -> Result<()> {
@@ -121,6 +126,8 @@ pub async fn docs(node: &Node, format: Format) -> Result<()> {
             bytes_on_disk: d.bytes_on_disk,
             chunks_since_snapshot: d.chunks_since_snapshot,
             period_state: d.period_state,
+            state: d.state,
+            reason: d.reason,
         })
         .collect();
     if format == Format::Json {
@@ -136,10 +143,10 @@ pub async fn docs(node: &Node, format: Format) -> Result<()> {
             d.id.clone(),
             d.kind.clone(),
             d.owner.clone(),
-            if d.period_state.is_empty() {
-                "-".to_string()
-            } else {
-                d.period_state.clone()
+            match (d.state.as_str(), d.period_state.as_str()) {
+                ("quarantined" | "refetching", _) => d.state.clone(),
+                (_, "") => "-".to_string(),
+                (_, period) => period.to_string(),
             },
             if archived {
                 "-".to_string()
@@ -152,6 +159,12 @@ pub async fn docs(node: &Node, format: Format) -> Result<()> {
         ]);
     }
     table.print_or("no documents");
+    for d in views.iter().filter(|d| d.state == "quarantined") {
+        println!(
+            "\nquarantined: {}: {}\n  resolve with `martctl doc refetch {}` (or `martctl doc drop {}`)",
+            d.id, d.reason, d.id, d.id
+        );
+    }
     Ok(())
 }
 

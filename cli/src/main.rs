@@ -15,6 +15,7 @@ mod certs;
 mod clock;
 mod connect;
 mod csv;
+mod doc;
 mod escrow;
 mod expiry;
 mod movements;
@@ -106,8 +107,11 @@ struct Cli {
 enum Command {
     /// Show the node's identity, uptime and counters
     Status,
-    /// List the automerge documents the node holds
+    /// List the automerge documents the node holds (and those it quarantined)
     Docs,
+    /// Resolve a quarantined document: drop it, or drop and fetch it again from a peer
+    #[command(subcommand)]
+    Doc(doc::DocCmd),
     /// Producers (IKM) in the catalog
     #[command(subcommand)]
     Producer(ProducerCmd),
@@ -275,6 +279,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     let channel = connect::connect(&cli.node, tls.as_ref(), timeout).await?;
     let rpc_timeout = match &command {
         Command::Sync(SyncCmd::Now(args)) => args.rpc_deadline(timeout),
+        Command::Doc(cmd) => cmd.rpc_deadline(timeout),
         _ => timeout,
     };
     let node = Node::new(channel, rpc_timeout, cli.node.to_string());
@@ -282,6 +287,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Pki(_) => unreachable!("handled before connecting"),
         Command::Status => admin::status(&node, format).await,
         Command::Docs => admin::docs(&node, format).await,
+        Command::Doc(cmd) => doc::doc(&node, cmd, format).await,
         Command::Producer(cmd) => catalog::producer(&node, cmd, format).await,
         Command::Product(cmd) => catalog::product(&node, cmd, format).await,
         Command::Catalog(a) => expiry::catalog(&node, a, format).await,

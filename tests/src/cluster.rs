@@ -362,6 +362,20 @@ impl TestCluster {
         node.restart().await
     }
 
+    /// Stops a node with SIGTERM, runs `offline` on its stopped store (its sled
+    /// path), e.g. to corrupt a record, and starts it again.
+    pub async fn restart_after(
+        &mut self,
+        id: &str,
+        offline: impl FnOnce(&std::path::Path) -> Result<()>,
+    ) -> Result<()> {
+        let node = self.node_mut(id);
+        let status = node.terminate().await?;
+        ensure!(status.success(), "node {id} exited with {status}");
+        offline(&node.db_path())?;
+        node.restart().await
+    }
+
     /// Kills a node with SIGKILL and starts it again on the same data dir.
     pub async fn kill_and_restart(&mut self, id: &str) -> Result<()> {
         let node = self.node_mut(id);

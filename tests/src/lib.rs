@@ -16,6 +16,7 @@ pub mod martctl;
 pub mod node;
 pub mod ops;
 pub mod pki;
+pub mod rot;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};

@@ -16,6 +16,9 @@
 //!   the hub, `nttmart://hub/ttu` at ttu) has none of the node's rights;
 //! - the hub opens sessions only for the districts of `[hub] districts` (default the
 //!   province's 22) and keeps nothing of any other, not even a peer book entry.
+//! - sikka's own certificate and actor, in its own ledger, with changes that break
+//!   the ledger's schema (and a far-future period of garbage): INVALID_ARGUMENT,
+//!   nothing stored; the hub restarts, serves, and keeps syncing with every district.
 
 use std::time::Duration;
 
@@ -203,6 +206,24 @@ impl RawSession {
                 Ok(Ok(Some(_))) => {}
             }
         }
+    }
+
+    /// Asks for `doc` as if the disk was lost and rebuilds it from the hub's bundles
+    /// until it has the heads `want`.
+    async fn fetch(&mut self, doc: &str, want: &[String]) -> Result<Automerge> {
+        self.send(have(doc, &[])).await?;
+        let mut mirror = Automerge::new();
+        while hex_heads(&mirror.get_heads()) != want {
+            match self.next().await? {
+                Body::Bundle(b) if b.doc_id == doc => {
+                    mirror.load_incremental(&b.data)?;
+                }
+                // The hub's own announce: its heads, then the end of them.
+                Body::Have(_) | Body::Announced(_) => {}
+                other => bail!("unexpected while fetching {doc}: {other:?}"),
+            }
+        }
+        Ok(mirror)
     }
 
     /// The hub's answer about `doc`: a `Refused`, or a `Have` whose heads differ from
@@ -465,19 +486,7 @@ async fn forged_and_malformed_bundles_are_refused_and_the_session_goes_on() -> R
         Body::Hello(h) => ensure!(h.node_id == hub, "{h:?}"),
         other => bail!("the session began with {other:?}"),
     }
-    // Ask for sikka's ledger as if the disk was lost, and rebuild it from bundles.
-    raw.send(have(sikka_ledger, &[])).await?;
-    let mut mirror = Automerge::new();
-    while hex_heads(&mirror.get_heads()) != before[sikka_ledger] {
-        match raw.next().await? {
-            Body::Bundle(b) if b.doc_id == sikka_ledger => {
-                mirror.load_incremental(&b.data)?;
-            }
-            // The hub's own announce: its heads, then the end of them.
-            Body::Have(_) | Body::Announced(_) => {}
-            other => bail!("unexpected while fetching {sikka_ledger}: {other:?}"),
-        }
-    }
+    let mirror = raw.fetch(sikka_ledger, &before[sikka_ledger]).await?;
 
     // Forgeries: other owners' documents, and sikka's own under other actors.
     let forgeries = [
@@ -692,10 +701,25 @@ async fn absurd_movements_in_a_districts_own_ledger_are_refused_at_the_hub() -> 
             "{case}: the hub's stock of ttu changed"
         );
     }
-    // The hub keeps serving, and its figures of ttu are whole.
+    // The hub keeps serving, holds nothing of what it refused, and its figures of
+    // ttu are whole.
     hub_admin.status(StatusRequest {}).await?;
+    ensure!(
+        document_heads(&mut hub_admin).await? == before,
+        "the hub kept something of the refused bundles"
+    );
     let stock = stock_of(&mut hub_mart, "ttu").await?;
     ensure!(stock.values().all(|q| *q >= 0), "{stock:?}");
+    // Back on its link, ttu gets nothing of them relayed and stays in step.
+    drop(raw);
+    cluster.heal("ttu");
+    converged(&cluster).await?;
+    let at_ttu = open_ledger(&mut cluster.admin("ttu").await?).await?;
+    ensure!(at_ttu == ttu_ledger, "ttu's open period moved to {at_ttu}");
+    ensure!(
+        document_heads(&mut cluster.admin("ttu").await?).await?[ttu_ledger] == before[ttu_ledger],
+        "ttu's ledger changed"
+    );
     Ok(())
 }
 
@@ -808,6 +832,17 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
         if !ended_with(&end, code) {
             wrong.push(format!("{case}: expected {code:?}, got {end:?}"));
         }
+    }
+    // A second hello in an open session (it would renegotiate the version and the
+    // clock) ends it.
+    let mut raw = RawSession::open_with(&url, sikka.client()?, hello("sikka")).await?;
+    raw.send(hello("sikka")).await?;
+    let end = raw.end().await?;
+    println!("a second hello: {end:?}");
+    if !ended_with(&end, Code::InvalidArgument) {
+        wrong.push(format!(
+            "a second hello: expected InvalidArgument, got {end:?}"
+        ));
     }
     // The hub still serves ttu.
     receive(
@@ -1081,5 +1116,115 @@ async fn a_hub_knows_exactly_the_districts_its_config_lists() -> Result<()> {
         matches!(&listed, Err(s) if s.code() == Code::NotFound),
         "the hub lists sikka: {listed:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_breaking_bundle_from_its_owner_is_refused_and_the_hub_restarts() -> Result<()> {
+    let mut cluster = TestCluster::builder()
+        .hub("kupang")
+        .district("ttu")
+        .district("sikka")
+        .start()
+        .await?;
+    let hub = cluster.hub_id().to_string();
+    receive(
+        &mut cluster.mart("sikka").await?,
+        "rcv-sikka",
+        "SKA-MET-250",
+        40,
+    )
+    .await?;
+    converged(&cluster).await?;
+    let sikka_ledger = open_ledger(&mut cluster.admin("sikka").await?).await?;
+    let future = "ledger/sikka/2099-12";
+    // The test speaks for sikka, with sikka's own certificate and actor.
+    cluster.cut("sikka");
+    let mut hub_admin = cluster.admin(&hub).await?;
+    wait_until("the hub sees sikka gone", CONVERGE, || {
+        let mut admin = hub_admin.clone();
+        async move { Ok(!peer_info(&mut admin, "sikka").await?.connected) }
+    })
+    .await?;
+    let before: Heads = document_heads(&mut hub_admin).await?;
+    let mut raw = RawSession::open(
+        &cluster.hub_url(),
+        cluster.tls_of("sikka").client()?,
+        "sikka",
+    )
+    .await?;
+    match raw.next().await? {
+        Body::Hello(h) => ensure!(h.node_id == hub, "{h:?}"),
+        other => bail!("the session began with {other:?}"),
+    }
+    let mirror = raw.fetch(&sikka_ledger, &before[&sikka_ledger]).await?;
+    let author = actor("sikka", 4242);
+    let mut retyped = mirror.fork().with_actor(author.clone());
+    let mut garbage_period = Automerge::new().with_actor(author.clone());
+    let breaks = [
+        (
+            sikka_ledger.as_str(),
+            "a movement that is not movement JSON",
+            append_movement(&mirror, author.clone(), r#"{"not":"a movement"}"#)?,
+        ),
+        (
+            sikka_ledger.as_str(),
+            "movements of the wrong type",
+            change(&mut retyped, |tx| tx.put(ROOT, "movements", 5_i64))?,
+        ),
+        (
+            future,
+            "a far-future period with garbage balances",
+            change(&mut garbage_period, |tx| {
+                tx.put_object(ROOT, "movements", ObjType::List)?;
+                tx.put(ROOT, "opening", "garbage")
+            })?,
+        ),
+    ];
+    for (doc, case, data) in breaks {
+        println!("{case}: {} bytes", data.len());
+        raw.send(bundle(doc, data, 1)).await?;
+        let known = before.get(doc).cloned().unwrap_or_default();
+        match raw.answer(doc, &known).await? {
+            Body::Refused(Refused { code, message, .. }) => ensure!(
+                code == Code::InvalidArgument as i32 && message.contains("nothing stored"),
+                "{case}: refused with code {code} ({message}), expected INVALID_ARGUMENT"
+            ),
+            other => bail!("{case}: the hub accepted it: {other:?}"),
+        }
+        ensure!(
+            document_heads(&mut hub_admin).await? == before,
+            "{case}: the hub's documents changed"
+        );
+    }
+    drop(raw);
+
+    // The hub starts again on the same disk, holds what it held, and syncs on.
+    cluster.restart(&hub).await?;
+    let mut hub_admin = cluster.admin(&hub).await?;
+    ensure!(
+        document_heads(&mut hub_admin).await? == before,
+        "the restarted hub holds other documents"
+    );
+    cluster.heal("sikka");
+    receive(
+        &mut cluster.mart("sikka").await?,
+        "rcv-sikka-2",
+        "SKA-MET-250",
+        2,
+    )
+    .await?;
+    receive(
+        &mut cluster.mart("ttu").await?,
+        "rcv-ttu-2",
+        "TTU-MKP-060",
+        3,
+    )
+    .await?;
+    converged(&cluster).await?;
+    let mut hub_mart = cluster.mart(&hub).await?;
+    ensure!(stock_of(&mut hub_mart, "sikka").await?["SKA-MET-250"] == 42);
+    ensure!(stock_of(&mut hub_mart, "ttu").await?["TTU-MKP-060"] == 3);
+    ensure!(!document_heads(&mut hub_admin).await?.contains_key(future));
     Ok(())
 }

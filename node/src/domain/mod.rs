@@ -17,6 +17,7 @@ pub mod movement;
 pub mod orders;
 pub mod period;
 pub mod sales_report;
+pub mod schema_version;
 pub mod seed;
 pub mod text;
 pub mod wita;

@@ -19,7 +19,7 @@ impl Engine {
             let mut docs = self.docs();
             let own = docs.own_catalog.clone();
             let owned = docs
-                .held(&own)
+                .held(&own)?
                 .catalog()
                 .is_some_and(|c| c.products.contains_key(&product.sku));
             if !owned {
@@ -73,7 +73,7 @@ impl Engine {
                 .cloned()
                 .ok_or_else(|| DomainError::UnknownSku(format!("{} in {local}", sku.trim())))?;
             let producer = source.producers.get(&product.producer_id).cloned();
-            let provincial = docs.held(&DocId::ProvincialCatalog).catalog().cloned();
+            let provincial = docs.held(&DocId::ProvincialCatalog)?.catalog().cloned();
             let provincial = provincial.unwrap_or_default();
             if provincial.products.contains_key(&product.sku) {
                 return Err(DomainError::DuplicateSku(product.sku).into());
@@ -82,7 +82,7 @@ impl Engine {
             if producer.is_none() && !provincial.producers.contains_key(&product.producer_id) {
                 return Err(DomainError::UnknownProducer(product.producer_id).into());
             }
-            let held = docs.held_mut(&DocId::ProvincialCatalog);
+            let held = docs.held_mut(&DocId::ProvincialCatalog)?;
             held.replica.commit(&self.store(), |tx| {
                 if let Some(p) = &producer {
                     catalog::put_producer(tx, p)?;

@@ -108,16 +108,30 @@ pub(super) struct ClockGuard {
 }
 
 impl ClockGuard {
-    pub(super) fn new(stored_ms: Option<i64>, accept: bool) -> Self {
+    /// The guard of a node whose store holds `evidence_ms` (see
+    /// [`ClockGuard::evidence_at_start`]).
+    pub(super) fn new(evidence_ms: i64, accept: bool) -> Self {
         ClockGuard {
             accept,
-            evidence: Mutex::new(stored_ms.map(|unix_ms| Evidence {
-                unix_ms,
+            evidence: Mutex::new(Some(Evidence {
+                unix_ms: evidence_ms,
                 seen: Instant::now(),
                 source: EvidenceSource::Stored,
-                persisted_ms: unix_ms,
+                persisted_ms: evidence_ms,
             })),
             warning: Mutex::new(None),
+        }
+    }
+
+    /// The evidence a node starts with: what its store holds or, with none (a new
+    /// node, or one that ran a build without the guard), its clock at start, as a
+    /// first start always trusted it. With nothing to compare it with, holding
+    /// periods back would only stop the month from turning: a node upgraded
+    /// mid-month never turned it. The caller stores the answer when it is new.
+    pub(super) fn evidence_at_start(stored_ms: Option<i64>, clock_ms: i64) -> (i64, bool) {
+        match stored_ms {
+            Some(stored) => (stored, false),
+            None => (clock_ms, true),
         }
     }
 
@@ -126,22 +140,45 @@ impl ClockGuard {
     }
 
     /// Takes `unix_ms` as evidence (from `source`) if it is newer than what the guard
-    /// has. Returns the time to write to the store, when it moved enough.
+    /// has. Returns the time to write to the store when the evidence moved enough
+    /// since it last was, however it moved (time running on the monotonic clock
+    /// counts): a node restarted after weeks of running keeps that credit.
     pub(super) fn note(&self, unix_ms: i64, source: EvidenceSource) -> Option<i64> {
         let mut evidence = self.evidence();
-        let persisted_ms = match *evidence {
-            Some(e) if e.now() >= unix_ms => return None,
-            Some(e) => e.persisted_ms,
-            None => i64::MIN,
+        let (mut newest, persisted_ms) = match *evidence {
+            Some(e) if e.now() >= unix_ms => (
+                Evidence {
+                    unix_ms: e.now(),
+                    seen: Instant::now(),
+                    ..e
+                },
+                e.persisted_ms,
+            ),
+            Some(e) => (
+                Evidence {
+                    unix_ms,
+                    seen: Instant::now(),
+                    source,
+                    persisted_ms: e.persisted_ms,
+                },
+                e.persisted_ms,
+            ),
+            None => (
+                Evidence {
+                    unix_ms,
+                    seen: Instant::now(),
+                    source,
+                    persisted_ms: i64::MIN,
+                },
+                i64::MIN,
+            ),
         };
-        let persist = unix_ms.saturating_sub(persisted_ms) >= PERSIST_EVERY_MS;
-        *evidence = Some(Evidence {
-            unix_ms,
-            seen: Instant::now(),
-            source,
-            persisted_ms: if persist { unix_ms } else { persisted_ms },
-        });
-        persist.then_some(unix_ms)
+        let persist = newest.unix_ms.saturating_sub(persisted_ms) >= PERSIST_EVERY_MS;
+        if persist {
+            newest.persisted_ms = newest.unix_ms;
+        }
+        *evidence = Some(newest);
+        persist.then_some(newest.unix_ms)
     }
 
     /// The newest time there is evidence for, now, and where it came from.
@@ -208,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_period_far_ahead_of_the_evidence_is_held_back() {
-        let guard = ClockGuard::new(Some(DEC_2026 + 6 * DAY), false);
+        let guard = ClockGuard::new(DEC_2026 + 6 * DAY, false);
         // Into the next month: within the margin of the stored evidence? No: 25 days.
         let next = DEC_2026 + 31 * DAY;
         let held = guard.may_open(next + DAY, next, DEC_2026).unwrap_err();
@@ -222,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_operator_may_accept_the_clock() {
-        let guard = ClockGuard::new(Some(DEC_2026), true);
+        let guard = ClockGuard::new(DEC_2026, true);
         assert!(guard
             .may_open(4_100_000_000_000, 4_099_000_000_000, DEC_2026)
             .is_ok());
@@ -230,7 +267,7 @@ mod tests {
 
     #[test]
     fn readings_within_the_margin_move_the_evidence() {
-        let guard = ClockGuard::new(None, false);
+        let guard = ClockGuard::new(DEC_2026 - DAY, false);
         let open = DEC_2026;
         assert_eq!(guard.note_reading(DEC_2026, open), Some(DEC_2026));
         assert_eq!(
@@ -242,8 +279,41 @@ mod tests {
         // Nor is an older reading, nor one a few seconds on (not worth a write).
         assert_eq!(guard.note_reading(DEC_2026, open), None);
         assert_eq!(guard.note_reading(DEC_2026 + DAY + 1000, open), None);
-        // Without any evidence, the open period's start is the evidence.
-        let fresh = ClockGuard::new(None, false);
-        assert_eq!(fresh.note_reading(DEC_2026 + 30 * DAY, open), None);
+    }
+
+    /// A node upgraded mid-month from a build without the guard has no evidence in
+    /// its store: its clock at start is the evidence, so the month turns (found by a
+    /// reading: the open period's start was the only evidence, and readings more
+    /// than two days past it never counted, so December never opened).
+    #[test]
+    fn a_store_without_evidence_trusts_the_clock_at_start() {
+        let open = DEC_2026 - 30 * DAY; // November
+        let started = DEC_2026 - 20 * DAY;
+        assert_eq!(
+            ClockGuard::evidence_at_start(None, started),
+            (started, true)
+        );
+        assert_eq!(
+            ClockGuard::evidence_at_start(Some(open), started),
+            (open, false)
+        );
+        let guard = ClockGuard::new(started, false);
+        let mut day = started;
+        while day < DEC_2026 - DAY {
+            day += DAY;
+            guard.note_reading(day, open);
+        }
+        assert!(guard.may_open(DEC_2026 + 1000, DEC_2026, open).is_ok());
+    }
+
+    /// Evidence that only aged on the monotonic clock is written to the store too,
+    /// so a restart keeps the credit of a long run without writes that moved it.
+    #[test]
+    fn evidence_aged_while_running_is_stored() {
+        let guard = ClockGuard::new(DEC_2026, false);
+        // Pretend the node has run for two minutes since it started.
+        guard.evidence().as_mut().unwrap().seen -= std::time::Duration::from_secs(120);
+        let stored = guard.note_reading(DEC_2026, DEC_2026).expect("written");
+        assert!(stored >= DEC_2026 + 120_000, "{stored}");
     }
 }

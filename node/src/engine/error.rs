@@ -16,11 +16,29 @@ pub enum EngineError {
     Document { doc: String, reason: String },
     #[error("the write could not be made durable: {0}")]
     NotDurable(String),
+    #[error("document {doc} is quarantined ({reason}): nothing is read from it, written to it or synced; resolve it with `martctl doc drop {doc}` or `martctl doc refetch {doc}`")]
+    Quarantined { doc: String, reason: String },
+    #[error("refused: {0}")]
+    Unsafe(String),
+    #[error("document {doc} is not held here ({reason})")]
+    NotHeld { doc: String, reason: String },
     #[error("this outlet's ledger is being restored from the hub ({0}): try again once `martctl sync status` shows the hub in step")]
     Restoring(String),
 }
 
 impl EngineError {
+    /// Whether this error is about one document's bytes or content (it cannot be
+    /// loaded, or breaks its schema), so that document is quarantined, rather than
+    /// about the store as a whole (i/o), which stays fatal.
+    pub(crate) fn is_document_fault(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Domain(_)
+                | EngineError::Document { .. }
+                | EngineError::Store(StoreError::Corrupt { .. })
+        )
+    }
+
     /// The gRPC status code of this error: the one place codes are decided.
     pub fn code(&self) -> Code {
         match self {
@@ -46,6 +64,9 @@ impl EngineError {
                 | DomainError::DistrictOnly(_) => Code::PermissionDenied,
                 DomainError::Schema { .. } => Code::Internal,
             },
+            EngineError::Quarantined { .. }
+            | EngineError::NotHeld { .. }
+            | EngineError::Unsafe(_) => Code::FailedPrecondition,
             EngineError::Store(StoreError::Io(_))
             | EngineError::NotDurable(_)
             | EngineError::Restoring(_) => Code::Unavailable,

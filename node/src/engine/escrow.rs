@@ -89,6 +89,7 @@ impl Engine {
         id: &DocId,
         init: Init,
     ) -> Result<&'a mut Held, EngineError> {
+        docs.check_not_quarantined(id)?;
         if !docs.held.contains_key(id) {
             let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
                 Replica::genesis(&self.identity.hub, init)

@@ -192,23 +192,37 @@ impl Engine {
         }
         let heads = {
             let mut docs = self.docs_for_peer(doc);
+            docs.check_not_quarantined(doc)?;
             let store = self.store();
+            // Validate, then persist: the changes are applied and the view derived in
+            // memory first; only a document whose rules hold is staged. A refusal
+            // leaves the document as the store has it.
             if !docs.held.contains_key(doc) {
                 if !bundle.deps().is_empty() {
                     return Err(missing(doc, bundle.deps().len()));
                 }
-                let replica = Replica::empty(doc.clone(), &self.actor);
-                let mut replica = replica;
-                replica.apply_remote(&store, changes, data)?;
-                docs.held.insert(doc.clone(), Held::new(replica)?);
+                let mut replica = Replica::empty(doc.clone(), &self.actor);
+                replica
+                    .apply_in_memory(changes)
+                    .map_err(|e| refused(doc, e))?;
+                let mut held = Held::new(replica).map_err(|e| refused(doc, e))?;
+                held.replica.stage_remote(&store, data)?;
+                docs.held.insert(doc.clone(), held);
+                Self::received_again(&mut docs, doc);
             } else {
                 let held = docs.held.get_mut(doc).expect("checked above");
                 let unknown = bundle.deps().len() - known(held.replica.doc(), bundle.deps()).len();
                 if unknown > 0 {
                     return Err(missing(doc, unknown));
                 }
-                held.replica.apply_remote(&store, changes, data)?;
-                held.refresh()?;
+                match held.apply_remote(changes) {
+                    Ok(true) => held.replica.stage_remote(&store, data)?,
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.reload(&mut docs, doc);
+                        return Err(refused(doc, e));
+                    }
+                }
             }
             let heads = docs.held[doc].replica.doc().get_heads();
             if let (true, Some((outlet, _))) = (self.identity.is_hub(), doc.ledger_period()) {
@@ -254,6 +268,23 @@ fn read_bundle(data: &[u8]) -> Result<(automerge::Bundle, Vec<Change>), DomainEr
             format!("not an automerge bundle: its parser failed ({reason})"),
         ))
     })
+}
+
+/// A peer's bundle that breaks its document's rules, refused before anything was
+/// staged: the sender's fault (INVALID_ARGUMENT) whatever part of the schema broke;
+/// a domain rule keeps its own code.
+fn refused(doc: &DocId, e: EngineError) -> EngineError {
+    match e {
+        EngineError::Domain(DomainError::Schema { .. }) | EngineError::Document { .. } => {
+            DomainError::invalid(
+                "bundle.data",
+                format!("{doc}: the changes break the document's rules, nothing stored: {e}"),
+            )
+            .into()
+        }
+        EngineError::Domain(d) => EngineError::Domain(d),
+        other => other,
+    }
 }
 
 fn missing(doc: &DocId, count: usize) -> EngineError {

@@ -9,6 +9,7 @@ use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::DocKind;
 use crate::domain::ledger::{self, Ledger};
 use crate::domain::orders::{self, Orders};
+use crate::domain::schema_version;
 use crate::domain::DomainError;
 
 /// What the node derives from a document, kept in step with it.
@@ -34,6 +35,7 @@ impl Held {
     fn derive(replica: &Replica) -> Result<View, EngineError> {
         let name = replica.name();
         let doc = replica.doc();
+        schema_version::check(doc, &name)?;
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
             DocKind::Ledger => View::Ledger(ledger::derive(doc, &name)?),
@@ -48,13 +50,26 @@ impl Held {
         })
     }
 
+    /// Applies a peer's changes in memory and brings the view up to date; returns
+    /// whether any change was new. Nothing is staged. On an error the document and
+    /// its view may hold part of the changes: the caller drops this `Held` and loads
+    /// the document again from the store.
+    pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
+        if !self.replica.apply_in_memory(changes)? {
+            return Ok(false);
+        }
+        self.refresh()?;
+        Ok(true)
+    }
+
     /// Brings the view up to date after changes from a peer were applied. A ledger
     /// normally grows only at its end (one writer appends), so only new movements are
     /// read; anything else (catalogs, the hub's small orders and budget documents,
     /// a ledger whose history merged in the middle) is derived again from scratch.
-    pub fn refresh(&mut self) -> Result<(), EngineError> {
+    fn refresh(&mut self) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
+        schema_version::check(doc, &name)?;
         match &mut self.view {
             View::Ledger(view) => {
                 // Two incarnations of the owner that wrote concurrently (a district

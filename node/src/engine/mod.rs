@@ -14,6 +14,7 @@ mod group_commit;
 mod held;
 mod operations;
 mod periods;
+mod quarantine;
 mod regional;
 mod replica;
 mod reports;
@@ -41,8 +42,9 @@ pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::OutBundle;
 pub use group_commit::GroupCommit;
 use held::Held;
-pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine};
+pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine, Trouble};
 pub use periods::PeriodState;
+pub use quarantine::Dropped;
 pub use regional::{
     DistrictQuantity, DistrictSummary, LowStock, RegionalLine, Shipment, DEFAULT_REORDER_LEVEL,
 };
@@ -99,19 +101,27 @@ struct Documents {
     /// The movement ids of this outlet's most recently archived period, so a request
     /// made just before a period turned and retried just after is still answered once.
     retired_ids: Option<(DocId, periods::IdIndex)>,
+    /// Documents that failed to load or to derive their view, with the reason: not in
+    /// memory, not synced, not written, until an operator drops or refetches them.
+    quarantined: BTreeMap<DocId, String>,
+    /// Documents an operator dropped, asked of peers again (see `quarantine.rs`).
+    wanted: std::collections::BTreeSet<DocId>,
 }
 
 impl Documents {
-    fn held(&self, id: &DocId) -> &Held {
-        self.held
-            .get(id)
-            .expect("the node's own documents are always held")
+    /// A document in memory; a quarantined or dropped one is a clear error.
+    fn held(&self, id: &DocId) -> Result<&Held, EngineError> {
+        match self.held.get(id) {
+            Some(held) => Ok(held),
+            None => Err(self.unheld(id)),
+        }
     }
 
-    fn held_mut(&mut self, id: &DocId) -> &mut Held {
-        self.held
-            .get_mut(id)
-            .expect("the node's own documents are always held")
+    fn held_mut(&mut self, id: &DocId) -> Result<&mut Held, EngineError> {
+        if !self.held.contains_key(id) {
+            return Err(self.unheld(id));
+        }
+        Ok(self.held.get_mut(id).expect("checked above"))
     }
 
     /// The catalogs products are looked up in: the provincial one and the node's own.
@@ -133,7 +143,7 @@ impl Documents {
 
     fn own_ledger(&self) -> Result<&Ledger, EngineError> {
         Ok(self
-            .held(self.own_ledger_id()?)
+            .held(self.own_ledger_id()?)?
             .ledger()
             .expect("a ledger document has a ledger view"))
     }
@@ -208,41 +218,50 @@ impl Engine {
 
         let own_catalog = DocId::own_catalog(&identity.node, &identity.hub);
         let mut held = BTreeMap::new();
-        let provincial = Replica::open(&store, DocId::ProvincialCatalog, &actor, || {
-            Replica::provincial_genesis(&identity.hub, &seed::provincial_catalog())
-        })?;
-        held.insert(DocId::ProvincialCatalog, Held::new(provincial)?);
+        let mut quarantined = BTreeMap::new();
+        type Genesis<'a> =
+            Option<&'a dyn Fn() -> Result<automerge::Automerge, automerge::AutomergeError>>;
+        let mut load = |id: DocId, genesis: Genesis<'_>| {
+            quarantine::open_held(&store, &id, &actor, genesis).map(|loaded| match loaded {
+                Ok(h) => {
+                    held.insert(id, h);
+                }
+                Err(reason) => {
+                    quarantined.insert(id, reason);
+                }
+            })
+        };
+        load(
+            DocId::ProvincialCatalog,
+            Some(&|| Replica::provincial_genesis(&identity.hub, &seed::provincial_catalog())),
+        )?;
         if own_catalog != DocId::ProvincialCatalog {
-            let replica = Replica::open(&store, own_catalog.clone(), &actor, || {
-                Replica::genesis(&identity.node, |tx| catalog::init(tx))
-            })?;
-            held.insert(own_catalog.clone(), Held::new(replica)?);
+            load(
+                own_catalog.clone(),
+                Some(&|| Replica::genesis(&identity.node, |tx| catalog::init(tx))),
+            )?;
         }
         // Every other stored document: ledger periods of this outlet (at the hub:
         // of every district), orders, budgets. Archived periods stay on disk.
         let archived = store.archived()?;
         let mut stored = Vec::new();
         for name in store.document_ids()? {
-            let id = DocId::parse(&name).map_err(|e| EngineError::Document {
-                doc: name.clone(),
-                reason: e.to_string(),
-            })?;
-            stored.push(id);
+            match DocId::parse(&name) {
+                Ok(id) => stored.push(id),
+                Err(e) => {
+                    tracing::error!(doc = %name, error = %e, "a stored document has no valid id: left on disk, not loaded")
+                }
+            }
         }
         let archived: BTreeMap<DocId, u64> = stored
             .iter()
             .filter_map(|id| Some((id.clone(), *archived.get(&id.to_string())?)))
             .collect();
         for id in stored {
-            if archived.contains_key(&id) {
+            if archived.contains_key(&id) || id == DocId::ProvincialCatalog || id == own_catalog {
                 continue;
             }
-            if let std::collections::btree_map::Entry::Vacant(slot) = held.entry(id.clone()) {
-                let replica = Replica::open(&store, id, &actor, || {
-                    unreachable!("a listed document has records")
-                })?;
-                slot.insert(Held::new(replica)?);
-            }
+            load(id, None)?;
         }
         let mut docs = Documents {
             held,
@@ -250,6 +269,8 @@ impl Engine {
             own_catalog,
             own_ledger: None,
             retired_ids: periods::load_retired_ids(&store)?,
+            quarantined,
+            wanted: Default::default(),
         };
         // A restore asked for now, or one a killed node had begun: until it ends, the
         // store says so, and the node records no movement.
@@ -282,7 +303,15 @@ impl Engine {
                 now_ms(),
             )?;
         }
-        let clock = clock::ClockGuard::new(store.clock_evidence()?, ledger_options.accept_clock);
+        // The hub's clock is the province's reference: nothing is evidence against
+        // it, so only districts are guarded.
+        let (evidence, new) =
+            clock::ClockGuard::evidence_at_start(store.clock_evidence()?, now_ms());
+        if new {
+            store.set_clock_evidence(evidence)?;
+        }
+        let clock =
+            clock::ClockGuard::new(evidence, ledger_options.accept_clock || identity.is_hub());
         backend.flush()?;
 
         Ok(Engine {

@@ -73,6 +73,18 @@ pub struct DocumentInfo {
     /// Where a ledger period stands; `None` for other documents. An archived period
     /// is listed without heads or changes (it is not loaded to list it).
     pub period: Option<PeriodState>,
+    /// Why the document is quarantined (not loaded, not synced, not written), or
+    /// dropped by an operator and asked of a peer again; `None` when it is whole.
+    pub trouble: Option<Trouble>,
+}
+
+/// A document the node does not serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// It failed to load or to derive its view: the reason.
+    Quarantined(String),
+    /// An operator dropped it; peers are asked for it again.
+    Refetching,
 }
 
 impl Engine {
@@ -113,7 +125,7 @@ impl Engine {
                 return Err(DomainError::DuplicateProducer(producer.id).into());
             }
             let own = docs.own_catalog.clone();
-            let held = docs.held_mut(&own);
+            let held = docs.held_mut(&own)?;
             held.replica
                 .commit(&self.store(), |tx| catalog::put_producer(tx, &producer))?;
             if let View::Catalog(c) = &mut held.view {
@@ -157,7 +169,7 @@ impl Engine {
         // Not while restoring (see `add_producer`).
         docs.own_ledger_id()?;
         let own = docs.own_catalog.clone();
-        let held = docs.held_mut(&own);
+        let held = docs.held_mut(&own)?;
         held.replica
             .commit(&self.store(), |tx| catalog::put_product(tx, product))?;
         if let View::Catalog(c) = &mut held.view {
@@ -305,7 +317,7 @@ impl Engine {
                     let (reserved, asked) = self.check_new_movement(&docs, &mut movement)?;
                     docs.own_ledger()?.check(&movement, reserved)?;
                     let document = self.period_for_write(&mut docs, now)?;
-                    let Held { replica, view } = docs.held_mut(&document);
+                    let Held { replica, view } = docs.held_mut(&document)?;
                     let View::Ledger(ledger_view) = view else {
                         unreachable!("a ledger document has a ledger view")
                     };
@@ -494,7 +506,7 @@ impl Engine {
             }
         };
         let ledger_view = docs
-            .held(&ledger_id)
+            .held(&ledger_id)?
             .ledger()
             .expect("a ledger document has a ledger view");
         match sku {
@@ -603,12 +615,30 @@ impl Engine {
                     .id()
                     .ledger_period()
                     .map(|_| Self::period_state(&docs, r.id())),
+                trouble: None,
             })
             .collect();
+        let unheld = docs
+            .quarantined
+            .iter()
+            .map(|(id, reason)| (id, Trouble::Quarantined(reason.clone())))
+            .chain(docs.wanted.iter().map(|id| (id, Trouble::Refetching)));
+        for (id, trouble) in unheld {
+            out.push(DocumentInfo {
+                id: id.clone(),
+                owner: id.owner(&self.identity.hub).clone(),
+                heads: Vec::new(),
+                changes: 0,
+                bytes_on_disk: 0,
+                chunks_since_snapshot: 0,
+                period: None,
+                trouble: Some(trouble),
+            });
+        }
         for (id, bytes) in docs
             .archived
             .iter()
-            .filter(|(id, _)| !docs.held.contains_key(*id))
+            .filter(|(id, _)| !docs.held.contains_key(*id) && !docs.quarantined.contains_key(*id))
         {
             out.push(DocumentInfo {
                 id: id.clone(),
@@ -618,6 +648,7 @@ impl Engine {
                 bytes_on_disk: *bytes,
                 chunks_since_snapshot: 0,
                 period: Some(PeriodState::Archived),
+                trouble: None,
             });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));

@@ -46,10 +46,11 @@ impl PeriodState {
 }
 
 impl Documents {
-    /// The newest period held of `node`'s ledger.
+    /// The newest period held (or quarantined) of `node`'s ledger.
     pub(super) fn newest_period_of(&self, node: &NodeId) -> Option<&DocId> {
         self.held
             .keys()
+            .chain(self.quarantined.keys())
             .filter(|id| id.ledger_period().is_some_and(|(n, _)| n == node))
             .max()
     }
@@ -175,7 +176,7 @@ impl Engine {
         if let Some(unix_ms) = evidence {
             store.set_clock_evidence(unix_ms)?;
         }
-        let held = docs.held_mut(&current);
+        let held = docs.held_mut(&current)?;
         let sealed = held.is_sealed();
         if wanted <= period && !sealed {
             return Ok(current);
@@ -349,13 +350,20 @@ impl Engine {
         docs: &mut Documents,
         id: &DocId,
     ) -> Result<(), EngineError> {
-        if docs.held.contains_key(id) || !docs.archived.contains_key(id) {
+        if docs.held.contains_key(id)
+            || !docs.archived.contains_key(id)
+            || docs.quarantined.contains_key(id)
+        {
             return Ok(());
         }
-        let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
-            unreachable!("an archived document has records")
-        })?;
-        docs.held.insert(id.clone(), Held::new(replica)?);
+        match super::quarantine::open_held(&self.store(), id, &self.actor, None)? {
+            Ok(held) => {
+                docs.held.insert(id.clone(), held);
+            }
+            Err(reason) => {
+                docs.quarantined.insert(id.clone(), reason);
+            }
+        }
         Ok(())
     }
 
@@ -369,9 +377,9 @@ impl Engine {
         if let Some(held) = docs.held.get(id) {
             return Ok(ledger::read_range(held.replica.doc(), &id.to_string(), ..)?);
         }
-        let replica = Replica::open(&self.store(), id.clone(), &self.actor, || {
-            unreachable!("an archived document has records")
-        })?;
+        docs.check_not_quarantined(id)?;
+        let replica = Replica::load(&self.store(), id.clone(), &self.actor)?
+            .ok_or_else(|| docs.unheld(id))?;
         Ok(ledger::read_range(replica.doc(), &id.to_string(), ..)?)
     }
 

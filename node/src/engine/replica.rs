@@ -63,54 +63,69 @@ impl Replica {
         actor: &ActorId,
         genesis: impl FnOnce() -> Result<Automerge, AutomergeError>,
     ) -> Result<Self, EngineError> {
+        if let Some(replica) = Self::load(store, id.clone(), actor)? {
+            return Ok(replica);
+        }
         let name = id.to_string();
-        let doc_error = |e: AutomergeError| EngineError::Document {
+        let doc = genesis().map_err(|e| EngineError::Document {
             doc: name.clone(),
             reason: e.to_string(),
-        };
-        let mut replica = match store.load(&name)? {
-            Some(stored) => {
-                let doc =
-                    load_stored(stored.snapshot.as_deref(), &stored.chunks).map_err(doc_error)?;
-                let missing = doc.get_missing_deps(&[]);
-                if !missing.is_empty() {
-                    return Err(EngineError::Document {
-                        doc: name,
-                        reason: format!(
-                            "{} changes depend on changes that are not stored",
-                            missing.len()
-                        ),
-                    });
-                }
-                Replica {
-                    id,
-                    doc,
-                    next_chunk: stored.next_chunk,
-                    chunks_since_snapshot: stored.chunks.len() as u64,
-                    chunk_bytes: stored.chunks.iter().map(|c| c.len() as u64).sum(),
-                    snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
-                    bytes_on_disk: stored.bytes,
-                    broken: None,
-                }
-            }
-            None => {
-                let doc = genesis().map_err(doc_error)?;
-                let snapshot = doc.save();
-                store.compact(&name, &snapshot, 0)?;
-                Replica {
-                    id,
-                    doc,
-                    next_chunk: 0,
-                    chunks_since_snapshot: 0,
-                    chunk_bytes: 0,
-                    snapshot_bytes: snapshot.len() as u64,
-                    bytes_on_disk: snapshot.len() as u64,
-                    broken: None,
-                }
-            }
+        })?;
+        let snapshot = doc.save();
+        store.compact(&name, &snapshot, 0)?;
+        let mut replica = Replica {
+            id,
+            doc,
+            next_chunk: 0,
+            chunks_since_snapshot: 0,
+            chunk_bytes: 0,
+            snapshot_bytes: snapshot.len() as u64,
+            bytes_on_disk: snapshot.len() as u64,
+            broken: None,
         };
         replica.doc.set_actor(actor.clone());
         Ok(replica)
+    }
+
+    /// Loads a document exactly as the store holds it (staged records included);
+    /// `None` if it has no records. Local changes are then written with `actor`.
+    pub fn load(
+        store: &DocStore<'_>,
+        id: DocId,
+        actor: &ActorId,
+    ) -> Result<Option<Self>, EngineError> {
+        let name = id.to_string();
+        let Some(stored) = store.load(&name)? else {
+            return Ok(None);
+        };
+        let doc = load_stored(stored.snapshot.as_deref(), &stored.chunks).map_err(|e| {
+            EngineError::Document {
+                doc: name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let missing = doc.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            return Err(EngineError::Document {
+                doc: name,
+                reason: format!(
+                    "{} changes depend on changes that are not stored",
+                    missing.len()
+                ),
+            });
+        }
+        let mut replica = Replica {
+            id,
+            doc,
+            next_chunk: stored.next_chunk,
+            chunks_since_snapshot: stored.chunks.len() as u64,
+            chunk_bytes: stored.chunks.iter().map(|c| c.len() as u64).sum(),
+            snapshot_bytes: stored.snapshot.as_ref().map_or(0, |s| s.len() as u64),
+            bytes_on_disk: stored.bytes,
+            broken: None,
+        };
+        replica.doc.set_actor(actor.clone());
+        Ok(Some(replica))
     }
 
     /// A document known only from a peer, not stored until its first changes arrive.
@@ -127,14 +142,14 @@ impl Replica {
         }
     }
 
-    /// Applies changes received from a peer and stages them as one chunk (the
-    /// bundle they came in). The caller must wait for a flush before acknowledging.
-    pub fn apply_remote(
+    /// Applies changes received from a peer in memory only; returns whether any was
+    /// new. Nothing is staged: the caller checks the document's rules on the result,
+    /// then stages the bundle with [`Replica::stage_remote`] or, on refusal, reloads
+    /// the document from the store.
+    pub fn apply_in_memory(
         &mut self,
-        store: &DocStore<'_>,
         changes: Vec<automerge::Change>,
-        bundle: &[u8],
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         if let Some(reason) = &self.broken {
             return Err(EngineError::NotDurable(format!(
                 "document {} refuses writes after a storage failure ({reason}): restart the node",
@@ -148,10 +163,12 @@ impl Replica {
                 doc: self.name(),
                 reason: e.to_string(),
             })?;
-        if self.doc.get_heads() == before {
-            // Every change was already held: nothing new to keep.
-            return Ok(());
-        }
+        Ok(self.doc.get_heads() != before)
+    }
+
+    /// Stages a peer's bundle, already applied by [`Replica::apply_in_memory`] and
+    /// checked, as one chunk. The caller must wait for a flush before acknowledging.
+    pub fn stage_remote(&mut self, store: &DocStore<'_>, bundle: &[u8]) -> Result<(), EngineError> {
         if let Err(e) = self.stage(store, bundle) {
             self.broken = Some(e.to_string());
             return Err(e);

@@ -10,7 +10,9 @@ use mart_proto::v1 as pb;
 use pb::admin_service_server::AdminService;
 use tokio::sync::watch;
 
-use crate::engine::{now_ms, Engine};
+use crate::domain::doc_id::DocId;
+use crate::engine::{now_ms, Dropped, Engine, Trouble};
+use crate::rpc::status::invalid;
 use crate::rpc::to_status;
 use crate::sync::{PeerBook, PeerStatus};
 
@@ -76,6 +78,20 @@ fn peer_to_pb(p: PeerStatus) -> pb::PeerInfo {
     }
 }
 
+fn doc_id(raw: &str) -> Result<DocId, Status> {
+    DocId::parse(raw).map_err(|e| invalid("doc_id", e))
+}
+
+fn dropped_to_pb(d: Dropped) -> pb::DropDocumentResponse {
+    pb::DropDocumentResponse {
+        doc_id: d.doc.to_string(),
+        records_moved: d.records as u32,
+        moved_to: d.moved_to,
+        was_quarantined: d.was_quarantined,
+        ..Default::default()
+    }
+}
+
 fn in_sync(peers: &[PeerStatus]) -> bool {
     peers
         .iter()
@@ -127,6 +143,16 @@ impl AdminService for AdminApi {
                 bytes_on_disk: d.bytes_on_disk,
                 chunks_since_snapshot: d.chunks_since_snapshot as u32,
                 period_state: d.period.map(|p| p.as_str().to_string()).unwrap_or_default(),
+                state: match &d.trouble {
+                    None => "ok",
+                    Some(Trouble::Quarantined(_)) => "quarantined",
+                    Some(Trouble::Refetching) => "refetching",
+                }
+                .to_string(),
+                reason: match d.trouble {
+                    Some(Trouble::Quarantined(reason)) => reason,
+                    _ => String::new(),
+                },
             })
             .collect();
         Ok(Response::new(pb::ListDocumentsResponse { documents }))
@@ -192,6 +218,56 @@ impl AdminService for AdminApi {
             answer.bytes_received += p.traffic.bytes_received - old.bytes_received;
         }
         answer.peers = peers.into_iter().map(peer_to_pb).collect();
+        Ok(Response::new(answer))
+    }
+
+    async fn drop_document(
+        &self,
+        request: Request<pb::DropDocumentRequest>,
+    ) -> Result<Response<pb::DropDocumentResponse>, Status> {
+        let request = request.into_inner();
+        let doc = doc_id(&request.doc_id)?;
+        let dropped = self
+            .engine
+            .drop_document(&doc, request.force)
+            .map_err(to_status)?;
+        Ok(Response::new(dropped_to_pb(dropped)))
+    }
+
+    async fn refetch_document(
+        &self,
+        request: Request<pb::RefetchDocumentRequest>,
+    ) -> Result<Response<pb::DropDocumentResponse>, Status> {
+        let request = request.into_inner();
+        let doc = doc_id(&request.doc_id)?;
+        if !self.engine.peer_sends(&doc) {
+            return Err(Status::failed_precondition(format!(
+                "no peer of this node sends {doc}: drop it instead, or restore it from a backup"
+            )));
+        }
+        let seconds = match request.timeout_seconds {
+            0 => 30,
+            s => s.min(3600),
+        };
+        let dropped = self
+            .engine
+            .drop_document(&doc, request.force)
+            .map_err(to_status)?;
+        self.resync.send_modify(|n| *n += 1);
+        let deadline = Instant::now() + Duration::from_secs(seconds as u64);
+        let mut answer = dropped_to_pb(dropped);
+        loop {
+            if let Some(heads) = self.engine.heads_in_memory(&doc) {
+                answer.received = true;
+                answer.heads = heads.iter().map(|h| h.to_string()).collect();
+                answer.changes = self.engine.change_count(&doc);
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(Response::new(answer))
     }
 }

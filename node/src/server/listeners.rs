@@ -71,10 +71,20 @@ pub fn inspect_admin_socket(path: &Path) -> Result<AdminSocketPath, ServerError>
             path.display()
         )));
     }
-    Ok(match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => AdminSocketPath::InUse,
-        Err(_) => AdminSocketPath::Stale,
-    })
+    // Only a refused connection proves nobody listens: a socket this user may not
+    // connect to (another user's node) is not stale.
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Ok(AdminSocketPath::InUse),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(AdminSocketPath::Stale),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AdminSocketPath::Free),
+        Err(e) => Err(ServerError::io(
+            format!(
+                "tell whether a node listens on the admin socket {} (it is left as it is)",
+                path.display()
+            ),
+            e,
+        )),
+    }
 }
 
 async fn bind_admin_socket(path: &Path) -> Result<UnixListener, ServerError> {
@@ -100,4 +110,25 @@ async fn bind_admin_socket(path: &Path) -> Result<UnixListener, ServerError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ServerError::io(format!("restrict {}", path.display()), e))?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_socket_path_is_free_in_use_or_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin.sock");
+        assert_eq!(inspect_admin_socket(&path).unwrap(), AdminSocketPath::Free);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(inspect_admin_socket(&path).unwrap(), AdminSocketPath::InUse);
+        // A node killed leaves its socket file behind, and nobody listens on it.
+        drop(listener);
+        assert_eq!(inspect_admin_socket(&path).unwrap(), AdminSocketPath::Stale);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"operator's notes").unwrap();
+        assert!(inspect_admin_socket(&path).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"operator's notes");
+    }
 }

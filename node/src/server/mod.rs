@@ -99,6 +99,12 @@ pub async fn run(
         engine.answer_all_quota_returns().await?;
     }
     let book = Arc::new(PeerBook::load(backend.clone()));
+    if config.sync.is_some() {
+        // The hub is this district's peer from the first moment the admin socket
+        // answers, before the dialer's first attempt ("never connected", not "no
+        // sync peer": a test asking at once failed on this under load).
+        book.ensure(&config.identity.hub);
+    }
     let status = engine.status();
     tracing::info!(node = %status.node, role = status.role, actor = %status.actor_hex, movements = status.movements, "documents loaded");
 

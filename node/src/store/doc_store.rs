@@ -7,7 +7,8 @@
 //! the node's start counter, `m/restoring` a restore from the hub that has not
 //! ended, `m/retired` the movement ids of the outlet's period archived last,
 //! `m/indexed` that `i/` is complete, `m/clock` the newest time the node has
-//! evidence for (ms since the epoch, i64 big endian). A record is one version
+//! evidence for (ms since the epoch, i64 big endian), `q/<ms>/<key>` a record an
+//! operator dropped at that time (moved aside byte for byte, never read again). A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
 
@@ -188,6 +189,28 @@ impl<'a> DocStore<'a> {
         }
         ids.dedup();
         Ok(ids)
+    }
+
+    /// Moves every record of a document (its chunks, snapshot, listing and archive
+    /// mark) to `q/<stamp>/<key>`, byte for byte, in one atomic batch: start-up no
+    /// longer sees it, and nothing is destroyed. Returns how many records moved.
+    /// Durable after the next flush.
+    pub fn set_aside(&self, doc: &str, stamp: i64) -> Result<usize, StoreError> {
+        let mut records = self.backend.scan_prefix(&Self::prefix(doc))?;
+        for key in [Self::index_key(doc), format!("a/{doc}").into_bytes()] {
+            if let Some(record) = self.backend.get(&key)? {
+                records.push((key, record));
+            }
+        }
+        let mut batch = Batch::default();
+        for (key, record) in &records {
+            let mut aside = format!("q/{stamp}/").into_bytes();
+            aside.extend_from_slice(key);
+            batch.put(aside, record.clone());
+            batch.delete(key.clone());
+        }
+        self.backend.write(batch)?;
+        Ok(records.len())
     }
 
     /// Marks a document archived (it takes `bytes` on disk): start-up leaves it on

@@ -52,6 +52,10 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
     let shutdown = wiring.shutdown.clone();
     book.ensure(&link.hub);
     let mut failures = 0u32;
+    // An operator's `sync now` cuts the wait before the next dial short, including
+    // one asked while the last dial was failing.
+    let mut sync_now = wiring.resync.clone();
+    sync_now.borrow_and_update();
     while !shutdown.is_cancelled() {
         book.record_attempt(&link.hub);
         let mut reached_hub = false;
@@ -71,14 +75,12 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
         } else {
             backoff(failures - 1)
         };
-        // An operator's `sync now` cuts the wait short.
-        let mut sync_now = wiring.resync.clone();
-        sync_now.borrow_and_update();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
             _ = sync_now.changed() => {}
         }
+        sync_now.borrow_and_update();
     }
 }
 

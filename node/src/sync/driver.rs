@@ -87,6 +87,9 @@ pub async fn drive(
         rhythm,
         shutdown,
     } = wiring;
+    // A `sync now` asked before this session began is answered by its opening
+    // announce: only later ones call for another.
+    resync.borrow_and_update();
     if !session.opened() {
         send_all(&out, session.opening().await?).await?;
     }

@@ -15,6 +15,8 @@ mod peers;
 #[cfg(test)]
 mod periods_tests;
 mod protocol;
+#[cfg(test)]
+mod quarantine_tests;
 mod session;
 #[cfg(test)]
 pub(crate) mod testkit;

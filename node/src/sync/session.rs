@@ -167,6 +167,13 @@ impl Session {
                 self.announced.insert(doc);
             }
         }
+        // Documents an operator dropped: asked for whole (no heads) until one comes.
+        for doc in self.engine.wanted() {
+            if authz::accepted_from(&doc, self.me(), &self.peer, self.hub()) {
+                out.push(self.have(&doc, &[]));
+                self.announced.insert(doc);
+            }
+        }
         out.push(wire::announced(now_ms()));
         Ok(out)
     }
@@ -218,6 +225,7 @@ impl Session {
             return Err(protocol("empty message".into()));
         };
         match body {
+            Body::Hello(_) if self.hello_seen => Err(protocol("a second hello".into())),
             Body::Hello(hello) => {
                 if hello.node_id != self.peer.as_str() {
                     return Err(SessionError::WrongIdentity {
@@ -266,6 +274,16 @@ impl Session {
                 };
                 if !self.exchanged(&doc) {
                     return Ok(Vec::new());
+                }
+                // A quarantined document is neither asked for nor offered until an
+                // operator drops or refetches it.
+                if self.engine.is_quarantined(&doc) {
+                    return Ok(Vec::new());
+                }
+                // A peer that holds none of a document (it dropped it, or never had it)
+                // gets all of it, whatever this session already sent.
+                if heads.is_empty() {
+                    self.promised.remove(&doc);
                 }
                 self.book.record_peer_heads(&self.peer, &doc, &heads);
                 self.book
