@@ -186,7 +186,7 @@ impl Engine {
             }
             .into());
         }
-        let (bundle, changes) = read_bundle(data)?;
+        let (bundle, changes) = self.parser.read(from, doc, data).await?;
         for change in &changes {
             authz::check_author(doc, change.actor_id(), hub)?;
         }
@@ -240,34 +240,6 @@ impl Engine {
         }
         Ok(heads)
     }
-}
-
-/// Reads a peer's bundle and its changes. automerge's parser panics on some
-/// malformed bundles (a slice index out of range in its column decoders, found by
-/// `sync::fuzz_tests`): such a bundle is refused like any other unreadable one. The
-/// parse reads `data` and touches nothing else, so unwinding out of it leaves no
-/// state behind.
-fn read_bundle(data: &[u8]) -> Result<(automerge::Bundle, Vec<Change>), DomainError> {
-    let parse = || -> Result<(automerge::Bundle, Vec<Change>), DomainError> {
-        let bundle = automerge::Bundle::try_from(data).map_err(|e| {
-            DomainError::invalid("bundle.data", format!("not an automerge bundle: {e}"))
-        })?;
-        let changes = bundle
-            .to_changes()
-            .map_err(|e| DomainError::invalid("bundle.data", format!("unreadable changes: {e}")))?;
-        Ok((bundle, changes))
-    };
-    std::panic::catch_unwind(parse).unwrap_or_else(|panic| {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(DomainError::invalid(
-            "bundle.data",
-            format!("not an automerge bundle: its parser failed ({reason})"),
-        ))
-    })
 }
 
 /// A peer's bundle that breaks its document's rules, refused before anything was
