@@ -10,6 +10,7 @@ use automerge::{
     transaction::Transactable, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef, ROOT,
 };
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -60,6 +61,31 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
     /// Number of entries (time proportional to the history: for views, not writes).
     pub fn len(&self, doc: &impl ReadDoc) -> usize {
         len(doc, self.key)
+    }
+
+    /// Whether `changes`, about to be applied to `doc`, do nothing but insert plain
+    /// entries into this journal's list: the one shape of history a view may follow
+    /// entry by entry. A put or delete anywhere (the root, an entry overwritten or
+    /// removed, a new list under the key), or an object inserted, is not. Costs the
+    /// changes' operations, not the document.
+    pub fn only_inserts(&self, doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
+        let Some(ObjId::Id(counter, actor, _)) = list(doc, self.key) else {
+            return false;
+        };
+        changes.iter().all(|change| {
+            // automerge's expansion panics on an action it does not know; such a
+            // change is not a plain insert.
+            let expanded = std::panic::catch_unwind(AssertUnwindSafe(|| change.decode()));
+            let Ok(expanded) = expanded else {
+                return false;
+            };
+            expanded.operations.iter().all(|op| {
+                op.insert
+                    && matches!(op.action, automerge::legacy::OpType::Put(_))
+                    && matches!(&op.obj, automerge::legacy::ObjectId::Id(id)
+                        if id.0 == counter && id.1 == actor)
+            })
+        })
     }
 }
 

@@ -119,6 +119,12 @@ pub fn read_range(
     MOVEMENTS.read_range(doc, doc_name, range)
 }
 
+/// Whether `changes`, about to be applied to the ledger `doc`, only append
+/// movements (see [`Journal::only_inserts`]).
+pub fn only_inserts_movements(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
+    MOVEMENTS.only_inserts(doc, changes)
+}
+
 /// Number of movements in a ledger document.
 pub fn len(doc: &impl ReadDoc) -> usize {
     MOVEMENTS.len(doc)

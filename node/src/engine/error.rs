@@ -22,6 +22,8 @@ pub enum EngineError {
     Unsafe(String),
     #[error("document {doc} is not held here ({reason})")]
     NotHeld { doc: String, reason: String },
+    #[error("this node is out of a resource it needs: {0}")]
+    Exhausted(String),
     #[error("this outlet's ledger is being restored from the hub ({0}): try again once `martctl sync status` shows the hub in step")]
     Restoring(String),
 }
@@ -67,6 +69,7 @@ impl EngineError {
             EngineError::Quarantined { .. }
             | EngineError::NotHeld { .. }
             | EngineError::Unsafe(_) => Code::FailedPrecondition,
+            EngineError::Exhausted(_) => Code::ResourceExhausted,
             EngineError::Store(StoreError::Io(_))
             | EngineError::NotDurable(_)
             | EngineError::Restoring(_) => Code::Unavailable,

@@ -186,12 +186,7 @@ impl Engine {
             }
             .into());
         }
-        let bundle = automerge::Bundle::try_from(data).map_err(|e| {
-            DomainError::invalid("bundle.data", format!("not an automerge bundle: {e}"))
-        })?;
-        let changes: Vec<Change> = bundle
-            .to_changes()
-            .map_err(|e| DomainError::invalid("bundle.data", format!("unreadable changes: {e}")))?;
+        let (bundle, changes) = self.parser.read(from, doc, data).await?;
         for change in &changes {
             authz::check_author(doc, change.actor_id(), hub)?;
         }

@@ -55,18 +55,26 @@ impl Held {
     /// its view may hold part of the changes: the caller drops this `Held` and loads
     /// the document again from the store.
     pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
+        let only_new_movements = matches!(self.view, View::Ledger(_))
+            && ledger::only_inserts_movements(self.replica.doc(), &changes);
         if !self.replica.apply_in_memory(changes)? {
             return Ok(false);
         }
-        self.refresh()?;
+        self.refresh(only_new_movements)?;
         Ok(true)
     }
 
     /// Brings the view up to date after changes from a peer were applied. A ledger
-    /// normally grows only at its end (one writer appends), so only new movements are
-    /// read; anything else (catalogs, the hub's small orders and budget documents,
-    /// a ledger whose history merged in the middle) is derived again from scratch.
-    fn refresh(&mut self) -> Result<(), EngineError> {
+    /// normally grows only at its end (one writer appends), so when the changes did
+    /// nothing but insert movements (`only_new_movements`) and those landed after the
+    /// last one, only the new movements are read. Anything else is derived again from
+    /// scratch: catalogs, the hub's small orders and budget documents, a ledger whose
+    /// history merged in the middle, and any change that touched more than the end of
+    /// the list (a new `opening`, a movement overwritten or deleted): following those
+    /// movement by movement would let a peer store what a full derivation refuses,
+    /// and the document would be quarantined at the next start (found by
+    /// `sync::fuzz_tests`).
+    fn refresh(&mut self, only_new_movements: bool) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
         schema_version::check(doc, &name)?;
@@ -80,6 +88,7 @@ impl Held {
                 // opening balances may have arrived with this change.
                 let last = view.len().checked_sub(1);
                 let kept = match last {
+                    _ if !only_new_movements => false,
                     None => false,
                     Some(i) => ledger::read_range(doc, &name, i..=i)?
                         .first()

@@ -5,6 +5,7 @@
 //! (flushes are shared between concurrent writers by [`GroupCommit`]). Nothing is
 //! staged when a rule refuses the write.
 
+pub(crate) mod bundle_parser;
 mod catalog_edit;
 mod clock;
 mod error;
@@ -166,6 +167,16 @@ pub struct Engine {
     clock: clock::ClockGuard,
     /// Counts durable local writes; sync sessions watch it to push soon after one.
     local_writes: watch::Sender<u64>,
+    /// Parses peers' bundles off the async threads, within a deadline.
+    parser: bundle_parser::BundleParser,
+}
+
+impl Engine {
+    /// Sets how long a peer's bundle may take to parse (tests of a stuck parse).
+    #[cfg(test)]
+    pub(crate) fn set_parse_deadline(&self, deadline: std::time::Duration) {
+        self.parser.set_deadline(deadline);
+    }
 }
 
 /// Milliseconds added to the system clock: 0 unless `MART_TEST_CLOCK_OFFSET_MS` is
@@ -327,6 +338,7 @@ impl Engine {
             next_generated_id: AtomicU64::new(1),
             started_at_ms: now_ms(),
             local_writes: watch::Sender::new(0),
+            parser: bundle_parser::BundleParser::new(bundle_parser::PARSE_DEADLINE),
         })
     }
 

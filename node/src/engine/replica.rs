@@ -157,12 +157,26 @@ impl Replica {
             )));
         }
         let before = self.doc.get_heads();
-        self.doc
-            .apply_changes(changes)
-            .map_err(|e| EngineError::Document {
+        // automerge panics on some changes its parser let through (an assertion in
+        // its change graph, found by `sync::fuzz_tests` with damaged bundles): that
+        // is a refusal like any other, not a panic under the documents' lock. The
+        // document may be left half-applied: the caller drops it and loads it again
+        // from the store, as on any error here.
+        let doc = &mut self.doc;
+        let applied =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.apply_changes(changes)));
+        match applied {
+            Ok(result) => result.map_err(|e| EngineError::Document {
                 doc: self.name(),
                 reason: e.to_string(),
-            })?;
+            })?,
+            Err(_) => {
+                return Err(EngineError::Document {
+                    doc: self.name(),
+                    reason: "automerge failed applying these changes (they are malformed)".into(),
+                })
+            }
+        }
         Ok(self.doc.get_heads() != before)
     }
 

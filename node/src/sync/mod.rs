@@ -8,6 +8,8 @@
 pub mod dial;
 mod driver;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod numbers_tests;
 mod peers;
 #[cfg(test)]
