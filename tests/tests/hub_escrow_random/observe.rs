@@ -72,6 +72,12 @@ impl Schedule {
             model.stock
         );
         let lines = quota(&mut mart, "").await?;
+        // Read again after the district's lines: the hub may release more meanwhile
+        // (a return request of this district reaching it), and what the district
+        // knows of releases comes from the hub, so it can only trail a later reading
+        // (compared with the reading above, a release in between failed the check
+        // once under load).
+        let hub_quota = quota(&mut hub, "").await?;
         let skus: BTreeSet<&String> = lines.keys().map(|(_, s)| s).collect();
         let granted: BTreeSet<&String> = model.granted.keys().collect();
         ensure!(
