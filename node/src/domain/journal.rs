@@ -63,6 +63,17 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         len(doc, self.key)
     }
 
+    /// The automerge id of the entry at `position`: the operation that put it there,
+    /// unique in the document, so two entries with equal contents (or equal ids of
+    /// their own) still differ.
+    pub fn element(&self, doc: &impl ReadDoc, position: usize) -> Option<ObjId> {
+        let list = list(doc, self.key)?;
+        match doc.get(&list, position) {
+            Ok(Some((_, id))) => Some(id),
+            _ => None,
+        }
+    }
+
     /// Whether `changes`, about to be applied to `doc`, do nothing but insert plain
     /// entries into this journal's list: the one shape of history a view may follow
     /// entry by entry. A put or delete anywhere (the root, an entry overwritten or

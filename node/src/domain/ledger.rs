@@ -125,6 +125,11 @@ pub fn only_inserts_movements(doc: &impl ReadDoc, changes: &[automerge::Change])
     MOVEMENTS.only_inserts(doc, changes)
 }
 
+/// The automerge element of the movement at `position` (see [`Journal::element`]).
+pub fn movement_element(doc: &impl ReadDoc, position: usize) -> Option<automerge::ObjId> {
+    MOVEMENTS.element(doc, position)
+}
+
 /// Number of movements in a ledger document.
 pub fn len(doc: &impl ReadDoc) -> usize {
     MOVEMENTS.len(doc)

@@ -55,26 +55,34 @@ impl Held {
     /// its view may hold part of the changes: the caller drops this `Held` and loads
     /// the document again from the store.
     pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
-        let only_new_movements = matches!(self.view, View::Ledger(_))
-            && ledger::only_inserts_movements(self.replica.doc(), &changes);
+        let last_movement = match &self.view {
+            View::Ledger(view) if ledger::only_inserts_movements(self.replica.doc(), &changes) => {
+                view.len()
+                    .checked_sub(1)
+                    .and_then(|i| ledger::movement_element(self.replica.doc(), i))
+            }
+            _ => None,
+        };
         if !self.replica.apply_in_memory(changes)? {
             return Ok(false);
         }
-        self.refresh(only_new_movements)?;
+        self.refresh(last_movement)?;
         Ok(true)
     }
 
     /// Brings the view up to date after changes from a peer were applied. A ledger
-    /// normally grows only at its end (one writer appends), so when the changes did
-    /// nothing but insert movements (`only_new_movements`) and those landed after the
-    /// last one, only the new movements are read. Anything else is derived again from
-    /// scratch: catalogs, the hub's small orders and budget documents, a ledger whose
-    /// history merged in the middle, and any change that touched more than the end of
-    /// the list (a new `opening`, a movement overwritten or deleted): following those
-    /// movement by movement would let a peer store what a full derivation refuses,
-    /// and the document would be quarantined at the next start (found by
-    /// `sync::fuzz_tests`).
-    fn refresh(&mut self, only_new_movements: bool) -> Result<(), EngineError> {
+    /// normally grows only at its end (one writer appends): when the changes did
+    /// nothing but insert movements and the last movement before them
+    /// (`last_movement`, its automerge element, unique to the operation that
+    /// inserted it) is still at its place, every new movement landed after it, and
+    /// only those are read. Anything else is derived again from scratch: catalogs,
+    /// the hub's small orders and budget documents, a ledger whose history merged in
+    /// the middle, and any change that touched more than the end of the list (a new
+    /// `opening`, a movement overwritten, deleted, or inserted before the last one,
+    /// even under the last one's id): following those movement by movement would let
+    /// a peer store what a full derivation refuses, and the document would be
+    /// quarantined at the next start (found by `sync::fuzz_tests`).
+    fn refresh(&mut self, last_movement: Option<automerge::ObjId>) -> Result<(), EngineError> {
         let name = self.replica.name();
         let doc = self.replica.doc();
         schema_version::check(doc, &name)?;
@@ -86,13 +94,11 @@ impl Held {
                 // is derived again.
                 // A period whose view has no movement yet is derived again whole: its
                 // opening balances may have arrived with this change.
-                let last = view.len().checked_sub(1);
-                let kept = match last {
-                    _ if !only_new_movements => false,
-                    None => false,
-                    Some(i) => ledger::read_range(doc, &name, i..=i)?
-                        .first()
-                        .is_some_and(|m| view.position(&m.id) == Some(i)),
+                let kept = match (view.len().checked_sub(1), last_movement) {
+                    (Some(i), Some(before)) => {
+                        ledger::movement_element(doc, i).is_some_and(|now| now == before)
+                    }
+                    _ => false,
                 };
                 if kept {
                     // The same rules as a local write: a movement that breaks one is

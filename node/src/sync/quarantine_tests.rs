@@ -170,6 +170,25 @@ async fn a_schema_breaking_bundle_from_its_owner_is_refused_before_staging() {
             }),
         ),
         (
+            "a movement out of range inserted before the last one, under its id",
+            Box::new(|hub: &Engine| {
+                let doc = open_of(hub);
+                let data = by_ttu(hub, &doc, |tx| {
+                    let list = tx.get(automerge::ROOT, "movements")?.unwrap().1;
+                    let n = tx.length(&list);
+                    let last = ledger::read_range(&*tx, "ledger", n - 1..)
+                        .unwrap()
+                        .remove(0);
+                    let far = Movement {
+                        at_ms: i64::MAX,
+                        ..last
+                    };
+                    tx.insert(&list, n - 1, far.to_json())
+                });
+                (doc, data)
+            }),
+        ),
+        (
             "a far-future period with garbage balances",
             Box::new(|hub: &Engine| {
                 let doc = DocId::parse("ledger/ttu/2099-12").unwrap();
