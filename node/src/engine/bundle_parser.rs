@@ -2,12 +2,12 @@
 //! 0.12's parser panics on some damaged bundles and loops forever on others (both
 //! found by `sync::fuzz_tests`): one such message from a peer with a valid
 //! certificate would otherwise take a runtime thread for good. A parse that does not
-//! finish in time is refused, and the peer that sent it has every further bundle
-//! refused until the node restarts, so one peer leaves at most one parse spinning.
+//! finish in time is refused, and a peer has at most one parse running at a time, so
+//! one peer leaves at most one parse spinning, however often it reconnects.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use automerge::{Bundle, Change};
 
@@ -20,67 +20,93 @@ use crate::domain::DomainError;
 /// machine; a parse still running after this is stuck.
 pub const PARSE_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The parses running, per peer: the document and when it started.
+type Running = Arc<Mutex<HashMap<NodeId, (DocId, Instant)>>>;
+
 pub(crate) struct BundleParser {
     deadline: Mutex<Duration>,
-    /// Peers whose bundle did not parse in time, with the document it was for.
-    stuck: Mutex<HashMap<NodeId, DocId>>,
+    running: Running,
+}
+
+/// Takes a peer's parse off the running list when its thread ends, however it ends.
+struct Finished {
+    running: Running,
+    peer: NodeId,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&self.peer);
+        }
+    }
 }
 
 impl BundleParser {
     pub fn new(deadline: Duration) -> Self {
         BundleParser {
             deadline: Mutex::new(deadline),
-            stuck: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Parses `data`, a bundle of `doc` from `from`, on a thread of its own.
+    /// Parses `data`, a bundle of `doc` from `from`, on a thread of its own. A
+    /// peer's sessions send one bundle at a time, so a second one while its parse
+    /// runs means that parse is stuck (or a second session of the same peer, which
+    /// sends it again later): refused with RESOURCE_EXHAUSTED.
     pub async fn read(
         &self,
         from: &NodeId,
         doc: &DocId,
         data: &[u8],
     ) -> Result<(Bundle, Vec<Change>), EngineError> {
-        if let Some(earlier) = self.stuck.lock().expect("never poisoned").get(from) {
-            return Err(DomainError::Forbidden {
-                doc: doc.to_string(),
-                reason: format!(
-                    "an earlier bundle from {from} (for {earlier}) could not be parsed in \
-                     time; no bundle from {from} is taken until this node restarts"
-                ),
+        {
+            let mut running = self.running.lock().expect("never poisoned");
+            if let Some((earlier, since)) = running.get(from) {
+                return Err(EngineError::Exhausted(format!(
+                    "a bundle from {from} (for {earlier}) has been parsed for {} s and \
+                     its parse has not ended (automerge's parser hangs on some damaged \
+                     bundles): no other bundle from {from} is taken until it does \
+                     (restarting this node ends it)",
+                    since.elapsed().as_secs()
+                )));
             }
-            .into());
+            running.insert(from.clone(), (doc.clone(), Instant::now()));
         }
+        let finished = Finished {
+            running: self.running.clone(),
+            peer: from.clone(),
+        };
         let deadline = *self.deadline.lock().expect("never poisoned");
         let (answer, parsed) = tokio::sync::oneshot::channel();
         let owned = data.to_vec();
         std::thread::Builder::new()
             .name("bundle-parse".into())
             .spawn(move || {
+                let result = parse(&owned);
+                // Off the running list before the answer, so the peer's next bundle
+                // never finds this parse still listed.
+                drop(finished);
                 // The receiver is gone only when the session gave up on this parse.
-                let _ = answer.send(parse(&owned));
+                let _ = answer.send(result);
             })
             .map_err(|e| EngineError::Exhausted(format!("no thread to parse a bundle: {e}")))?;
         match tokio::time::timeout(deadline, parsed).await {
             Ok(Ok(result)) => Ok(result?),
             Ok(Err(_)) => Err(unreadable("its parser stopped without an answer")),
             Err(_) => {
-                self.stuck
-                    .lock()
-                    .expect("never poisoned")
-                    .insert(from.clone(), doc.clone());
                 tracing::error!(
                     peer = %from,
                     doc = %doc,
                     bytes = data.len(),
                     "a bundle did not parse within {} s (a damaged or hostile bundle: \
-                     its parse may keep a core busy); no bundle from this peer is \
-                     taken until restart",
+                     its parse may keep a core busy until restart); no other bundle \
+                     from this peer is taken while it runs",
                     deadline.as_secs_f32()
                 );
                 Err(unreadable(&format!(
-                    "its parse did not finish within {} s; no further bundle from {from} \
-                     is taken until this node restarts",
+                    "its parse did not finish within {} s; no other bundle from {from} \
+                     is taken while it runs",
                     deadline.as_secs_f32()
                 )))
             }
