@@ -442,15 +442,25 @@ impl Ledger {
             }
             MovementKind::Sale {
                 quantity,
-                order: Some(_),
+                order: Some(order),
                 ..
-            } => (
-                None,
-                Some((
-                    Counter::Fulfilled,
-                    counter(&carried.fulfilled, "quota fulfilled", *quantity)?,
-                )),
-            ),
+            } => {
+                // Online orders are accepted against the quota the outlet granted the
+                // hub, so what they fulfil never exceeds it (a forged history made the
+                // hub show a negative reserve: found by `sync::fuzz_tests`).
+                let fulfilled = counter(&carried.fulfilled, "quota fulfilled", *quantity)?;
+                let granted = count(&carried.granted, sku);
+                if fulfilled > granted {
+                    return Err(DomainError::invalid(
+                        "quantity",
+                        format!(
+                            "sale for order {order} would make {fulfilled} units of {sku} \
+                             fulfilled online, beyond the {granted} granted to the hub"
+                        ),
+                    ));
+                }
+                (None, Some((Counter::Fulfilled, fulfilled)))
+            }
             MovementKind::OrderCancel { quantity, .. } => (
                 None,
                 Some((
@@ -756,6 +766,41 @@ mod tests {
             "ledger/ttu/2026-12",
         );
         assert_eq!(fine.unwrap().on_hand("SKU-0"), 0);
+    }
+
+    #[test]
+    fn online_sales_never_fulfil_more_than_the_quota_granted() {
+        let grant = |quantity| Movement {
+            kind: MovementKind::QuotaGrant { quantity },
+            ..receipt("grant", 0, 0)
+        };
+        let online = |id: &str, quantity| Movement {
+            kind: MovementKind::Sale {
+                quantity,
+                unit_price: None,
+                channel: Channel::Online,
+                buyer: Buyer::Public,
+                order: Some("web-9".into()),
+            },
+            ..receipt(id, 0, 0)
+        };
+        let stocked = [receipt("a", 50, 1), grant(10)];
+        let fine = [&stocked[..], &[online("s1", 6), online("s2", 4)]].concat();
+        let ledger = derive(&document(&fine), "ledger/ttu/2026-12").unwrap();
+        assert_eq!(ledger.on_hand("SKU-0"), 40);
+        for beyond in [
+            vec![online("s1", 11)],
+            vec![online("s1", 6), online("s2", 5)],
+        ] {
+            let history = [&stocked[..], &beyond].concat();
+            let err = derive(&document(&history), "ledger/ttu/2026-12");
+            assert!(
+                matches!(&err, Err(DomainError::Schema { reason, .. }) if reason.contains("beyond the 10 granted")),
+                "{err:?}"
+            );
+        }
+        let ungranted = [receipt("a", 50, 1), online("s1", 1)];
+        assert!(derive(&document(&ungranted), "ledger/ttu/2026-12").is_err());
     }
 
     /// A period document opened with `opening` (as its owner writes it) and holding
