@@ -17,7 +17,7 @@ started=$(date +%s)
 rounds=0
 while [ $(( $(date +%s) - started )) -lt $(( minutes * 60 )) ]; do
   rounds=$((rounds + 1))
-  if ! MART_FUZZ_CASES=$cases cargo test --release -p mart-node --lib fuzz_tests >> "$log" 2>&1; then
+  if ! MART_FUZZ_RANDOM=1 MART_FUZZ_CASES=$cases cargo test --release -p mart-node --lib fuzz_tests >> "$log" 2>&1; then
     echo "round $rounds failed after $(( $(date +%s) - started )) s: see $log"
     exit 1
   fi

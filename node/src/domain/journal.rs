@@ -74,6 +74,30 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         }
     }
 
+    /// Whether `changes`, about to be applied to `doc`, change what this journal
+    /// already holds: an entry overwritten or removed, or the list itself replaced
+    /// or removed at its key. A journal only grows; a change automerge cannot expand
+    /// counts as one that does.
+    pub fn rewrites(&self, doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
+        let Some(ObjId::Id(counter, actor, _)) = list(doc, self.key) else {
+            return false;
+        };
+        changes.iter().any(|change| {
+            let Some(expanded) = expand(change) else {
+                return true;
+            };
+            expanded.operations.iter().any(|op| match &op.obj {
+                automerge::legacy::ObjectId::Id(id) if id.0 == counter && id.1 == actor => {
+                    !op.insert
+                }
+                automerge::legacy::ObjectId::Root => {
+                    matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == self.key)
+                }
+                _ => false,
+            })
+        })
+    }
+
     /// Whether `changes`, about to be applied to `doc`, do nothing but insert plain
     /// entries into this journal's list: the one shape of history a view may follow
     /// entry by entry. A put or delete anywhere (the root, an entry overwritten or
@@ -84,10 +108,7 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
             return false;
         };
         changes.iter().all(|change| {
-            // automerge's expansion panics on an action it does not know; such a
-            // change is not a plain insert.
-            let expanded = std::panic::catch_unwind(AssertUnwindSafe(|| change.decode()));
-            let Ok(expanded) = expanded else {
+            let Some(expanded) = expand(change) else {
                 return false;
             };
             expanded.operations.iter().all(|op| {
@@ -98,6 +119,13 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
             })
         })
     }
+}
+
+/// The operations of `change`, or `None` when automerge cannot expand them (its
+/// expansion panics on an action it does not know): a caller counts such a change
+/// as the worst case.
+pub(crate) fn expand(change: &automerge::Change) -> Option<automerge::ExpandedChange> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| change.decode())).ok()
 }
 
 /// Creates the empty list of a new journal document under `key`.

@@ -125,6 +125,29 @@ pub fn only_inserts_movements(doc: &impl ReadDoc, changes: &[automerge::Change])
     MOVEMENTS.only_inserts(doc, changes)
 }
 
+/// Whether `changes`, about to be applied to the ledger `doc`, change or remove
+/// movements it already records (see [`Journal::rewrites`]): a ledger only grows.
+pub fn rewrites_movements(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
+    MOVEMENTS.rewrites(doc, changes) || rewrites_opening(doc, changes)
+}
+
+/// Whether `changes` touch the `opening` balances of a period that has them: they
+/// are written once, when the period opens (lowering the quota granted there would
+/// undo what the hub's orders were accepted against).
+fn rewrites_opening(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
+    if !matches!(doc.get(automerge::ROOT, OPENING), Ok(Some(_))) {
+        return false;
+    }
+    changes.iter().any(|change| {
+        super::journal::expand(change).is_none_or(|expanded| {
+            expanded.operations.iter().any(|op| {
+                matches!(op.obj, automerge::legacy::ObjectId::Root)
+                    && matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == OPENING)
+            })
+        })
+    })
+}
+
 /// The automerge element of the movement at `position` (see [`Journal::element`]).
 pub fn movement_element(doc: &impl ReadDoc, position: usize) -> Option<automerge::ObjId> {
     MOVEMENTS.element(doc, position)

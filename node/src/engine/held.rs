@@ -55,6 +55,17 @@ impl Held {
     /// its view may hold part of the changes: the caller drops this `Held` and loads
     /// the document again from the store.
     pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
+        if matches!(self.view, View::Ledger(_))
+            && ledger::rewrites_movements(self.replica.doc(), &changes)
+        {
+            // Recorded sales and receipts are never taken back: a history that
+            // removes or rewrites one would erase it at every node it reaches.
+            return Err(DomainError::schema(
+                self.replica.name(),
+                "a ledger only grows: these changes rewrite or remove recorded movements",
+            )
+            .into());
+        }
         let last_movement = match &self.view {
             View::Ledger(view) if ledger::only_inserts_movements(self.replica.doc(), &changes) => {
                 view.len()

@@ -188,6 +188,31 @@ async fn a_schema_breaking_bundle_from_its_owner_is_refused_before_staging() {
                 (doc, data)
             }),
         ),
+        // A ledger only grows: these two derive well (a sale less, or none at all),
+        // and were accepted, erasing recorded sales at the hub.
+        (
+            "a recorded sale removed",
+            Box::new(|hub: &Engine| {
+                let doc = open_of(hub);
+                let data = by_ttu(hub, &doc, |tx| {
+                    let list = tx.get(automerge::ROOT, "movements")?.unwrap().1;
+                    let n = tx.length(&list);
+                    tx.delete(&list, n - 1)
+                });
+                (doc, data)
+            }),
+        ),
+        (
+            "the movements replaced by an empty list",
+            Box::new(|hub: &Engine| {
+                let doc = open_of(hub);
+                let data = by_ttu(hub, &doc, |tx| {
+                    tx.put_object(automerge::ROOT, "movements", automerge::ObjType::List)?;
+                    Ok(())
+                });
+                (doc, data)
+            }),
+        ),
         (
             "a far-future period with garbage balances",
             Box::new(|hub: &Engine| {
