@@ -139,30 +139,46 @@ impl Engine {
         have: &[ChangeHash],
         max_bytes: usize,
     ) -> Result<Vec<OutBundle>, EngineError> {
-        let docs = self.docs_for_peer(doc);
+        let mut docs = self.docs_for_peer(doc);
         let Some(held) = docs.held.get(doc) else {
             return Ok(Vec::new());
         };
         let d = held.replica.doc();
-        let changes = d.get_changes(&known(d, have));
-        let mut groups: Vec<Vec<ChangeHash>> = Vec::new();
-        let mut raw = 0;
-        for change in &changes {
-            if groups.is_empty() || raw + change.raw_bytes().len() > RAW_BYTES_PER_BUNDLE {
-                groups.push(Vec::new());
-                raw = 0;
+        // automerge panicked here on a document that had taken a damaged bundle (an
+        // assertion in its change collector, found by `sync::fuzz_tests`): under the
+        // documents' lock that poisoned it and the node failed every call after. The
+        // document is quarantined instead; the node serves the rest.
+        let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let changes = d.get_changes(&known(d, have));
+            let mut groups: Vec<Vec<ChangeHash>> = Vec::new();
+            let mut raw = 0;
+            for change in &changes {
+                if groups.is_empty() || raw + change.raw_bytes().len() > RAW_BYTES_PER_BUNDLE {
+                    groups.push(Vec::new());
+                    raw = 0;
+                }
+                raw += change.raw_bytes().len();
+                groups
+                    .last_mut()
+                    .expect("a group was pushed")
+                    .push(change.hash());
             }
-            raw += change.raw_bytes().len();
-            groups
-                .last_mut()
-                .expect("a group was pushed")
-                .push(change.hash());
-        }
-        let mut out = Vec::new();
-        for group in groups {
-            bundle_within(d, doc, &group, max_bytes, &mut out)?;
-        }
-        Ok(out)
+            let mut out = Vec::new();
+            for group in groups {
+                bundle_within(d, doc, &group, max_bytes, &mut out)?;
+            }
+            Ok(out)
+        }));
+        cut.unwrap_or_else(|_| {
+            let reason = "automerge failed reading its changes (it took a damaged bundle)";
+            tracing::error!(doc = %doc, "document quarantined: {reason}");
+            docs.held.remove(doc);
+            docs.quarantined.insert(doc.clone(), reason.to_string());
+            Err(EngineError::Quarantined {
+                doc: doc.to_string(),
+                reason: reason.to_string(),
+            })
+        })
     }
 
     /// Applies a bundle from `from` to `doc`, durably, after checking that `from`
