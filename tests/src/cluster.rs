@@ -30,12 +30,44 @@ pub const DEFAULT_RESYNC_SECS: u64 = 30;
 /// a loaded machine).
 pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A free TCP port on 127.0.0.1, found by binding port 0 and releasing it. Another
-/// process could take it before the node binds it; the node then fails to start
-/// with "listen on ...", never silently.
+/// Lowest and highest port [`free_local_addr`] hands out: below Linux's ephemeral
+/// range (32768 and up by default), which the kernel draws from for outgoing
+/// connections and for binds to port 0.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The lock files of the ports this test process reserved, held until it ends.
+static RESERVED_PORTS: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// A free TCP port on 127.0.0.1 for a node to listen on. A port the kernel handed
+/// out for port 0 and released was taken by another process before the node bound
+/// it (a failed run: "Address already in use"): these ports lie outside the range the
+/// kernel draws from, and each is reserved with a lock file that this test process
+/// holds until it ends, so no two test processes pick the same one.
 pub fn free_local_addr() -> Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
+    use rand::Rng;
+    let dir = std::env::temp_dir().join("mart-test-ports");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut rng = rand::rng();
+    for _ in 0..10_000 {
+        let port = rng.random_range(TEST_PORTS);
+        let path = dir.join(port.to_string());
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        if lock.try_lock().is_err() {
+            continue; // another test process holds this port
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_err() {
+            continue; // something outside the tests listens on it
+        }
+        RESERVED_PORTS.lock().expect("never poisoned").push(lock);
+        return Ok(addr);
+    }
+    bail!("no free port in {TEST_PORTS:?} after 10,000 tries")
 }
 
 /// Heads of every document a node holds: id -> sorted hex heads.
