@@ -74,51 +74,68 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         }
     }
 
-    /// Whether `changes`, about to be applied to `doc`, change what this journal
-    /// already holds: an entry overwritten or removed, or the list itself replaced
-    /// or removed at its key. A journal only grows; a change automerge cannot expand
-    /// counts as one that does.
-    pub fn rewrites(&self, doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
-        let Some(ObjId::Id(counter, actor, _)) = list(doc, self.key) else {
-            return false;
+    /// What `changes`, about to be applied to `doc`, do to this journal, read in
+    /// one pass over their operations (not the document's):
+    /// - [`Growth::Rewrites`]: an entry overwritten or removed, the list replaced or
+    ///   removed at its key, a put on the root key `written_once` (a value written
+    ///   when the document was made), or a change automerge cannot expand. A journal
+    ///   only grows.
+    /// - [`Growth::Appends`]: nothing but plain entries inserted into the list, the
+    ///   one shape a view may follow entry by entry.
+    /// - [`Growth::Other`]: anything else (other keys, objects inserted).
+    pub fn growth(
+        &self,
+        doc: &impl ReadDoc,
+        changes: &[automerge::Change],
+        written_once: Option<&str>,
+    ) -> Growth {
+        use automerge::legacy::{Key, ObjectId, OpType};
+        let list = match list(doc, self.key) {
+            Some(ObjId::Id(counter, actor, _)) => Some((counter, actor)),
+            _ => None,
         };
-        changes.iter().any(|change| {
+        let guarded = |key: &str| {
+            (list.is_some() && key == self.key) || written_once.is_some_and(|once| key == once)
+        };
+        let mut appends = list.is_some();
+        for change in changes {
             let Some(expanded) = expand(change) else {
-                return true;
+                return Growth::Rewrites;
             };
-            expanded.operations.iter().any(|op| match &op.obj {
-                automerge::legacy::ObjectId::Id(id) if id.0 == counter && id.1 == actor => {
-                    !op.insert
+            for op in &expanded.operations {
+                match (&op.obj, &list) {
+                    (ObjectId::Id(id), Some((counter, actor)))
+                        if id.0 == *counter && &id.1 == actor =>
+                    {
+                        if !op.insert {
+                            return Growth::Rewrites;
+                        }
+                        appends &= matches!(op.action, OpType::Put(_));
+                    }
+                    (ObjectId::Root, _) => {
+                        if matches!(&op.key, Key::Map(k) if guarded(k.as_str())) {
+                            return Growth::Rewrites;
+                        }
+                        appends = false;
+                    }
+                    _ => appends = false,
                 }
-                automerge::legacy::ObjectId::Root => {
-                    matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == self.key)
-                }
-                _ => false,
-            })
-        })
+            }
+        }
+        if appends {
+            Growth::Appends
+        } else {
+            Growth::Other
+        }
     }
+}
 
-    /// Whether `changes`, about to be applied to `doc`, do nothing but insert plain
-    /// entries into this journal's list: the one shape of history a view may follow
-    /// entry by entry. A put or delete anywhere (the root, an entry overwritten or
-    /// removed, a new list under the key), or an object inserted, is not. Costs the
-    /// changes' operations, not the document.
-    pub fn only_inserts(&self, doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
-        let Some(ObjId::Id(counter, actor, _)) = list(doc, self.key) else {
-            return false;
-        };
-        changes.iter().all(|change| {
-            let Some(expanded) = expand(change) else {
-                return false;
-            };
-            expanded.operations.iter().all(|op| {
-                op.insert
-                    && matches!(op.action, automerge::legacy::OpType::Put(_))
-                    && matches!(&op.obj, automerge::legacy::ObjectId::Id(id)
-                        if id.0 == counter && id.1 == actor)
-            })
-        })
-    }
+/// What a peer's changes do to a journal: see [`Journal::growth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Growth {
+    Rewrites,
+    Appends,
+    Other,
 }
 
 /// The operations of `change`, or `None` when automerge cannot expand them (its

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use automerge::{transaction::Transactable, ReadDoc};
 
 use super::bounds;
+pub use super::journal::Growth;
 use super::journal::Journal;
 use super::movement::{Movement, MovementKind};
 use super::DomainError;
@@ -119,33 +120,13 @@ pub fn read_range(
     MOVEMENTS.read_range(doc, doc_name, range)
 }
 
-/// Whether `changes`, about to be applied to the ledger `doc`, only append
-/// movements (see [`Journal::only_inserts`]).
-pub fn only_inserts_movements(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
-    MOVEMENTS.only_inserts(doc, changes)
-}
-
-/// Whether `changes`, about to be applied to the ledger `doc`, change or remove
-/// movements it already records (see [`Journal::rewrites`]): a ledger only grows.
-pub fn rewrites_movements(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
-    MOVEMENTS.rewrites(doc, changes) || rewrites_opening(doc, changes)
-}
-
-/// Whether `changes` touch the `opening` balances of a period that has them: they
-/// are written once, when the period opens (lowering the quota granted there would
-/// undo what the hub's orders were accepted against).
-fn rewrites_opening(doc: &impl ReadDoc, changes: &[automerge::Change]) -> bool {
-    if !matches!(doc.get(automerge::ROOT, OPENING), Ok(Some(_))) {
-        return false;
-    }
-    changes.iter().any(|change| {
-        super::journal::expand(change).is_none_or(|expanded| {
-            expanded.operations.iter().any(|op| {
-                matches!(op.obj, automerge::legacy::ObjectId::Root)
-                    && matches!(&op.key, automerge::legacy::Key::Map(k) if k.as_str() == OPENING)
-            })
-        })
-    })
+/// What `changes`, about to be applied to the ledger `doc`, do to its movements, in
+/// one pass (see [`Journal::growth`]). A ledger only grows, and its `opening`
+/// balances are written once, when the period opens: lowering the quota granted
+/// there would undo what the hub's orders were accepted against.
+pub fn growth(doc: &impl ReadDoc, changes: &[automerge::Change]) -> Growth {
+    let opened = matches!(doc.get(automerge::ROOT, OPENING), Ok(Some(_)));
+    MOVEMENTS.growth(doc, changes, opened.then_some(OPENING))
 }
 
 /// The automerge element of the movement at `position` (see [`Journal::element`]).

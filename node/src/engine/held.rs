@@ -55,9 +55,11 @@ impl Held {
     /// its view may hold part of the changes: the caller drops this `Held` and loads
     /// the document again from the store.
     pub fn apply_remote(&mut self, changes: Vec<automerge::Change>) -> Result<bool, EngineError> {
-        if matches!(self.view, View::Ledger(_))
-            && ledger::rewrites_movements(self.replica.doc(), &changes)
-        {
+        let growth = match self.view {
+            View::Ledger(_) => ledger::growth(self.replica.doc(), &changes),
+            _ => ledger::Growth::Other,
+        };
+        if growth == ledger::Growth::Rewrites {
             // Recorded sales and receipts are never taken back: a history that
             // removes or rewrites one would erase it at every node it reaches.
             return Err(DomainError::schema(
@@ -67,11 +69,10 @@ impl Held {
             .into());
         }
         let last_movement = match &self.view {
-            View::Ledger(view) if ledger::only_inserts_movements(self.replica.doc(), &changes) => {
-                view.len()
-                    .checked_sub(1)
-                    .and_then(|i| ledger::movement_element(self.replica.doc(), i))
-            }
+            View::Ledger(view) if growth == ledger::Growth::Appends => view
+                .len()
+                .checked_sub(1)
+                .and_then(|i| ledger::movement_element(self.replica.doc(), i)),
             _ => None,
         };
         if !self.replica.apply_in_memory(changes)? {
