@@ -16,6 +16,7 @@ pub mod martctl;
 pub mod node;
 pub mod ops;
 pub mod pki;
+pub mod procfs;
 pub mod rot;
 pub mod wait;
 

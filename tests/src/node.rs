@@ -145,6 +145,8 @@ pub struct NodeProcess {
     restore_next: bool,
     /// Every launch is `mart-node run --accept-clock`.
     accept_clock: bool,
+    /// The soft and hard RLIMIT_NOFILE every launch gets; `None`: the test's own.
+    fd_limit: Option<u64>,
 }
 
 impl NodeProcess {
@@ -162,6 +164,7 @@ impl NodeProcess {
             clock_offset_ms: None,
             restore_next: false,
             accept_clock: false,
+            fd_limit: None,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -305,6 +308,12 @@ impl NodeProcess {
         self.restore_next = true;
     }
 
+    /// From the next (re)start on, the node runs with at most `limit` open file
+    /// descriptors (soft and hard RLIMIT_NOFILE, as `ulimit -n` in its shell would).
+    pub fn set_fd_limit(&mut self, limit: u64) {
+        self.fd_limit = Some(limit);
+    }
+
     /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
     /// [`Self::wait_exit`].
     pub fn launch(&mut self) -> Result<()> {
@@ -326,6 +335,20 @@ impl NodeProcess {
             Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),
             None => command.env_remove(CLOCK_OFFSET_VAR),
         };
+        if let Some(limit) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            let set_limit = move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    limit,
+                    limit,
+                )
+                .map_err(std::io::Error::from)
+            };
+            // SAFETY: between fork and exec the closure makes one system call
+            // (setrlimit), which is async-signal-safe, and allocates nothing.
+            unsafe { command.pre_exec(set_limit) };
+        }
         let child = command
             .current_dir(self.dir())
             .env("RUST_LOG", "info")

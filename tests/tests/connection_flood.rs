@@ -1,0 +1,138 @@
+//! A flood of idle TCP connections to a node's gRPC port (issue 11, "no TLS handshake
+//! timeout and no connection cap"), against a real hub over real mutual TLS, run with
+//! a low file descriptor limit (`ulimit -n 256`, soft and hard):
+//!
+//! - while 300 idle connections are open, the hub's admin socket answers (`martctl
+//!   status`, a receipt and a sale) and the hub does not spin (well under a core);
+//! - once the TLS handshake timeout has passed, the idle connections are closed (the
+//!   hub's open file descriptors fall back) and mutual-TLS clients get through with
+//!   their identity read from their certificate: a district syncs, an operator calls
+//!   Status, and a district's certificate is still refused the admin service.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use mart_proto::tonic::Code;
+use mart_proto::v1::admin_service_client::AdminServiceClient;
+use mart_proto::v1::StatusRequest;
+use mart_tests::cluster::{free_local_addr, peer_info};
+use mart_tests::martctl;
+use mart_tests::pki::{Pki, Role};
+use mart_tests::procfs::{cpu_share, open_fds};
+use mart_tests::{connect_tls, wait_until, NodeProcess, NodeSpec};
+
+/// The node's file descriptor limit: fewer than the idle connections.
+const FD_LIMIT: u64 = 256;
+/// Idle connections opened at once, none of which ever starts a TLS handshake.
+const FLOOD: usize = 300;
+/// How long the node may take to close them: its TLS handshake timeout (10 s) and a
+/// wide margin for a loaded machine.
+const FLOOD_CLEARED: Duration = Duration::from_secs(90);
+/// How long the node's CPU use is measured while flooded, and the bound: an idle
+/// node uses next to nothing; one spinning on its accept loop, a whole core.
+const CPU_WINDOW: Duration = Duration::from_secs(3);
+const MAX_CPU_SHARE: f64 = 0.5;
+/// How long a district may take to sync once the flood is gone.
+const SYNCED: Duration = Duration::from_secs(60);
+const SKU: &str = "KPG-MDU-500";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
+    let pki = Pki::init()?;
+    let addr = free_local_addr()?;
+    let url = format!("https://localhost:{}", addr.port());
+    let mut hub = NodeProcess::new(
+        NodeSpec::hub("kupang")
+            .with_grpc_listen(addr)
+            .with_tls(pki.issue("kupang", Role::Hub, &["localhost"])?),
+    )?;
+    hub.set_fd_limit(FD_LIMIT);
+    hub.launch()?;
+    hub.wait_ready().await?;
+    let pid = hub.pid().context("the hub's pid")?;
+    let idle_fds = open_fds(pid)?;
+
+    let mut flood = Vec::with_capacity(FLOOD);
+    for _ in 0..FLOOD {
+        flood.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .context("open an idle connection")?,
+        );
+    }
+    wait_until(
+        "the hub accepted the idle connections",
+        FLOOD_CLEARED,
+        || async { Ok(open_fds(pid)? >= idle_fds + 64) },
+    )
+    .await?;
+
+    let share = cpu_share(pid, CPU_WINDOW).await?;
+    let socket = hub.admin_socket();
+    let status = martctl::run(&socket, &["status"]).await?;
+    ensure!(
+        status.status.success() && share < MAX_CPU_SHARE,
+        "while flooded: the hub used {:.0}% of a core (bound {:.0}%) with {} fds open \
+         (limit {FD_LIMIT}); {}",
+        share * 100.0,
+        MAX_CPU_SHARE * 100.0,
+        open_fds(pid)?,
+        martctl::describe(&["status"], &status)
+    );
+    martctl::ok(
+        &socket,
+        &["receive", "--sku", SKU, "--qty", "5", "--unit-cost", "30.000"],
+    )
+    .await
+    .context("a receipt while flooded")?;
+    martctl::ok(&socket, &["sell", "--sku", SKU, "--qty", "2"])
+        .await
+        .context("a sale while flooded")?;
+
+    wait_until(
+        "the hub closed the idle connections (TLS handshake timeout)",
+        FLOOD_CLEARED,
+        || async { Ok(open_fds(pid)? <= idle_fds + 16) },
+    )
+    .await
+    .with_context(|| format!("{} fds open, {idle_fds} before the flood", open_fds(pid).unwrap_or(0)))?;
+
+    let operator = pki.issue("ops", Role::Operator, &[])?;
+    let mut admin = AdminServiceClient::new(connect_tls(&url, operator.client()?).await?);
+    admin
+        .status(StatusRequest {})
+        .await
+        .context("an operator's Status over mutual TLS after the flood")?;
+    let ttu_tls = pki.issue("ttu", Role::District, &[])?;
+    let mut as_district = AdminServiceClient::new(connect_tls(&url, ttu_tls.client()?).await?);
+    let refused = as_district.status(StatusRequest {}).await;
+    ensure!(
+        matches!(&refused, Err(s) if s.code() == Code::PermissionDenied),
+        "a district's certificate called the hub's admin service: {refused:?}"
+    );
+    let _ttu = NodeProcess::start(
+        NodeSpec::district("ttu", "kupang")
+            .with_tls(ttu_tls)
+            .with_sync(&url, 30),
+    )
+    .await?;
+    let mut hub_admin = hub.admin().await?;
+    wait_until("ttu synced with the hub", SYNCED, || {
+        let admin = &mut hub_admin;
+        async move { Ok(peer_info(admin, "ttu").await?.last_success_unix_ms > 0) }
+    })
+    .await?;
+
+    let refusal_lines = hub
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("connection cap"))
+        .count();
+    ensure!(
+        refusal_lines <= 3,
+        "the hub logged {refusal_lines} lines about its connection cap, not a few:\n{}",
+        hub.stderr()
+    );
+    drop(flood);
+    Ok(())
+}
