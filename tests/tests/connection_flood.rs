@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use mart_proto::tonic::Code;
 use mart_proto::v1::admin_service_client::AdminServiceClient;
-use mart_proto::v1::StatusRequest;
-use mart_tests::cluster::{free_local_addr, peer_info};
+use mart_proto::v1::{ListPeersRequest, StatusRequest};
+use mart_tests::cluster::free_local_addr;
 use mart_tests::martctl;
 use mart_tests::pki::{Pki, Role};
 use mart_tests::procfs::{cpu_share, open_fds};
@@ -34,7 +34,16 @@ const CPU_WINDOW: Duration = Duration::from_secs(3);
 const MAX_CPU_SHARE: f64 = 0.5;
 /// How long a district may take to sync once the flood is gone.
 const SYNCED: Duration = Duration::from_secs(60);
+/// How long one martctl command may take on a loaded machine.
+const MARTCTL_TIMEOUT: Duration = Duration::from_secs(60);
 const SKU: &str = "KPG-MDU-500";
+
+/// `martctl::ok` within [`MARTCTL_TIMEOUT`].
+async fn martctl_ok(socket: &std::path::Path, args: &[&str]) -> Result<String> {
+    tokio::time::timeout(MARTCTL_TIMEOUT, martctl::ok(socket, args))
+        .await
+        .with_context(|| format!("martctl {args:?}: no answer within {MARTCTL_TIMEOUT:?}"))?
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
@@ -52,6 +61,7 @@ async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
     let pid = hub.pid().context("the hub's pid")?;
     let idle_fds = open_fds(pid)?;
 
+    let flooded_at = std::time::Instant::now();
     let mut flood = Vec::with_capacity(FLOOD);
     for _ in 0..FLOOD {
         flood.push(
@@ -68,24 +78,42 @@ async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
     .await?;
 
     let share = cpu_share(pid, CPU_WINDOW).await?;
+    let flooded_fds = open_fds(pid)?;
+    eprintln!(
+        "flooded: {flooded_fds} fds open ({idle_fds} before), {:.1}% of a core over {CPU_WINDOW:?}",
+        share * 100.0
+    );
     let socket = hub.admin_socket();
-    let status = martctl::run(&socket, &["status"]).await?;
+    let status = tokio::time::timeout(MARTCTL_TIMEOUT, martctl::run(&socket, &["status"])).await;
+    let answered = matches!(&status, Ok(Ok(out)) if out.status.success());
     ensure!(
-        status.status.success() && share < MAX_CPU_SHARE,
+        answered && share < MAX_CPU_SHARE,
         "while flooded: the hub used {:.0}% of a core (bound {:.0}%) with {} fds open \
-         (limit {FD_LIMIT}); {}",
+         (limit {FD_LIMIT}); martctl status: {}",
         share * 100.0,
         MAX_CPU_SHARE * 100.0,
         open_fds(pid)?,
-        martctl::describe(&["status"], &status)
+        match &status {
+            Ok(Ok(out)) => martctl::describe(&["status"], out),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => format!("no answer within {MARTCTL_TIMEOUT:?}"),
+        }
     );
-    martctl::ok(
+    martctl_ok(
         &socket,
-        &["receive", "--sku", SKU, "--qty", "5", "--unit-cost", "30.000"],
+        &[
+            "receive",
+            "--sku",
+            SKU,
+            "--qty",
+            "5",
+            "--unit-cost",
+            "30.000",
+        ],
     )
     .await
     .context("a receipt while flooded")?;
-    martctl::ok(&socket, &["sell", "--sku", SKU, "--qty", "2"])
+    martctl_ok(&socket, &["sell", "--sku", SKU, "--qty", "2"])
         .await
         .context("a sale while flooded")?;
 
@@ -95,8 +123,17 @@ async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
         || async { Ok(open_fds(pid)? <= idle_fds + 16) },
     )
     .await
-    .with_context(|| format!("{} fds open, {idle_fds} before the flood", open_fds(pid).unwrap_or(0)))?;
+    .with_context(|| {
+        format!(
+            "{} fds open, {idle_fds} before the flood",
+            open_fds(pid).unwrap_or(0)
+        )
+    })?;
 
+    eprintln!(
+        "the idle connections were closed {:.1} s after they opened",
+        flooded_at.elapsed().as_secs_f64()
+    );
     let operator = pki.issue("ops", Role::Operator, &[])?;
     let mut admin = AdminServiceClient::new(connect_tls(&url, operator.client()?).await?);
     admin
@@ -116,10 +153,21 @@ async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
             .with_sync(&url, 30),
     )
     .await?;
-    let mut hub_admin = hub.admin().await?;
+    let hub_admin = hub.admin().await?;
     wait_until("ttu synced with the hub", SYNCED, || {
-        let admin = &mut hub_admin;
-        async move { Ok(peer_info(admin, "ttu").await?.last_success_unix_ms > 0) }
+        let mut admin = hub_admin.clone();
+        async move {
+            let peers = admin
+                .list_peers(ListPeersRequest {
+                    peer_id: String::new(),
+                })
+                .await?
+                .into_inner()
+                .peers;
+            Ok(peers
+                .iter()
+                .any(|p| p.peer_id == "ttu" && p.last_success_unix_ms > 0))
+        }
     })
     .await?;
 

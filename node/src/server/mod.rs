@@ -5,8 +5,11 @@
 //! district's dialer and the hub's sessions), stop accepting and finish the requests
 //! in flight, flush the store, remove the admin socket.
 
+mod admitted;
 mod error;
+mod fd_budget;
 pub mod hub_cert;
+mod incoming;
 mod listeners;
 mod routes;
 pub mod tls;
@@ -19,7 +22,6 @@ use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
 use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
@@ -28,6 +30,7 @@ use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
+use incoming::Incoming;
 
 pub use error::ServerError;
 pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
@@ -78,6 +81,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let tls = tls::load(&config)?;
+    let fd_limit = fd_budget::raise_nofile_limit();
     if config.tls == Some(TlsMode::Insecure) {
         tracing::warn!("tls.insecure is set: gRPC over TCP is plaintext and peers are not authenticated; never use this in production");
     }
@@ -160,9 +164,14 @@ pub async fn run(
         }
         let router = builder.add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
+        let cap = fd_budget::cap_for_this_process(config.connections.max_connections, fd_limit);
+        let opening = tls
+            .is_none()
+            .then_some(config.connections.handshake_timeout);
+        let incoming = Incoming::capped(tcp, cap, opening);
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await
         });
     }
@@ -172,7 +181,7 @@ pub async fn run(
     servers.spawn(async move {
         router
             .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listeners.admin),
+                Incoming::uncapped(listeners.admin),
                 stop.cancelled_owned(),
             )
             .await
