@@ -52,6 +52,11 @@ pub struct NodeSpec {
     pub stale_after_secs: Option<u64>,
     /// `[hub] districts` of a hub; `None` leaves it out (the province's 22).
     pub districts: Option<Vec<String>>,
+    /// `[tls] insecure = true` (plaintext gRPC over TCP) when `tls` is `None`.
+    pub insecure: bool,
+    /// `[grpc] max_connections` and `handshake_timeout_secs`; `None` leaves them out.
+    pub max_connections: Option<usize>,
+    pub handshake_timeout_secs: Option<u64>,
 }
 
 /// The `[sync]` section of a district.
@@ -73,6 +78,9 @@ impl NodeSpec {
             sync: None,
             stale_after_secs: None,
             districts: None,
+            insecure: false,
+            max_connections: None,
+            handshake_timeout_secs: None,
         }
     }
 
@@ -86,12 +94,28 @@ impl NodeSpec {
             sync: None,
             stale_after_secs: None,
             districts: None,
+            insecure: false,
+            max_connections: None,
+            handshake_timeout_secs: None,
         }
     }
 
     /// Serves gRPC on `addr` too.
     pub fn with_grpc_listen(mut self, addr: SocketAddr) -> Self {
         self.grpc_listen = Some(addr);
+        self
+    }
+
+    /// Serves gRPC over TCP in plaintext (`[tls] insecure = true`).
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// `[grpc] max_connections` and `handshake_timeout_secs`.
+    pub fn with_connection_limits(mut self, max_connections: usize, handshake_secs: u64) -> Self {
+        self.max_connections = Some(max_connections);
+        self.handshake_timeout_secs = Some(handshake_secs);
         self
     }
 
@@ -198,6 +222,15 @@ impl NodeProcess {
         );
         if let Some(addr) = self.spec.grpc_listen {
             text.push_str(&format!("\n[grpc]\nlisten = \"{addr}\"\n"));
+            if let Some(max) = self.spec.max_connections {
+                text.push_str(&format!("max_connections = {max}\n"));
+            }
+            if let Some(secs) = self.spec.handshake_timeout_secs {
+                text.push_str(&format!("handshake_timeout_secs = {secs}\n"));
+            }
+        }
+        if self.spec.insecure && self.spec.tls.is_none() {
+            text.push_str("\n[tls]\ninsecure = true\n");
         }
         if let Some(tls) = &self.spec.tls {
             text.push_str(&format!(

@@ -184,3 +184,75 @@ async fn idle_connections_cannot_starve_the_hub() -> Result<()> {
     drop(flood);
     Ok(())
 }
+
+/// A plaintext node (`tls.insecure`) gets the cap and an opening deadline too: with
+/// `max_connections = 16` it holds at most 16 of 100 idle connections, closes the
+/// others at once, and closes the 16 once no HTTP/2 preface came within
+/// `handshake_timeout_secs`; then a plaintext client gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_node_caps_and_times_out_idle_connections_too() -> Result<()> {
+    const CAP: usize = 16;
+    let addr = free_local_addr()?;
+    let node = NodeProcess::start(
+        NodeSpec::default()
+            .with_grpc_listen(addr)
+            .insecure()
+            .with_connection_limits(CAP, 2),
+    )
+    .await?;
+    let pid = node.pid().context("the node's pid")?;
+    let idle_fds = open_fds(pid)?;
+
+    let mut flood = Vec::with_capacity(100);
+    for _ in 0..100 {
+        flood.push(
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .context("open an idle connection")?,
+        );
+    }
+    let most = std::cell::Cell::new(0);
+    wait_until(
+        "the node closed the idle connections (no HTTP/2 preface)",
+        FLOOD_CLEARED,
+        || {
+            let fds = open_fds(pid);
+            let most = &most;
+            async move {
+                let fds = fds?;
+                most.set(most.get().max(fds));
+                // Half the cap: the baseline may have counted a connection of the
+                // harness's that closed since.
+                Ok(most.get() >= idle_fds + CAP / 2 && fds <= idle_fds + 4)
+            }
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "{} fds open, {idle_fds} before the flood, at most {}",
+            open_fds(pid).unwrap_or(0),
+            most.get()
+        )
+    })?;
+    // A slack of 4 for the harness's admin connection and a connection between its
+    // accept and its close.
+    let most = most.get();
+    ensure!(
+        most <= idle_fds + CAP + 4,
+        "the node held {most} fds with a cap of {CAP} connections ({idle_fds} before)"
+    );
+
+    let channel = mart_proto::tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(15))
+        .connect()
+        .await
+        .context("connect over plaintext after the flood")?;
+    AdminServiceClient::new(channel)
+        .status(StatusRequest {})
+        .await
+        .context("Status over plaintext after the flood")?;
+    drop(flood);
+    Ok(())
+}
