@@ -22,7 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::binaries::mart_node_bin;
+use crate::binaries::{mart_node_bin, mart_node_faults_bin};
 use crate::client::{connect_unix, AdminClient, HubClient, MartClient};
 use crate::pki::TlsFiles;
 use crate::wait::wait_until;
@@ -33,6 +33,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable a node reads once at start: milliseconds added to its system clock.
 pub const CLOCK_OFFSET_VAR: &str = "MART_TEST_CLOCK_OFFSET_MS";
+/// The variable that makes `mart-node-faults` panic at a named point
+/// (`mart_node::fault_injection`).
+pub const FAULT_PANIC_VAR: &str = mart_node::fault_injection::PANIC_VAR;
 
 /// Who a node is and how it is reached: its config. Without `grpc_listen`, `tls`
 /// and `sync` the node serves only its admin socket.
@@ -145,6 +148,9 @@ pub struct NodeProcess {
     restore_next: bool,
     /// Every launch is `mart-node run --accept-clock`.
     accept_clock: bool,
+    /// Launches run `mart-node-faults` with `MART_FAULT_PANIC` set to this; `None`:
+    /// the product's `mart-node`.
+    fault_panic: Option<String>,
 }
 
 impl NodeProcess {
@@ -162,6 +168,7 @@ impl NodeProcess {
             clock_offset_ms: None,
             restore_next: false,
             accept_clock: false,
+            fault_panic: None,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -305,6 +312,13 @@ impl NodeProcess {
         self.restore_next = true;
     }
 
+    /// From the next (re)start on, runs `mart-node-faults` armed to panic at
+    /// `point` (`NAME` or `NAME:N`, see `mart_node::fault_injection`); `None`: back
+    /// to the product's `mart-node`.
+    pub fn set_fault_panic(&mut self, point: Option<&str>) {
+        self.fault_panic = point.map(str::to_string);
+    }
+
     /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
     /// [`Self::wait_exit`].
     pub fn launch(&mut self) -> Result<()> {
@@ -314,7 +328,15 @@ impl NodeProcess {
         self.runs += 1;
         let stdout = File::create(self.log_path(self.runs, "stdout"))?;
         let stderr = File::create(self.log_path(self.runs, "stderr"))?;
-        let mut command = Command::new(mart_node_bin());
+        let binary = match &self.fault_panic {
+            Some(_) => mart_node_faults_bin(),
+            None => mart_node_bin(),
+        };
+        let mut command = Command::new(binary);
+        match &self.fault_panic {
+            Some(point) => command.env(FAULT_PANIC_VAR, point),
+            None => command.env_remove(FAULT_PANIC_VAR),
+        };
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
@@ -333,7 +355,7 @@ impl NodeProcess {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("spawn {}", mart_node_bin().display()))?;
+            .with_context(|| format!("spawn {}", binary.display()))?;
         self.child = Some(child);
         Ok(())
     }

@@ -52,7 +52,7 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
     let args = Args::parse();
     let config = match args.command {
         Some(Command::CheckConfig { file }) => {
