@@ -53,6 +53,8 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // First of all: a panic anywhere after this stops the process (see fail_stop).
+    mart_node::fail_stop::install();
     let args = Args::parse();
     let config = match args.command {
         Some(Command::CheckConfig { file }) => {
