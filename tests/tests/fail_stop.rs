@@ -70,7 +70,10 @@ async fn a_panic_under_the_documents_lock_stops_the_node_and_loses_no_acknowledg
     let mut acked = vec![receive(&mut mart, "receipt-1", SKU, 10).await?];
     acked.push(sell(&mut mart, "sale-1", SKU, 2).await?);
     acked.push(sell(&mut mart, "sale-2", SKU, 3).await?);
-    assert!(health_serving(&node).await, "the node serves before the panic");
+    assert!(
+        health_serving(&node).await,
+        "the node serves before the panic"
+    );
 
     let panicked = mart.record_sale(sale("sale-3", SKU, 1)).await;
     ensure!(
