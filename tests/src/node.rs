@@ -22,7 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::binaries::mart_node_bin;
+use crate::binaries::{mart_node_bin, mart_node_faults_bin};
 use crate::client::{connect_unix, AdminClient, HubClient, MartClient};
 use crate::pki::TlsFiles;
 use crate::wait::wait_until;
@@ -33,6 +33,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable a node reads once at start: milliseconds added to its system clock.
 pub const CLOCK_OFFSET_VAR: &str = "MART_TEST_CLOCK_OFFSET_MS";
+/// The variable that makes `mart-node-faults` panic at a named point
+/// (`mart_node::fault_injection`).
+pub const FAULT_PANIC_VAR: &str = mart_node::fault_injection::PANIC_VAR;
 
 /// Who a node is and how it is reached: its config. Without `grpc_listen`, `tls`
 /// and `sync` the node serves only its admin socket.
@@ -171,6 +174,9 @@ pub struct NodeProcess {
     accept_clock: bool,
     /// The soft and hard RLIMIT_NOFILE every launch gets; `None`: the test's own.
     fd_limit: Option<u64>,
+    /// Launches run `mart-node-faults` with `MART_FAULT_PANIC` set to this; `None`:
+    /// the product's `mart-node`.
+    fault_panic: Option<String>,
 }
 
 impl NodeProcess {
@@ -189,6 +195,7 @@ impl NodeProcess {
             restore_next: false,
             accept_clock: false,
             fd_limit: None,
+            fault_panic: None,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -347,6 +354,13 @@ impl NodeProcess {
         self.fd_limit = Some(limit);
     }
 
+    /// From the next (re)start on, runs `mart-node-faults` armed to panic at
+    /// `point` (`NAME` or `NAME:N`, see `mart_node::fault_injection`); `None`: back
+    /// to the product's `mart-node`.
+    pub fn set_fault_panic(&mut self, point: Option<&str>) {
+        self.fault_panic = point.map(str::to_string);
+    }
+
     /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
     /// [`Self::wait_exit`].
     pub fn launch(&mut self) -> Result<()> {
@@ -356,7 +370,15 @@ impl NodeProcess {
         self.runs += 1;
         let stdout = File::create(self.log_path(self.runs, "stdout"))?;
         let stderr = File::create(self.log_path(self.runs, "stderr"))?;
-        let mut command = Command::new(mart_node_bin());
+        let binary = match &self.fault_panic {
+            Some(_) => mart_node_faults_bin(),
+            None => mart_node_bin(),
+        };
+        let mut command = Command::new(binary);
+        match &self.fault_panic {
+            Some(point) => command.env(FAULT_PANIC_VAR, point),
+            None => command.env_remove(FAULT_PANIC_VAR),
+        };
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
@@ -389,7 +411,7 @@ impl NodeProcess {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("spawn {}", mart_node_bin().display()))?;
+            .with_context(|| format!("spawn {}", binary.display()))?;
         self.child = Some(child);
         Ok(())
     }
