@@ -133,7 +133,12 @@ async fn soak(options: &Options, scratch: &Path) -> Result<()> {
     for (index, district) in districts.iter().enumerate() {
         let counter = Arc::new(AtomicU64::new(0));
         let rng = StdRng::seed_from_u64(options.seed.wrapping_add(index as u64 + 1));
-        let mut cashier = Cashier::new(district, cluster.mart(district).await?, rng, counter.clone());
+        let mut cashier = Cashier::new(
+            district,
+            cluster.mart(district).await?,
+            rng,
+            counter.clone(),
+        );
         cashier.open_stock(OPENING_STOCK).await?;
         cashiers.push(cashier);
         sold.insert(district.clone(), counter);
@@ -171,7 +176,10 @@ async fn soak(options: &Options, scratch: &Path) -> Result<()> {
     soak.run_until(end, Duration::from_secs(options.sample_secs))
         .await?;
 
-    println!("\n{} soak over: every link healed, cashiers finishing what is unanswered", clock(soak.start.elapsed()));
+    println!(
+        "\n{} soak over: every link healed, cashiers finishing what is unanswered",
+        clock(soak.start.elapsed())
+    );
     for district in &soak.districts {
         soak.cluster.heal(district);
     }
@@ -256,7 +264,10 @@ impl Soak {
                     let stderr = node.stderr();
                     let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    bail!("node {id} died during the soak ({e:#}); its stderr ends:\n{}", tail.join("\n"));
+                    bail!(
+                        "node {id} died during the soak ({e:#}); its stderr ends:\n{}",
+                        tail.join("\n")
+                    );
                 }
             };
             let sales = self.sales_of(&id);
@@ -269,11 +280,10 @@ impl Soak {
                 }
             });
             println!("{}", report::sample_line(label, &id, &reading, sales, link));
-            self.samples.entry(id).or_default().push(Point {
-                at,
-                reading,
-                sales,
-            });
+            self.samples
+                .entry(id)
+                .or_default()
+                .push(Point { at, reading, sales });
         }
         Ok(())
     }
@@ -290,7 +300,10 @@ impl Soak {
         }
         let converged = self.cluster.wait_converged(CONVERGE).await;
         match &converged {
-            Ok(()) => println!("every district in step with the hub {:.1?} after the heal", healed.elapsed()),
+            Ok(()) => println!(
+                "every district in step with the hub {:.1?} after the heal",
+                healed.elapsed()
+            ),
             Err(e) => println!("NOT CONVERGED: {e:#}"),
         }
         // The trends are judged on the soak's samples; this one shows the rest.
@@ -300,14 +313,27 @@ impl Soak {
 
         println!("\nresources once warm (samples from {} on; see `bench soak --help` for the allowances):", clock(Duration::from_secs_f64(warm_from)));
         for (node, points) in &judged {
-            let warm: Vec<Point> = points.iter().copied().filter(|p| p.at >= warm_from).collect();
+            let warm: Vec<Point> = points
+                .iter()
+                .copied()
+                .filter(|p| p.at >= warm_from)
+                .collect();
             report::print_trends(node, &warm);
         }
-        let (hub_admin, hub_mart) = (self.cluster.admin(HUB).await?, self.cluster.mart(HUB).await?);
+        let (hub_admin, hub_mart) = (
+            self.cluster.admin(HUB).await?,
+            self.cluster.mart(HUB).await?,
+        );
         println!("\nexactly once (every acknowledged movement, by id, in every ledger period the node lists):");
         let mut wrong = Vec::new();
         for (district, till) in self.districts.iter().zip(&tills) {
-            let at_hub = exactly_once::movement_ids(&mut hub_mart.clone(), &mut hub_admin.clone(), district, district).await?;
+            let at_hub = exactly_once::movement_ids(
+                &mut hub_mart.clone(),
+                &mut hub_admin.clone(),
+                district,
+                district,
+            )
+            .await?;
             let own = exactly_once::movement_ids(
                 &mut self.cluster.mart(district).await?,
                 &mut self.cluster.admin(district).await?,
@@ -315,7 +341,10 @@ impl Soak {
                 district,
             )
             .await?;
-            let (at_hub, own) = (exactly_once::tally(&at_hub, till), exactly_once::tally(&own, till));
+            let (at_hub, own) = (
+                exactly_once::tally(&at_hub, till),
+                exactly_once::tally(&own, till),
+            );
             report::print_tally(district, till, &at_hub, &own);
             if !at_hub.exact() || !own.exact() {
                 wrong.push(district.clone());

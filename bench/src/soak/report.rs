@@ -49,12 +49,7 @@ pub fn sample_line(
     link: Option<LinkFigures>,
 ) -> String {
     let link = link.map_or(format!("{:<7} {:>9} {:>6}", "-", "-", "-"), |l| {
-        format!(
-            "{:<7} {:>9} {:>6}",
-            l.state,
-            l.bytes / 1024,
-            l.connections
-        )
+        format!("{:<7} {:>9} {:>6}", l.state, l.bytes / 1024, l.connections)
     });
     format!(
         "{:>6}  {:<7} {:>8.1} {:>5} {:>7} {:>9.2} {:>8.2} {:>7}  {link}",

@@ -106,14 +106,8 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_plan() {
         let length = Duration::from_secs(30 * 60);
-        assert_eq!(
-            plan(7, &districts(), length),
-            plan(7, &districts(), length)
-        );
-        assert_ne!(
-            plan(7, &districts(), length),
-            plan(8, &districts(), length)
-        );
+        assert_eq!(plan(7, &districts(), length), plan(7, &districts(), length));
+        assert_ne!(plan(7, &districts(), length), plan(8, &districts(), length));
     }
 
     #[test]

@@ -33,8 +33,16 @@ pub const DRAIN: Duration = Duration::from_secs(90);
 /// One movement the cashier asks for.
 #[derive(Debug, Clone)]
 enum Request {
-    Sale { id: String, sku: &'static str, quantity: i64 },
-    Receipt { id: String, sku: &'static str, quantity: i64 },
+    Sale {
+        id: String,
+        sku: &'static str,
+        quantity: i64,
+    },
+    Receipt {
+        id: String,
+        sku: &'static str,
+        quantity: i64,
+    },
 }
 
 impl Request {
@@ -117,7 +125,8 @@ impl Cashier {
     pub async fn open_stock(&mut self, quantity: i64) -> anyhow::Result<()> {
         for sku in SKUS {
             let id = self.fresh_id("rcv");
-            self.pending.push_back(Request::Receipt { id, sku, quantity });
+            self.pending
+                .push_back(Request::Receipt { id, sku, quantity });
         }
         self.drain(Instant::now() + DRAIN).await;
         anyhow::ensure!(
