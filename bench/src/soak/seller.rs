@@ -198,7 +198,7 @@ impl Cashier {
                         self.till.sales.insert(id);
                         self.sold.fetch_add(1, Ordering::Relaxed);
                         if ack.quantity_on_hand < TOP_UP_BELOW {
-                            self.top_up(*sku);
+                            self.top_up(sku);
                         }
                     }
                     Request::Receipt { .. } => {

@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn a_noisy_flat_series_is_flat_and_a_leak_grows() {
         let noisy: Vec<Point> = (0..20)
-            .map(|m| point(m as f64, 30 + (m % 3) as u64 * 2, 40, m * 100))
+            .map(|m| point(m as f64, 30 + (m % 3) * 2, 40, m * 100))
             .collect();
         let j = judge(Metric::Fds, &noisy).unwrap();
         assert!(j.flat && j.per_minute.abs() < 0.5, "{j:?}");
