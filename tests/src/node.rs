@@ -313,7 +313,10 @@ impl NodeProcess {
     /// the node with `SIGXFSZ`).
     pub fn set_file_size_limit(&self, soft: Option<u64>) -> Result<()> {
         if self.file_size_limit.is_none() {
-            bail!("node {} was not launched with SIGXFSZ ignored", self.spec.id);
+            bail!(
+                "node {} was not launched with SIGXFSZ ignored",
+                self.spec.id
+            );
         }
         let pid = self.pid().context("the node is not running")?;
         crate::file_limit::set_limit(pid, soft)

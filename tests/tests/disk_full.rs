@@ -118,7 +118,10 @@ async fn a_full_disk_loses_no_acknowledged_sale_shows_no_refused_one_and_recover
         bail!("a sale was acknowledged after the disk failed: {ack:?}");
     }
     let exit = node.wait_exit(STOP_TIMEOUT).await?;
-    ensure!(!exit.success(), "the node stopped with {exit} after its disk failed");
+    ensure!(
+        !exit.success(),
+        "the node stopped with {exit} after its disk failed"
+    );
 
     // A supervisor starts it again while the disk is still full: it refuses to start,
     // and says why.
@@ -152,7 +155,10 @@ async fn a_full_disk_loses_no_acknowledged_sale_shows_no_refused_one_and_recover
         .await
         .context("retry the failed sale")?
         .into_inner();
-    ensure!(!retried.duplicate, "{failed_id} was recorded before: {retried:?}");
+    ensure!(
+        !retried.duplicate,
+        "{failed_id} was recorded before: {retried:?}"
+    );
     acknowledged.insert(failed_id.clone());
     let again = mart
         .record_sale(sale(&failed_id, SKU, 1))
