@@ -11,6 +11,7 @@ pub mod binaries;
 pub mod client;
 pub mod clock;
 pub mod cluster;
+pub mod file_limit;
 pub mod hub;
 pub mod martctl;
 pub mod node;

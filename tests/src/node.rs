@@ -177,6 +177,9 @@ pub struct NodeProcess {
     /// Launches run `mart-node-faults` with `MART_FAULT_PANIC` set to this; `None`:
     /// the product's `mart-node`.
     fault_panic: Option<String>,
+    /// `Some(soft)`: launches ignore `SIGXFSZ` and start with this soft file-size
+    /// limit (`None` inside: unlimited); see [`crate::file_limit`].
+    file_size_limit: Option<Option<u64>>,
 }
 
 impl NodeProcess {
@@ -196,6 +199,7 @@ impl NodeProcess {
             accept_clock: false,
             fd_limit: None,
             fault_panic: None,
+            file_size_limit: None,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -340,6 +344,27 @@ impl NodeProcess {
         self.accept_clock = accept;
     }
 
+    /// Makes every later launch ignore `SIGXFSZ` and start with a soft file-size limit
+    /// of `soft` bytes (`None`: unlimited), so a write past it fails like a full disk.
+    pub fn limit_file_size_at_launch(&mut self, soft: Option<u64>) {
+        self.file_size_limit = Some(soft);
+    }
+
+    /// Moves the running node's soft file-size limit to `soft` bytes (`None`:
+    /// unlimited): the disk fills up, or space is freed. Only for a node launched
+    /// after [`Self::limit_file_size_at_launch`] (else the first write past it kills
+    /// the node with `SIGXFSZ`).
+    pub fn set_file_size_limit(&self, soft: Option<u64>) -> Result<()> {
+        if self.file_size_limit.is_none() {
+            bail!(
+                "node {} was not launched with SIGXFSZ ignored",
+                self.spec.id
+            );
+        }
+        let pid = self.pid().context("the node is not running")?;
+        crate::file_limit::set_limit(pid, soft)
+    }
+
     /// Makes the next launch `mart-node run --config ... --restore` (a district that
     /// lost its disk takes its ledger back from the hub); the launches after it are
     /// plain again. The data dir must be empty by then: the node refuses to restore
@@ -385,6 +410,9 @@ impl NodeProcess {
         }
         if self.accept_clock {
             command.arg("--accept-clock");
+        }
+        if let Some(soft) = self.file_size_limit {
+            crate::file_limit::limit_at_launch(&mut command, soft);
         }
         match self.clock_offset_ms {
             Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),

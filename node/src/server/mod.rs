@@ -205,8 +205,16 @@ pub async fn run(
         ))
     });
 
+    let mut storage = engine.watch_storage_failure();
     let failure = tokio::select! {
         _ = shutdown.cancelled() => None,
+        // sled keeps its first i/o error until the database is opened again, and the
+        // documents in memory may hold what the disk lost: only a new process (the
+        // supervisor's restart) writes again.
+        Ok(failed) = storage.wait_for(Option::is_some) => Some(format!(
+            "the store failed, so the node stops; it writes again once restarted: {}",
+            failed.as_deref().unwrap_or_default()
+        )),
         Some(result) = servers.join_next() => Some(match result {
             Ok(Ok(())) => "a server stopped on its own".to_string(),
             Ok(Err(e)) => e.to_string(),
@@ -234,7 +242,14 @@ pub async fn run(
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "requests still in flight at shutdown were abandoned");
         servers.abort_all();
     }
-    engine.flush()?;
+    match engine.flush() {
+        Ok(()) => {}
+        // Stopping because the store failed: what it kept is what was flushed.
+        Err(e) if failure.is_some() => {
+            tracing::warn!(error = %e, "the store cannot flush at shutdown")
+        }
+        Err(e) => return Err(e.into()),
+    }
     drop((engine, book, services));
     close_store(backend).await;
     let _ = std::fs::remove_file(&config.admin_socket);
