@@ -97,8 +97,7 @@ async fn a_district_back_by_another_route_stays_connected_when_its_old_link_dies
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_short_session_under_a_districts_certificate_leaves_it_connected() -> Result<()>
-{
+async fn a_second_short_session_under_a_districts_certificate_leaves_it_connected() -> Result<()> {
     let cluster = TestCluster::builder().district("ttu").start().await?;
     cluster.wait_converged(CONVERGE).await?;
     hub_shows_connected(&cluster, "ttu").await?;
