@@ -176,8 +176,8 @@ impl PeerBook {
     pub fn open_session(self: &Arc<Self>, peer: &NodeId, stop: CancellationToken) -> LiveSession {
         let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         self.update(peer, false, |r| {
+            // The transport logs the older session's end, if it was still open.
             if let Some(older) = r.newest.replace(Newest { session, stop }) {
-                tracing::info!(peer = %peer, "a newer session of the peer replaces the one still open");
                 older.stop.cancel();
             }
             r.connected = true;
