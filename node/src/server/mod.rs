@@ -4,6 +4,10 @@
 //! cancellation token. Shutdown order: health to not serving, stop sync (the
 //! district's dialer and the hub's sessions), stop accepting and finish the requests
 //! in flight, flush the store, remove the admin socket.
+//!
+//! Every background task is supervised: the gRPC servers stop the node when one
+//! ends; the district's dialer is restarted (see [`supervise`]) when it returns
+//! before shutdown; each hub session records its own end however it ends.
 
 mod admitted;
 mod error;
@@ -12,6 +16,7 @@ pub mod hub_cert;
 mod incoming;
 mod listeners;
 mod routes;
+mod supervise;
 pub mod tls;
 
 use std::sync::Arc;
@@ -35,6 +40,7 @@ use incoming::Incoming;
 pub use error::ServerError;
 pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
 use routes::Services;
+use supervise::{Backoff, OnReturn, Supervisor};
 
 /// How long in-flight requests may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,7 +193,8 @@ pub async fn run(
             .await
     });
 
-    let dialer = config.sync.as_ref().map(|sync| {
+    let mut supervisor = Supervisor::new(stop_sync.clone(), Backoff::DEFAULT);
+    if let Some(sync) = &config.sync {
         let link = dial::HubLink {
             hub: config.identity.hub.clone(),
             url: sync.hub_url.clone(),
@@ -197,13 +204,14 @@ pub async fn run(
             }),
         };
         tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
-        tokio::spawn(dial::run(
-            engine.clone(),
-            book.clone(),
-            link,
-            wiring.clone(),
-        ))
-    });
+        // It keeps nothing of its own (what it works from is in the engine and the
+        // peer book), so a fresh one carries on where it stopped; stopping the
+        // node instead would stop the cashier over a sync problem.
+        let (engine, book, wiring) = (engine.clone(), book.clone(), wiring.clone());
+        supervisor.spawn("dialer", OnReturn::Restart, move || {
+            dial::run(engine.clone(), book.clone(), link.clone(), wiring.clone())
+        });
+    }
 
     let mut storage = engine.watch_storage_failure();
     let failure = tokio::select! {
@@ -220,6 +228,7 @@ pub async fn run(
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         }),
+        reason = supervisor.failure() => Some(reason),
     };
     tracing::info!("shutting down");
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
@@ -230,9 +239,7 @@ pub async fn run(
         .set_not_serving::<ReportServiceServer<ReportApi>>()
         .await;
     stop_sync.cancel();
-    if let Some(dialer) = dialer {
-        let _ = dialer.await;
-    }
+    supervisor.join().await;
     stop_serving.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while servers.join_next().await.is_some() {}

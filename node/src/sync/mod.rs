@@ -23,7 +23,7 @@ pub(crate) mod testkit;
 mod wire;
 
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
-pub use peers::{ClockOffset, DocSync, PeerBook, PeerStatus};
+pub use peers::{ClockOffset, DocSync, LiveSession, PeerBook, PeerStatus};
 pub use protocol::{Versions, PROTOCOLS};
 pub use session::{Session, SessionError};
 

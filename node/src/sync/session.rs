@@ -14,7 +14,7 @@ use mart_proto::tonic::Code;
 use mart_proto::v1::{sync_message::Body, SyncMessage};
 
 use super::protocol::{Versions, PROTOCOLS};
-use super::{wire, PeerBook, MAX_MESSAGE_BYTES};
+use super::{wire, LiveSession, PeerBook, MAX_MESSAGE_BYTES};
 use crate::domain::authz;
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::engine::{now_ms, Engine, EngineError};
@@ -69,6 +69,10 @@ pub struct Session {
     /// The peer sent `Have` for every document it shares with this side.
     peer_announced: bool,
     opened: bool,
+    /// The session's place in the peer book, once its transport is established:
+    /// through it the session writes the peer's live state while it is the peer's
+    /// newest; dropping the session ends it there.
+    live: Option<LiveSession>,
 }
 
 impl Session {
@@ -86,6 +90,28 @@ impl Session {
             announced: HashSet::new(),
             peer_announced: false,
             opened: false,
+            live: None,
+        }
+    }
+
+    /// The transport is established: the session is `live` in the peer book (it
+    /// must be the same peer's) until it is dropped.
+    pub fn attach(&mut self, live: LiveSession) {
+        debug_assert_eq!(live.peer(), &self.peer, "a live session of another peer");
+        self.live = Some(live);
+    }
+
+    /// Whether a newer session of the same peer replaced this one.
+    pub fn replaced(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.replaced())
+    }
+
+    /// The session ended with `error`: recorded as the peer's last error unless a
+    /// newer session of the peer took over.
+    pub fn record_end_error(&self, error: &str) {
+        match &self.live {
+            Some(live) => live.record_end_error(error),
+            None => self.book.record_error(&self.peer, error),
         }
     }
 
@@ -248,7 +274,9 @@ impl Session {
                     });
                 };
                 self.protocol = Some(version);
-                self.book.record_protocol(&self.peer, version);
+                if let Some(live) = &self.live {
+                    live.record_protocol(version);
+                }
                 self.note_peer_clock(hello.sent_at_unix_ms)?;
                 self.hello_seen = true;
                 Ok(Vec::new())
@@ -286,8 +314,9 @@ impl Session {
                     self.promised.remove(&doc);
                 }
                 self.book.record_peer_heads(&self.peer, &doc, &heads);
-                self.book
-                    .record_peer_changes(&self.peer, &doc, have.changes);
+                if let Some(live) = &self.live {
+                    live.record_peer_changes(&doc, have.changes);
+                }
                 if &self.peer == self.hub() {
                     self.engine.note_acknowledged(&doc, &heads)?;
                     self.report_lost_history(&doc, &heads);
@@ -666,6 +695,7 @@ mod tests {
             let (hub, book) = engine("kupang");
             let (ttu, ttu_book) = engine("ttu");
             let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
+            at_hub.attach(book.open_session(&node("ttu"), Default::default()));
             at_hub
                 .handle(hello_of("ttu", protocol, min, max))
                 .await
