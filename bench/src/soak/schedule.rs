@@ -60,7 +60,8 @@ const STALL_PERCENT: u32 = 45;
 pub fn plan(seed: u64, districts: &[String], length: Duration) -> Vec<LinkEvent> {
     let mut events = Vec::new();
     for (index, district) in districts.iter().enumerate() {
-        let mut rng = StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15 * (index as u64 + 1)));
+        let mut rng =
+            StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(index as u64 + 1));
         let mut at = Duration::from_secs(rng.random_range(FIRST_UP_SECS));
         while at < length {
             let (action, spell) = if rng.random_ratio(STALL_PERCENT, 100) {
