@@ -11,11 +11,13 @@ pub mod binaries;
 pub mod client;
 pub mod clock;
 pub mod cluster;
+pub mod footprint;
 pub mod hub;
 pub mod martctl;
 pub mod node;
 pub mod ops;
 pub mod pki;
+pub mod raw_sync;
 pub mod rot;
 pub mod wait;
 
