@@ -6,6 +6,14 @@
 //! with the hub after a partition. `bench history` measures what a year (and two)
 //! of sales history costs a district and the hub with monthly ledger periods, beside
 //! one ledger document per year. They report; they never fail on a slow figure.
+//!
+//! `bench soak` runs a hub and three districts as real processes for 30 minutes
+//! while their links stall, drop and come back on a seeded plan and sales go on at
+//! every district; it prints each node's memory, file descriptors, threads, disk and
+//! CPU as it goes, judges whether they stay flat once warm, and checks that every
+//! acknowledged sale reached the hub exactly once (the one failure it reports as an
+//! error, with a node that died and a cluster that does not converge): see [`soak`].
+//! Run it with `cargo run --release -p mart-bench --bin bench -- soak`.
 
 mod catchup;
 mod disk;
@@ -16,6 +24,7 @@ mod node_writes;
 mod regional;
 mod report;
 mod sled_raw;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +63,9 @@ enum Command {
     /// A year of history: memory and start-up of a district and the hub, and a catch-up
     /// after a 30-day cut, monthly periods beside one document per year.
     History(HistoryArgs),
+    /// A hub and three districts for --minutes, links stalling and dropping on a seeded
+    /// plan, sales throughout: resources of every node over time, every sale at the hub once.
+    Soak(SoakArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -92,6 +104,28 @@ struct HistoryArgs {
     #[arg(long)]
     explain: bool,
     /// Directory for the scratch stores [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// Resource verdicts (growth over the warm window, least-squares, against an allowance):
+/// threads +2; fds +4; RSS +16 MiB + 2 KiB per sale taken; disk +16 MiB + 1 KiB per
+/// sale; CPU per sale in the window's second half at most 1.5x the first's + 0.5 ms.
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Length of the soak (after start-up), minutes.
+    #[arg(long, default_value_t = 30.0)]
+    minutes: f64,
+    /// Seed of the link plan and the sales [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Sales a second at each district (one call at a time over its admin socket).
+    #[arg(long, default_value_t = 5.0)]
+    sales_per_second: f64,
+    /// Seconds between samples of every node.
+    #[arg(long, default_value_t = 30)]
+    sample_secs: u64,
+    /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
     #[arg(long)]
     dir: Option<PathBuf>,
 }
@@ -156,6 +190,13 @@ fn main() -> anyhow::Result<()> {
         Command::Catchup(args) => catchup_report(args),
         Command::Regional(args) => regional_report(args),
         Command::History(args) => history_report(args),
+        Command::Soak(args) => soak::run(soak::Options {
+            minutes: args.minutes,
+            seed: args.seed.unwrap_or_else(rand::random),
+            sales_per_second: args.sales_per_second,
+            sample_secs: args.sample_secs,
+            dir: args.dir,
+        }),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(
             &args.dir,

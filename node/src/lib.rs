@@ -10,11 +10,15 @@
 //! - [`server`]: start-up, listeners and ordered shutdown.
 //!
 //! [`config`] is read by [`server`] only. [`proxy`] is a cuttable TCP link for the
-//! demo and the tests, used by no layer.
+//! demo and the tests, used by no layer. [`fail_stop`] (how a panic stops the
+//! process, and the one way to catch an expected one) and [`fault_injection`] (panics
+//! the tests inject) are used by every layer and use none.
 
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod fail_stop;
+pub mod fault_injection;
 pub mod proxy;
 pub mod rpc;
 pub mod server;

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 struct State {
     /// Connections are dropped and new ones refused while set.
     cut: AtomicBool,
-    /// Bytes are held back (connections stay open) while set.
+    /// Bytes and closes are held back (connections stay open) while set.
     stalled: AtomicBool,
     /// Cut every connection once this many bytes (both ways) have passed; 0 = never.
     cut_after: AtomicU64,
@@ -88,7 +88,8 @@ impl Proxy {
         self.changed();
     }
 
-    /// Holds every byte back, keeping connections open, until [`Proxy::heal`].
+    /// Holds every byte and every close back (a black hole: the far side sees its
+    /// connection open and silent) until [`Proxy::heal`] or [`Proxy::cut`].
     pub fn stall(&self) {
         self.state.stalled.store(true, Ordering::SeqCst);
         self.changed();
@@ -175,15 +176,18 @@ async fn pump(
         }
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
+                // A stalled link passes no close either: the far side stays
+                // half-open until the link is healed or cut.
+                Ok(0) | Err(_) => {
+                    hold_while_stalled(&state, &mut changes).await;
+                    return;
+                }
                 Ok(n) => n,
             },
             _ = changes.changed() => continue,
         };
-        while state.stalled.load(Ordering::SeqCst) && !state.cut.load(Ordering::SeqCst) {
-            if changes.changed().await.is_err() {
-                return;
-            }
+        if !hold_while_stalled(&state, &mut changes).await {
+            return;
         }
         let mut chunk = &buf[..n];
         let limit = state.cut_after.load(Ordering::SeqCst);
@@ -204,6 +208,16 @@ async fn pump(
         }
         count(&state, upstream, chunk.len());
     }
+}
+
+/// Waits while the link is stalled (and not cut); false if the proxy is gone.
+async fn hold_while_stalled(state: &State, changes: &mut watch::Receiver<u64>) -> bool {
+    while state.stalled.load(Ordering::SeqCst) && !state.cut.load(Ordering::SeqCst) {
+        if changes.changed().await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 fn count(state: &State, upstream: bool, n: usize) {

@@ -1,5 +1,6 @@
-//! The real `mart-node` and `martctl` executables, built once per test process with
-//! escargot in the profile the tests run in.
+//! The real `mart-node` and `martctl` executables (and `mart-node-faults`, the node
+//! with fault injection), built once per test process with escargot in the profile
+//! the tests run in.
 //!
 //! It must never fall back to a stale binary found elsewhere: if the build fails, the
 //! test fails with cargo's message.
@@ -24,13 +25,16 @@ fn is_test_crate_var(name: &str) -> bool {
         )
 }
 
-fn build(package: &str, bin: &str) -> Result<PathBuf, String> {
+fn build(package: &str, bin: &str, features: &str) -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cargo = escargot::CargoBuild::new();
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(is_test_crate_var) {
             cargo = cargo.env_remove(name);
         }
+    }
+    if !features.is_empty() {
+        cargo = cargo.features(features);
     }
     cargo
         .manifest_path(manifest)
@@ -46,8 +50,9 @@ fn built(
     cell: &'static OnceLock<Result<PathBuf, String>>,
     package: &str,
     bin: &str,
+    features: &str,
 ) -> &'static Path {
-    match cell.get_or_init(|| build(package, bin)) {
+    match cell.get_or_init(|| build(package, bin, features)) {
         Ok(path) => path,
         Err(e) => panic!("{e}"),
     }
@@ -56,11 +61,19 @@ fn built(
 /// Path of the built `mart-node`.
 pub fn mart_node_bin() -> &'static Path {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    built(&BIN, "mart-node", "mart-node")
+    built(&BIN, "mart-node", "mart-node", "")
+}
+
+/// Path of the built `mart-node-faults`: `mart-node` with the `fault-injection`
+/// feature, which `MART_FAULT_PANIC` makes panic at a named point. It is its own
+/// binary, so building it never replaces `mart-node` under the other tests.
+pub fn mart_node_faults_bin() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    built(&BIN, "mart-node", "mart-node-faults", "fault-injection")
 }
 
 /// Path of the built `martctl`.
 pub fn martctl_bin() -> &'static Path {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    built(&BIN, "martctl", "martctl")
+    built(&BIN, "martctl", "martctl", "")
 }

@@ -381,6 +381,12 @@ impl TestCluster {
             .into_inner())
     }
 
+    /// Points `district` at another hub URL (e.g. [`Self::hub_url`], around its
+    /// proxy) from its next (re)start on.
+    pub fn set_hub_url(&mut self, district: &str, hub_url: &str) -> Result<()> {
+        self.node_mut(district).set_hub_url(hub_url)
+    }
+
     /// Stops a node with SIGTERM (it must exit cleanly) and starts it again on the
     /// same data dir.
     pub async fn restart(&mut self, id: &str) -> Result<()> {

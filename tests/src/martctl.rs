@@ -18,6 +18,9 @@ pub async fn run(socket: &Path, args: &[&str]) -> Result<Output> {
         .arg(format!("unix:{}", socket.display()))
         .args(args)
         .env_remove("MARTCTL_NODE")
+        // A test that gives up on a hung martctl (a timeout around this future) must
+        // not leave it running.
+        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("run martctl {args:?} at {}", socket.display()))

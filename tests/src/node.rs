@@ -22,7 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::binaries::mart_node_bin;
+use crate::binaries::{mart_node_bin, mart_node_faults_bin};
 use crate::client::{connect_unix, AdminClient, HubClient, MartClient};
 use crate::pki::TlsFiles;
 use crate::wait::wait_until;
@@ -33,6 +33,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable a node reads once at start: milliseconds added to its system clock.
 pub const CLOCK_OFFSET_VAR: &str = "MART_TEST_CLOCK_OFFSET_MS";
+/// The variable that makes `mart-node-faults` panic at a named point
+/// (`mart_node::fault_injection`).
+pub const FAULT_PANIC_VAR: &str = mart_node::fault_injection::PANIC_VAR;
 
 /// Who a node is and how it is reached: its config. Without `grpc_listen`, `tls`
 /// and `sync` the node serves only its admin socket.
@@ -52,6 +55,11 @@ pub struct NodeSpec {
     pub stale_after_secs: Option<u64>,
     /// `[hub] districts` of a hub; `None` leaves it out (the province's 22).
     pub districts: Option<Vec<String>>,
+    /// `[tls] insecure = true` (plaintext gRPC over TCP) when `tls` is `None`.
+    pub insecure: bool,
+    /// `[grpc] max_connections` and `handshake_timeout_secs`; `None` leaves them out.
+    pub max_connections: Option<usize>,
+    pub handshake_timeout_secs: Option<u64>,
 }
 
 /// The `[sync]` section of a district.
@@ -73,6 +81,9 @@ impl NodeSpec {
             sync: None,
             stale_after_secs: None,
             districts: None,
+            insecure: false,
+            max_connections: None,
+            handshake_timeout_secs: None,
         }
     }
 
@@ -86,12 +97,28 @@ impl NodeSpec {
             sync: None,
             stale_after_secs: None,
             districts: None,
+            insecure: false,
+            max_connections: None,
+            handshake_timeout_secs: None,
         }
     }
 
     /// Serves gRPC on `addr` too.
     pub fn with_grpc_listen(mut self, addr: SocketAddr) -> Self {
         self.grpc_listen = Some(addr);
+        self
+    }
+
+    /// Serves gRPC over TCP in plaintext (`[tls] insecure = true`).
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// `[grpc] max_connections` and `handshake_timeout_secs`.
+    pub fn with_connection_limits(mut self, max_connections: usize, handshake_secs: u64) -> Self {
+        self.max_connections = Some(max_connections);
+        self.handshake_timeout_secs = Some(handshake_secs);
         self
     }
 
@@ -145,6 +172,14 @@ pub struct NodeProcess {
     restore_next: bool,
     /// Every launch is `mart-node run --accept-clock`.
     accept_clock: bool,
+    /// The soft and hard RLIMIT_NOFILE every launch gets; `None`: the test's own.
+    fd_limit: Option<u64>,
+    /// Launches run `mart-node-faults` with `MART_FAULT_PANIC` set to this; `None`:
+    /// the product's `mart-node`.
+    fault_panic: Option<String>,
+    /// `Some(soft)`: launches ignore `SIGXFSZ` and start with this soft file-size
+    /// limit (`None` inside: unlimited); see [`crate::file_limit`].
+    file_size_limit: Option<Option<u64>>,
 }
 
 impl NodeProcess {
@@ -162,6 +197,9 @@ impl NodeProcess {
             clock_offset_ms: None,
             restore_next: false,
             accept_clock: false,
+            fd_limit: None,
+            fault_panic: None,
+            file_size_limit: None,
         };
         std::fs::write(node.config_path(), node.config_text()).context("write the node config")?;
         Ok(node)
@@ -195,6 +233,15 @@ impl NodeProcess {
         );
         if let Some(addr) = self.spec.grpc_listen {
             text.push_str(&format!("\n[grpc]\nlisten = \"{addr}\"\n"));
+            if let Some(max) = self.spec.max_connections {
+                text.push_str(&format!("max_connections = {max}\n"));
+            }
+            if let Some(secs) = self.spec.handshake_timeout_secs {
+                text.push_str(&format!("handshake_timeout_secs = {secs}\n"));
+            }
+        }
+        if self.spec.insecure && self.spec.tls.is_none() {
+            text.push_str("\n[tls]\ninsecure = true\n");
         }
         if let Some(tls) = &self.spec.tls {
             text.push_str(&format!(
@@ -297,12 +344,46 @@ impl NodeProcess {
         self.accept_clock = accept;
     }
 
+    /// Makes every later launch ignore `SIGXFSZ` and start with a soft file-size limit
+    /// of `soft` bytes (`None`: unlimited), so a write past it fails like a full disk.
+    pub fn limit_file_size_at_launch(&mut self, soft: Option<u64>) {
+        self.file_size_limit = Some(soft);
+    }
+
+    /// Moves the running node's soft file-size limit to `soft` bytes (`None`:
+    /// unlimited): the disk fills up, or space is freed. Only for a node launched
+    /// after [`Self::limit_file_size_at_launch`] (else the first write past it kills
+    /// the node with `SIGXFSZ`).
+    pub fn set_file_size_limit(&self, soft: Option<u64>) -> Result<()> {
+        if self.file_size_limit.is_none() {
+            bail!(
+                "node {} was not launched with SIGXFSZ ignored",
+                self.spec.id
+            );
+        }
+        let pid = self.pid().context("the node is not running")?;
+        crate::file_limit::set_limit(pid, soft)
+    }
+
     /// Makes the next launch `mart-node run --config ... --restore` (a district that
     /// lost its disk takes its ledger back from the hub); the launches after it are
     /// plain again. The data dir must be empty by then: the node refuses to restore
     /// over a ledger it holds.
     pub fn restore_on_next_start(&mut self) {
         self.restore_next = true;
+    }
+
+    /// From the next (re)start on, the node runs with at most `limit` open file
+    /// descriptors (soft and hard RLIMIT_NOFILE, as `ulimit -n` in its shell would).
+    pub fn set_fd_limit(&mut self, limit: u64) {
+        self.fd_limit = Some(limit);
+    }
+
+    /// From the next (re)start on, runs `mart-node-faults` armed to panic at
+    /// `point` (`NAME` or `NAME:N`, see `mart_node::fault_injection`); `None`: back
+    /// to the product's `mart-node`.
+    pub fn set_fault_panic(&mut self, point: Option<&str>) {
+        self.fault_panic = point.map(str::to_string);
     }
 
     /// Spawns the node without waiting for it; see [`Self::wait_ready`] and
@@ -314,7 +395,15 @@ impl NodeProcess {
         self.runs += 1;
         let stdout = File::create(self.log_path(self.runs, "stdout"))?;
         let stderr = File::create(self.log_path(self.runs, "stderr"))?;
-        let mut command = Command::new(mart_node_bin());
+        let binary = match &self.fault_panic {
+            Some(_) => mart_node_faults_bin(),
+            None => mart_node_bin(),
+        };
+        let mut command = Command::new(binary);
+        match &self.fault_panic {
+            Some(point) => command.env(FAULT_PANIC_VAR, point),
+            None => command.env_remove(FAULT_PANIC_VAR),
+        };
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
@@ -322,10 +411,27 @@ impl NodeProcess {
         if self.accept_clock {
             command.arg("--accept-clock");
         }
+        if let Some(soft) = self.file_size_limit {
+            crate::file_limit::limit_at_launch(&mut command, soft);
+        }
         match self.clock_offset_ms {
             Some(ms) => command.env(CLOCK_OFFSET_VAR, ms.to_string()),
             None => command.env_remove(CLOCK_OFFSET_VAR),
         };
+        if let Some(limit) = self.fd_limit {
+            use std::os::unix::process::CommandExt;
+            let set_limit = move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    limit,
+                    limit,
+                )
+                .map_err(std::io::Error::from)
+            };
+            // SAFETY: between fork and exec the closure makes one system call
+            // (setrlimit), which is async-signal-safe, and allocates nothing.
+            unsafe { command.pre_exec(set_limit) };
+        }
         let child = command
             .current_dir(self.dir())
             .env("RUST_LOG", "info")
@@ -333,7 +439,7 @@ impl NodeProcess {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .with_context(|| format!("spawn {}", mart_node_bin().display()))?;
+            .with_context(|| format!("spawn {}", binary.display()))?;
         self.child = Some(child);
         Ok(())
     }

@@ -105,6 +105,8 @@ struct RawNode {
 #[serde(deny_unknown_fields)]
 struct RawGrpc {
     listen: Option<String>,
+    max_connections: Option<usize>,
+    handshake_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +143,38 @@ pub struct SyncConfig {
     pub resync_every: std::time::Duration,
 }
 
+/// Default `[grpc] max_connections`: the province's 22 districts, their operators and
+/// a wide margin, at a few hundred kilobytes of buffers each.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Largest `[grpc] max_connections` accepted.
+pub const MAX_MAX_CONNECTIONS: usize = 65_536;
+/// Default `[grpc] handshake_timeout_secs`.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
+/// Largest `[grpc] handshake_timeout_secs` accepted.
+pub const MAX_HANDSHAKE_TIMEOUT_SECS: u64 = 300;
+
+/// How many gRPC connections over TCP a node holds at once, and how long each may
+/// take to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `[grpc] max_connections`: connections at once, TLS handshakes in progress
+    /// included; one more is closed at once. The node lowers it at start when its
+    /// file descriptor limit cannot hold that many (see `server::fd_budget`).
+    pub max_connections: usize,
+    /// `[grpc] handshake_timeout_secs`: a connection that has not finished its TLS
+    /// handshake (without TLS: sent the HTTP/2 preface) by then is closed.
+    pub handshake_timeout: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: std::time::Duration::from_secs(DEFAULT_HANDSHAKE_TIMEOUT_SECS),
+        }
+    }
+}
+
 /// Default staleness threshold of the hub: 24 hours.
 pub const DEFAULT_STALE_AFTER_SECS: u64 = 24 * 3600;
 
@@ -152,6 +186,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// TCP address of the gRPC API; `None` serves only the admin socket.
     pub grpc_listen: Option<SocketAddr>,
+    /// The cap and handshake timeout of gRPC connections over TCP.
+    pub connections: ConnectionLimits,
     /// The local admin socket (gRPC over a Unix socket, no certificate needed).
     pub admin_socket: PathBuf,
     /// `None` when the node neither listens on TCP nor dials a hub.
@@ -238,14 +274,42 @@ impl NodeConfig {
         if raw.node.data_dir.as_os_str().is_empty() {
             return Err(field("node.data_dir", "must not be empty".into()));
         }
-        let grpc_listen = raw
-            .grpc
-            .and_then(|g| g.listen)
+        let raw_grpc = raw.grpc.unwrap_or(RawGrpc {
+            listen: None,
+            max_connections: None,
+            handshake_timeout_secs: None,
+        });
+        let grpc_listen = raw_grpc
+            .listen
             .map(|addr| {
                 addr.parse::<SocketAddr>()
                     .map_err(|e| field("grpc.listen", format!("{addr:?} is not host:port: {e}")))
             })
             .transpose()?;
+        let max_connections = match raw_grpc.max_connections {
+            None => DEFAULT_MAX_CONNECTIONS,
+            Some(n) if (1..=MAX_MAX_CONNECTIONS).contains(&n) => n,
+            Some(n) => {
+                return Err(field(
+                    "grpc.max_connections",
+                    format!("must be between 1 and {MAX_MAX_CONNECTIONS}, got {n}"),
+                ))
+            }
+        };
+        let handshake_timeout_secs = match raw_grpc.handshake_timeout_secs {
+            None => DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+            Some(secs) if (1..=MAX_HANDSHAKE_TIMEOUT_SECS).contains(&secs) => secs,
+            Some(secs) => {
+                return Err(field(
+                    "grpc.handshake_timeout_secs",
+                    format!("must be between 1 and {MAX_HANDSHAKE_TIMEOUT_SECS}, got {secs}"),
+                ))
+            }
+        };
+        let connections = ConnectionLimits {
+            max_connections,
+            handshake_timeout: std::time::Duration::from_secs(handshake_timeout_secs),
+        };
         let admin_socket = raw
             .admin
             .and_then(|a| a.socket)
@@ -342,6 +406,7 @@ impl NodeConfig {
             role,
             data_dir: raw.node.data_dir,
             grpc_listen,
+            connections,
             admin_socket,
             tls,
             sync,
@@ -395,6 +460,32 @@ mod tests {
         assert_eq!(config.role, Role::District);
         assert_eq!(config.grpc_listen, Some("127.0.0.1:7443".parse().unwrap()));
         assert_eq!(config.admin_socket, PathBuf::from("./mart-data/admin.sock"));
+        assert_eq!(config.connections, ConnectionLimits::default());
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        let with = |line: &str| DEFAULT_CONFIG.replace("[grpc]", &format!("[grpc]\n{line}"));
+        let limits = NodeConfig::parse(
+            &with("max_connections = 40\nhandshake_timeout_secs = 3"),
+            "t",
+        )
+        .unwrap()
+        .connections;
+        assert_eq!(limits.max_connections, 40);
+        assert_eq!(limits.handshake_timeout, std::time::Duration::from_secs(3));
+        for (line, field) in [
+            ("max_connections = 0", "grpc.max_connections"),
+            ("max_connections = 70000", "grpc.max_connections"),
+            ("handshake_timeout_secs = 0", "grpc.handshake_timeout_secs"),
+            (
+                "handshake_timeout_secs = 301",
+                "grpc.handshake_timeout_secs",
+            ),
+        ] {
+            let e = error_of(&with(line));
+            assert!(e.contains(field), "{line}: {e}");
+        }
     }
 
     fn error_of(text: &str) -> String {

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::DomainError;
+use crate::fail_stop::catch_expected;
 
 /// A journal of entries of type `T` under one key of the root: what each journal
 /// document declares once (`const JOURNAL: Journal<OrderEntry> = Journal::new("entries")`)
@@ -142,7 +143,7 @@ pub enum Growth {
 /// expansion panics on an action it does not know): a caller counts such a change
 /// as the worst case.
 pub(crate) fn expand(change: &automerge::Change) -> Option<automerge::ExpandedChange> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| change.decode())).ok()
+    catch_expected(AssertUnwindSafe(|| change.decode())).ok()
 }
 
 /// Creates the empty list of a new journal document under `key`.

@@ -141,15 +141,13 @@ fn parse(data: &[u8]) -> Result<(Bundle, Vec<Change>), DomainError> {
             .map_err(|e| DomainError::invalid("bundle.data", format!("unreadable changes: {e}")))?;
         Ok((bundle, changes))
     };
-    std::panic::catch_unwind(parse).unwrap_or_else(|panic| {
-        let reason = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+    crate::fail_stop::catch_expected(parse).unwrap_or_else(|panic| {
         Err(DomainError::invalid(
             "bundle.data",
-            format!("not an automerge bundle: its parser failed ({reason})"),
+            format!(
+                "not an automerge bundle: its parser failed ({})",
+                panic.message
+            ),
         ))
     })
 }

@@ -70,7 +70,9 @@ impl EngineError {
             | EngineError::NotHeld { .. }
             | EngineError::Unsafe(_) => Code::FailedPrecondition,
             EngineError::Exhausted(_) => Code::ResourceExhausted,
-            EngineError::Store(StoreError::Io(_))
+            EngineError::Store(
+                StoreError::Io(_) | StoreError::Full { .. } | StoreError::Stopped(_),
+            )
             | EngineError::NotDurable(_)
             | EngineError::Restoring(_) => Code::Unavailable,
             EngineError::Store(_) | EngineError::Document { .. } => Code::Internal,

@@ -148,7 +148,7 @@ impl Engine {
         // assertion in its change collector, found by `sync::fuzz_tests`): under the
         // documents' lock that poisoned it and the node failed every call after. The
         // document is quarantined instead; the node serves the rest.
-        let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let cut = crate::fail_stop::catch_expected(std::panic::AssertUnwindSafe(|| {
             let changes = d.get_changes(&known(d, have));
             let mut groups: Vec<Vec<ChangeHash>> = Vec::new();
             let mut raw = 0;

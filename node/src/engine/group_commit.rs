@@ -1,18 +1,29 @@
-//! Group commit: one flush makes the writes of every waiting writer durable.
+//! Group commit: one flush makes the writes of every waiting writer durable; and the
+//! first storage failure stops every write after it.
 //!
 //! A writer stages its records first and then waits here; a dedicated thread takes
 //! every waiter queued so far, flushes once, and wakes them all. Waiters that arrive
 //! during a flush share the next one. A waiter is never woken by a flush that started
 //! before it queued, so a woken writer's records are on disk.
+//!
+//! Writers stage through [`GroupCommit::backend`], which counts the writes staged, so
+//! a reader can wait until what it read is durable ([`GroupCommit::durable_reads`]).
+//! A failed write or flush is final: sled 0.34 keeps the first i/o error of a
+//! database for as long as it is open (`Config::set_global_error`, reset only when
+//! the database is opened again), and the documents in memory hold changes the disk
+//! may not. From then on every write, flush and durable read fails with that error,
+//! and [`GroupCommit::watch_failure`] tells the server to stop the node, so that a
+//! new process (its supervisor's restart) loads exactly what the disk holds. It must
+//! never acknowledge a write, or serve a read, that the failure may have lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::EngineError;
-use crate::store::Backend;
+use crate::store::{Backend, Batch, KeyValue, StoreError};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -23,38 +34,142 @@ pub struct CommitStats {
     pub flushes: AtomicU64,
 }
 
+/// What the writers, the readers and the flushing thread share.
+struct Progress {
+    /// Writes staged so far (counted once the backend took them).
+    staged: AtomicU64,
+    /// Writes staged before the last successful flush began: all durable.
+    durable: AtomicU64,
+    /// The first storage failure, in words; set once, never cleared.
+    failure: OnceLock<String>,
+    failed: watch::Sender<Option<String>>,
+}
+
+impl Progress {
+    /// Records `e` as the store's failure (the first one stays) and returns it.
+    fn fail(&self, e: &StoreError) -> String {
+        let first = self.failure.get_or_init(|| {
+            let failure = e.to_string();
+            tracing::error!(error = %failure, "the store failed: every write is refused from now on and the node stops; it writes again once restarted");
+            failure
+        });
+        self.failed.send_replace(Some(first.clone()));
+        first.clone()
+    }
+
+    fn stopped(&self) -> Result<(), StoreError> {
+        match self.failure.get() {
+            Some(failure) => Err(StoreError::Stopped(failure.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The backend as the engine writes through it: counts the writes staged, and
+/// refuses every write and flush once one failed.
+struct Staging {
+    inner: Arc<dyn Backend>,
+    progress: Arc<Progress>,
+}
+
+impl Backend for Staging {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan_prefix(prefix)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.progress.stopped()?;
+        if let Err(e) = self.inner.write(batch) {
+            self.progress.fail(&e);
+            return Err(e);
+        }
+        self.progress.staged.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.progress.stopped()?;
+        let staged = self.progress.staged.load(Ordering::SeqCst);
+        if let Err(e) = self.inner.flush() {
+            self.progress.fail(&e);
+            return Err(e);
+        }
+        self.progress.durable.fetch_max(staged, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) -> Result<(), StoreError> {
+        Err(StoreError::Close {
+            path: "the engine's store".into(),
+            reason: "it is closed by whoever opened it, not through the engine".into(),
+        })
+    }
+}
+
 pub struct GroupCommit {
     queue: mpsc::Sender<Waiter>,
     stats: Arc<CommitStats>,
+    progress: Arc<Progress>,
+    staging: Arc<dyn Backend>,
 }
 
 impl GroupCommit {
-    /// Starts the flushing thread; it ends when this value is dropped.
+    /// Starts the flushing thread; it ends when this value is dropped. Writes must
+    /// go through [`GroupCommit::backend`] from now on.
     pub fn start(backend: Arc<dyn Backend>) -> Self {
         let (queue, waiters) = mpsc::channel::<Waiter>();
         let stats = Arc::new(CommitStats::default());
+        let progress = Arc::new(Progress {
+            staged: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            failure: OnceLock::new(),
+            failed: watch::Sender::new(None),
+        });
+        let staging: Arc<dyn Backend> = Arc::new(Staging {
+            inner: backend,
+            progress: progress.clone(),
+        });
         let thread_stats = stats.clone();
+        let flushed = staging.clone();
+        let thread_progress = progress.clone();
         thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || {
                 while let Ok(first) = waiters.recv() {
                     let mut batch = vec![first];
                     batch.extend(waiters.try_iter());
-                    let result = backend.flush().map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "flush failed");
-                    }
+                    // Waiters are told the store's first failure, in its own words.
+                    let result = flushed.flush().map_err(|e| match e {
+                        StoreError::Stopped(failure) => failure,
+                        e => thread_progress.fail(&e),
+                    });
                     thread_stats.flushes.fetch_add(1, Ordering::Relaxed);
-                    thread_stats
-                        .writes
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if result.is_ok() {
+                        thread_stats
+                            .writes
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    }
                     for waiter in batch {
                         let _ = waiter.send(result.clone());
                     }
                 }
             })
             .expect("spawn group-commit thread");
-        GroupCommit { queue, stats }
+        GroupCommit {
+            queue,
+            stats,
+            progress,
+            staging,
+        }
+    }
+
+    /// The backend writers stage through.
+    pub fn backend(&self) -> Arc<dyn Backend> {
+        self.staging.clone()
     }
 
     /// Waits until everything staged before this call is durable.
@@ -72,11 +187,27 @@ impl GroupCommit {
         }
     }
 
+    /// Call after a read, with everything it read staged before: returns once all
+    /// of it is durable (at once when nothing staged is waiting for a flush), or
+    /// fails if a flush failed, so the read is never served.
+    pub async fn durable_reads(&self) -> Result<(), EngineError> {
+        let staged = self.progress.staged.load(Ordering::SeqCst);
+        self.progress.stopped()?;
+        if self.progress.durable.load(Ordering::SeqCst) < staged {
+            self.durable().await?;
+        }
+        Ok(())
+    }
+
+    /// `Some(failure)` once the store failed: the node must stop.
+    pub fn watch_failure(&self) -> watch::Receiver<Option<String>> {
+        self.progress.failed.subscribe()
+    }
+
     pub fn stats(&self) -> &CommitStats {
         &self.stats
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

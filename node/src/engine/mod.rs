@@ -3,11 +3,16 @@
 //! Every write is validated against the domain rules, committed as one automerge
 //! change, staged in the store, and acknowledged only after a flush made it durable
 //! (flushes are shared between concurrent writers by [`GroupCommit`]). Nothing is
-//! staged when a rule refuses the write.
+//! staged when a rule refuses the write. A read served to a client waits until what
+//! it read is durable ([`Engine::durable_read`]). A store that failed a write or a
+//! flush takes no more (see `group_commit.rs`): the node stops, and its next start
+//! loads exactly what the disk holds.
 
 pub(crate) mod bundle_parser;
 mod catalog_edit;
 mod clock;
+#[cfg(test)]
+mod disk_failure_tests;
 mod error;
 mod escrow;
 mod exchange;
@@ -325,9 +330,12 @@ impl Engine {
             clock::ClockGuard::new(evidence, ledger_options.accept_clock || identity.is_hub());
         backend.flush()?;
 
+        // From here on every write goes through the group commit's counting backend.
+        let commits = GroupCommit::start(backend);
+        let backend = commits.backend();
         Ok(Engine {
             clock,
-            commits: GroupCommit::start(backend.clone()),
+            commits,
             identity,
             districts: KnownDistricts::default(),
             ledger_options,
@@ -362,6 +370,30 @@ impl Engine {
         self.docs
             .lock()
             .expect("documents lock poisoned: restart the node")
+    }
+
+    /// Runs `read` and returns its answer once everything it could see is durable:
+    /// never a write whose flush is still pending or failed. Fails with the store's
+    /// failure once a write or flush failed.
+    pub async fn durable_read<R>(
+        &self,
+        read: impl FnOnce(&Self) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        let answer = read(self)?;
+        self.reads_durable().await?;
+        Ok(answer)
+    }
+
+    /// Returns once everything read before this call is durable (see
+    /// [`Engine::durable_read`], for reads that run elsewhere first).
+    pub async fn reads_durable(&self) -> Result<(), EngineError> {
+        self.commits.durable_reads().await
+    }
+
+    /// Becomes `Some(failure)` once the store failed a write or a flush: the node
+    /// must stop, so that its next start loads what the disk holds.
+    pub fn watch_storage_failure(&self) -> watch::Receiver<Option<String>> {
+        self.commits.watch_failure()
     }
 
     fn store(&self) -> DocStore<'_> {

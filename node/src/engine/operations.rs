@@ -259,6 +259,7 @@ impl Engine {
         }
         let (ack, fresh) = {
             let mut docs = self.docs();
+            crate::fault_injection::point("record");
             let (product, _) = Self::find_product(docs.catalogs(), &sku)
                 .ok_or_else(|| DomainError::UnknownSku(sku.clone()))?;
             let default_price = product.price_rupiah;

@@ -8,6 +8,8 @@
 //! cost per write constant as history grows. If staging fails the replica refuses further writes: its
 //! memory holds a change the disk does not, and later changes would depend on it.
 
+use std::panic::AssertUnwindSafe;
+
 use automerge::transaction::{CommitOptions, Transaction};
 use automerge::{ActorId, Automerge, AutomergeError, ReadDoc};
 
@@ -15,6 +17,7 @@ use super::EngineError;
 use crate::domain::actor::{actor_for, GENESIS_INCARNATION};
 use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::{DocId, NodeId};
+use crate::fail_stop::catch_expected;
 use crate::store::DocStore;
 
 /// Chunk bytes below which a document is never compacted.
@@ -63,7 +66,7 @@ fn load_stored(snapshot: Option<&[u8]>, chunks: &[Vec<u8>]) -> Result<Automerge,
 /// Applies a stored chunk the way a peer's bundle is taken: parsed as a bundle,
 /// then its changes applied. Any panic of automerge's is an error here too.
 fn apply_as_taken(doc: &mut Automerge, chunk: &[u8]) -> Result<(), ()> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    catch_expected(AssertUnwindSafe(|| {
         let changes = automerge::Bundle::try_from(chunk).ok()?.to_changes().ok()?;
         doc.apply_changes(changes).ok()
     }))
@@ -181,8 +184,7 @@ impl Replica {
         // document may be left half-applied: the caller drops it and loads it again
         // from the store, as on any error here.
         let doc = &mut self.doc;
-        let applied =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.apply_changes(changes)));
+        let applied = catch_expected(AssertUnwindSafe(|| doc.apply_changes(changes)));
         match applied {
             Ok(result) => result.map_err(|e| EngineError::Document {
                 doc: self.name(),

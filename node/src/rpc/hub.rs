@@ -104,7 +104,11 @@ impl HubService for HubApi {
         request: Request<pb::DistrictSummariesRequest>,
     ) -> Result<Response<pb::DistrictSummariesResponse>, Status> {
         accept(request)?;
-        let summaries = self.engine.district_summaries().map_err(to_status)?;
+        let summaries = self
+            .engine
+            .durable_read(|e| e.district_summaries())
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::DistrictSummariesResponse {
             districts: summaries
                 .into_iter()

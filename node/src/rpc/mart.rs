@@ -204,7 +204,8 @@ impl MartService for MartApi {
         let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
         let levels = self
             .engine
-            .stock(outlet.as_deref(), sku.as_deref())
+            .durable_read(|e| e.stock(outlet.as_deref(), sku.as_deref()))
+            .await
             .map_err(to_status)?;
         Ok(Response::new(pb::StockResponse {
             outlet: outlet.unwrap_or_else(|| self.engine.identity().node.to_string()),
@@ -220,12 +221,15 @@ impl MartService for MartApi {
         let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
         let movements = self
             .engine
-            .movements(
-                outlet.as_deref(),
-                sku.as_deref(),
-                r.limit as usize,
-                Some(r.period.as_str()),
-            )
+            .durable_read(|e| {
+                e.movements(
+                    outlet.as_deref(),
+                    sku.as_deref(),
+                    r.limit as usize,
+                    Some(r.period.as_str()),
+                )
+            })
+            .await
             .map_err(to_status)?;
         Ok(Response::new(pb::ListMovementsResponse {
             movements: movements.into_iter().map(convert::movement_to_pb).collect(),

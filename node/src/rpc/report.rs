@@ -76,6 +76,7 @@ impl ReportService for ReportApi {
             Status::internal("the sales report failed; see the node's log")
         })?
         .map_err(to_status)?;
+        self.engine.reads_durable().await.map_err(to_status)?;
         Ok(Response::new(report_to_pb(&report)))
     }
 }

@@ -4,6 +4,11 @@
 //! comes from its client certificate; on an insecure (plaintext) node it is taken
 //! from the first `Hello`, which is why plaintext must never be used in production.
 //! Either way only the districts of the hub's `[hub] districts` may open a session.
+//!
+//! A district's newest session owns its live state in the peer book; opening one
+//! asks the district's older session, if any (a half-open link, a second process
+//! under its certificate), to end with ABORTED. However a session task ends, a
+//! panic included, the peer book records it (the session is its drop guard).
 
 use std::sync::Arc;
 
@@ -14,6 +19,7 @@ use mart_proto::v1::SyncMessage;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::identity::{caller, PeerRole};
 use crate::domain::doc_id::NodeId;
@@ -46,6 +52,7 @@ impl SyncApi {
         hello: SyncMessage,
         inbound: Streaming<SyncMessage>,
         out: mpsc::Sender<SyncMessage>,
+        stop: CancellationToken,
     ) -> Result<(), DriveError> {
         session.handle(hello).await?;
         let book = self.book.clone();
@@ -56,6 +63,7 @@ impl SyncApi {
             out,
             Wiring {
                 local_writes: self.engine.watch_local_writes(),
+                shutdown: stop,
                 ..self.wiring.clone()
             },
             move |in_sync| {
@@ -119,20 +127,37 @@ impl SyncService for SyncApi {
         let (out_tx, out_rx) = mpsc::channel::<SyncMessage>(16);
         let (end_tx, end_rx) = mpsc::channel::<Result<SyncMessage, Status>>(1);
         let mut session = Session::new(self.engine.clone(), self.book.clone(), peer.clone());
+        // Ends the session at shutdown, or when a newer one of the peer opens.
+        let stop = self.wiring.shutdown.child_token();
+        session.attach(self.book.open_session(&peer, stop.clone()));
         let this = self.clone();
+        // The session moves into the task: dropped however the task ends, it
+        // records its end in the peer book.
         tokio::spawn(async move {
-            this.book.record_connected(&peer, true);
             this.book.record_attempt(&peer);
             tracing::info!(peer = %peer, "sync session opened");
-            let result = this.serve(&mut session, first, inbound, out_tx).await;
-            this.book.record_connected(&peer, false);
-            match result {
-                Ok(()) => tracing::info!(peer = %peer, "sync session closed"),
+            let result = this.serve(&mut session, first, inbound, out_tx, stop).await;
+            let end = match result {
+                Ok(()) if session.replaced() => {
+                    tracing::info!(peer = %peer, "sync session ended: a newer session of the same district replaced it");
+                    Some(Status::aborted(format!(
+                        "a newer session of {peer} replaced this one (a reconnect, or \
+                         another node running with the certificate of {peer})"
+                    )))
+                }
+                Ok(()) => {
+                    tracing::info!(peer = %peer, "sync session closed");
+                    None
+                }
                 Err(e) => {
                     tracing::warn!(peer = %peer, error = %e, "sync session ended");
-                    this.book.record_error(&peer, &e.to_string());
-                    let _ = end_tx.send(Err(e.status())).await;
+                    session.record_end_error(&e.to_string());
+                    Some(e.status())
                 }
+            };
+            drop(session);
+            if let Some(status) = end {
+                let _ = end_tx.send(Err(status)).await;
             }
         });
         // The messages end when the session drops its sender; the failure, if

@@ -4,11 +4,19 @@
 //! cancellation token. Shutdown order: health to not serving, stop sync (the
 //! district's dialer and the hub's sessions), stop accepting and finish the requests
 //! in flight, flush the store, remove the admin socket.
+//!
+//! Every background task is supervised: the gRPC servers stop the node when one
+//! ends; the district's dialer is restarted (see [`supervise`]) when it returns
+//! before shutdown; each hub session records its own end however it ends.
 
+mod admitted;
 mod error;
+mod fd_budget;
 pub mod hub_cert;
+mod incoming;
 mod listeners;
 mod routes;
+mod supervise;
 pub mod tls;
 
 use std::sync::Arc;
@@ -19,7 +27,6 @@ use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
 use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
@@ -28,10 +35,12 @@ use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
 use crate::sync::{dial, PeerBook, Rhythm, Wiring};
+use incoming::Incoming;
 
 pub use error::ServerError;
 pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
 use routes::Services;
+use supervise::{Backoff, OnReturn, Supervisor};
 
 /// How long in-flight requests may take to finish once shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +87,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let tls = tls::load(&config)?;
+    let fd_limit = fd_budget::raise_nofile_limit();
     if config.tls == Some(TlsMode::Insecure) {
         tracing::warn!("tls.insecure is set: gRPC over TCP is plaintext and peers are not authenticated; never use this in production");
     }
@@ -160,9 +170,14 @@ pub async fn run(
         }
         let router = builder.add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
+        let cap = fd_budget::cap_for_this_process(config.connections.max_connections, fd_limit);
+        let opening = tls
+            .is_none()
+            .then_some(config.connections.handshake_timeout);
+        let incoming = Incoming::capped(tcp, cap, opening);
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
                 .await
         });
     }
@@ -172,13 +187,14 @@ pub async fn run(
     servers.spawn(async move {
         router
             .serve_with_incoming_shutdown(
-                UnixListenerStream::new(listeners.admin),
+                Incoming::uncapped(listeners.admin),
                 stop.cancelled_owned(),
             )
             .await
     });
 
-    let dialer = config.sync.as_ref().map(|sync| {
+    let mut supervisor = Supervisor::new(stop_sync.clone(), Backoff::DEFAULT);
+    if let Some(sync) = &config.sync {
         let link = dial::HubLink {
             hub: config.identity.hub.clone(),
             url: sync.hub_url.clone(),
@@ -188,21 +204,31 @@ pub async fn run(
             }),
         };
         tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
-        tokio::spawn(dial::run(
-            engine.clone(),
-            book.clone(),
-            link,
-            wiring.clone(),
-        ))
-    });
+        // It keeps nothing of its own (what it works from is in the engine and the
+        // peer book), so a fresh one carries on where it stopped; stopping the
+        // node instead would stop the cashier over a sync problem.
+        let (engine, book, wiring) = (engine.clone(), book.clone(), wiring.clone());
+        supervisor.spawn("dialer", OnReturn::Restart, move || {
+            dial::run(engine.clone(), book.clone(), link.clone(), wiring.clone())
+        });
+    }
 
+    let mut storage = engine.watch_storage_failure();
     let failure = tokio::select! {
         _ = shutdown.cancelled() => None,
+        // sled keeps its first i/o error until the database is opened again, and the
+        // documents in memory may hold what the disk lost: only a new process (the
+        // supervisor's restart) writes again.
+        Ok(failed) = storage.wait_for(Option::is_some) => Some(format!(
+            "the store failed, so the node stops; it writes again once restarted: {}",
+            failed.as_deref().unwrap_or_default()
+        )),
         Some(result) = servers.join_next() => Some(match result {
             Ok(Ok(())) => "a server stopped on its own".to_string(),
             Ok(Err(e)) => e.to_string(),
             Err(e) => e.to_string(),
         }),
+        reason = supervisor.failure() => Some(reason),
     };
     tracing::info!("shutting down");
     health.set_not_serving::<MartServiceServer<MartApi>>().await;
@@ -213,9 +239,7 @@ pub async fn run(
         .set_not_serving::<ReportServiceServer<ReportApi>>()
         .await;
     stop_sync.cancel();
-    if let Some(dialer) = dialer {
-        let _ = dialer.await;
-    }
+    supervisor.join().await;
     stop_serving.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while servers.join_next().await.is_some() {}
@@ -225,7 +249,14 @@ pub async fn run(
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "requests still in flight at shutdown were abandoned");
         servers.abort_all();
     }
-    engine.flush()?;
+    match engine.flush() {
+        Ok(()) => {}
+        // Stopping because the store failed: what it kept is what was flushed.
+        Err(e) if failure.is_some() => {
+            tracing::warn!(error = %e, "the store cannot flush at shutdown")
+        }
+        Err(e) => return Err(e.into()),
+    }
     drop((engine, book, services));
     close_store(backend).await;
     let _ = std::fs::remove_file(&config.admin_socket);

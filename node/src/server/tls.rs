@@ -77,9 +77,12 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
         .map_err(|e| invalid("tls.ca", format!("{}: {e}", ca.display())))?;
     let id = Identity::from_pem(&cert_pem, &key_pem);
     Ok(Some(NodeTls {
+        // tonic runs each TLS handshake in its own task; without a timeout one that
+        // never finishes holds its connection, and a slot of the cap, forever.
         server: ServerTlsConfig::new()
             .identity(id.clone())
-            .client_ca_root(Certificate::from_pem(&ca_pem)),
+            .client_ca_root(Certificate::from_pem(&ca_pem))
+            .timeout(config.connections.handshake_timeout),
         client: ClientTlsConfig::new().identity(id),
         hub_verifier: Arc::new(hub_verifier),
     }))

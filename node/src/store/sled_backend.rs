@@ -30,9 +30,15 @@ impl SledBackend {
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: e.to_string(),
+            .map_err(|e| match e {
+                sled::Error::Io(io) if is_disk_full(&io) => StoreError::Full {
+                    path: path.display().to_string(),
+                    reason: disk_full_reason(&io),
+                },
+                e => StoreError::Open {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                },
             })?;
         Ok(SledBackend {
             db,
@@ -47,9 +53,47 @@ impl SledBackend {
     }
 }
 
+/// Whether `e` is the disk refusing to grow a file: full (`ENOSPC`), over quota
+/// (`EDQUOT`) or over the process's file-size limit (`EFBIG`). sled keeps the kind
+/// of the error it hit first, not always its OS code.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    matches!(e.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+        )
+}
+
+/// What the OS said, in its words: sled hands on a copy of its first error that keeps
+/// only the kind and the original's debug text.
+fn disk_full_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(_) => e.to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
+impl SledBackend {
+    /// `e` as a store error that names the database, and says "full" when it is.
+    fn error(&self, e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Io(io) if is_disk_full(&io) => StoreError::Full {
+                path: self.path.display().to_string(),
+                reason: disk_full_reason(&io),
+            },
+            other => StoreError::Io(format!("{}: {other}", self.path.display())),
+        }
+    }
+}
+
 impl Backend for SledBackend {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(key)
+            .map_err(|e| self.error(e))?
+            .map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
@@ -57,7 +101,7 @@ impl Backend for SledBackend {
             .scan_prefix(prefix)
             .map(|kv| {
                 kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(StoreError::from)
+                    .map_err(|e| self.error(e))
             })
             .collect()
     }
@@ -67,9 +111,10 @@ impl Backend for SledBackend {
         // `apply_batch`, which takes a process-wide lock and writes extra log entries.
         if batch.ops.len() == 1 {
             match batch.ops.pop().expect("one op") {
-                BatchOp::Put(k, v) => self.db.insert(k, v)?,
-                BatchOp::Delete(k) => self.db.remove(k)?,
-            };
+                BatchOp::Put(k, v) => self.db.insert(k, v),
+                BatchOp::Delete(k) => self.db.remove(k),
+            }
+            .map_err(|e| self.error(e))?;
             return Ok(());
         }
         let mut sled_batch = sled::Batch::default();
@@ -79,11 +124,11 @@ impl Backend for SledBackend {
                 BatchOp::Delete(k) => sled_batch.remove(k),
             }
         }
-        Ok(self.db.apply_batch(sled_batch)?)
+        self.db.apply_batch(sled_batch).map_err(|e| self.error(e))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db.flush().map_err(|e| self.error(e))?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mart_proto::tonic::transport::{ClientTlsConfig, Endpoint};
+use mart_proto::tonic::Code;
 use mart_proto::v1::sync_service_client::SyncServiceClient;
 use mart_proto::v1::SyncMessage;
 use rand::Rng;
@@ -65,11 +66,17 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
                 tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
                 book.record_error(&link.hub, &e.to_string());
                 // A session that reached the hub was a success until the link
-                // dropped: the next dial waits briefly again.
-                failures = if reached_hub { 1 } else { failures + 1 };
+                // dropped: the next dial waits briefly again. One the hub ended
+                // for a newer session under this certificate (another node running
+                // with it?) backs off like a failed dial, so two such nodes do not
+                // take the hub from each other several times a second.
+                failures = if reached_hub && !replaced_at_hub(&e) {
+                    1
+                } else {
+                    failures + 1
+                };
             }
         }
-        book.record_connected(&link.hub, false);
         let wait = if failures == 0 {
             BACKOFF_START
         } else {
@@ -126,17 +133,29 @@ async fn session(
         .await
         .map_err(|s| DriveError::Link(format!("{}: {}", s.code(), s.message())))?
         .into_inner();
-    book.record_connected(&link.hub, true);
+    // Until it ends, this session is the district's live one with the hub.
+    let stop = wiring.shutdown.child_token();
+    session.attach(book.open_session(&link.hub, stop.clone()));
     *reached_hub = true;
     tracing::info!(peer = %link.hub, url = %link.url, "connected to the hub");
     let hub = link.hub.clone();
     let book_for_sync = book.clone();
+    let wiring = Wiring {
+        shutdown: stop,
+        ..wiring
+    };
     drive(&mut session, inbound, out_tx, wiring, move |in_sync| {
         if in_sync {
             book_for_sync.record_success(&hub);
         }
     })
     .await
+}
+
+/// Whether the hub ended the session because a newer one under the same
+/// certificate opened.
+fn replaced_at_hub(error: &DriveError) -> bool {
+    matches!(error, DriveError::Inbound(s) if s.code() == Code::Aborted)
 }
 
 /// The reason a certificate verifier gave for refusing the server's certificate

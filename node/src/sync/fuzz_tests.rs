@@ -1076,7 +1076,7 @@ fn refusal_of(answer: Vec<SyncMessage>) -> (Code, String) {
 fn a_bundle_that_panics_the_parser_is_refused() {
     let data = damaged_small_bundle(27, 0x01);
     assert!(
-        std::panic::catch_unwind(
+        crate::fail_stop::catch_expected(
             || automerge::Bundle::try_from(data.as_slice()).map(|b| b.to_changes().is_ok())
         )
         .is_err(),

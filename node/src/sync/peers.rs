@@ -4,12 +4,20 @@
 //! visible while the link is down), the protocol version of the session, and the
 //! peer's clock offset from this node's. How it is laid out on disk is
 //! `peer_store`'s business.
+//!
+//! A peer may have more than one session at a time (a half-open connection the
+//! hub has not noticed yet, a second process under the same certificate): its live
+//! state (connected, protocol, what it says it holds) belongs to its newest session
+//! alone, a [`LiveSession`]. An older session neither writes that state nor clears
+//! it when it ends; it is asked to stop when the newer one opens.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::peer_store;
 use crate::domain::doc_id::{DocId, NodeId};
@@ -44,6 +52,23 @@ pub(super) struct PeerRecord {
     connected: bool,
     #[serde(skip)]
     traffic: Traffic,
+    /// The peer's newest session: the only one that writes `connected`, `protocol`
+    /// and `peer_changes`.
+    #[serde(skip)]
+    newest: Option<Newest>,
+}
+
+#[derive(Debug, Clone)]
+struct Newest {
+    session: u64,
+    /// Cancelled when a newer session of the peer opens.
+    stop: CancellationToken,
+}
+
+impl PeerRecord {
+    fn owned_by(&self, session: u64) -> bool {
+        self.newest.as_ref().is_some_and(|n| n.session == session)
+    }
 }
 
 /// How far a peer's clock is from this node's.
@@ -109,6 +134,19 @@ pub struct PeerStatus {
 pub struct PeerBook {
     backend: Arc<dyn Backend>,
     peers: Mutex<BTreeMap<NodeId, PeerRecord>>,
+    /// The number of the last session opened, of any peer.
+    sessions: AtomicU64,
+}
+
+/// One session with a peer, as the peer book knows it. While it is the peer's
+/// newest it owns the peer's live state; once a newer one opens it owns nothing and
+/// its `stop` token is cancelled. Dropping it ends it: however the session ended (an
+/// error, a panic that unwinds through its task), the peer shows disconnected
+/// unless a newer session is open.
+pub struct LiveSession {
+    book: Arc<PeerBook>,
+    peer: NodeId,
+    session: u64,
 }
 
 impl PeerBook {
@@ -118,6 +156,30 @@ impl PeerBook {
         PeerBook {
             backend,
             peers: Mutex::new(peers),
+            sessions: AtomicU64::new(0),
+        }
+    }
+
+    /// A session with `peer` is established: it becomes the peer's newest and the
+    /// peer shows connected. The session it replaces, if still open, has its `stop`
+    /// cancelled; so will this one's when a newer one opens.
+    pub fn open_session(self: &Arc<Self>, peer: &NodeId, stop: CancellationToken) -> LiveSession {
+        let session = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        self.update(peer, false, |r| {
+            // The transport logs the older session's end, if it was still open.
+            if let Some(older) = r.newest.replace(Newest { session, stop }) {
+                older.stop.cancel();
+            }
+            // What the peer claimed in an earlier session (how many changes it
+            // holds of each document) is for that session only: claims never pile
+            // up across sessions.
+            r.peer_changes.clear();
+            r.connected = true;
+        });
+        LiveSession {
+            book: self.clone(),
+            peer: peer.clone(),
+            session,
         }
     }
 
@@ -147,10 +209,6 @@ impl PeerBook {
         self.update(peer, true, |r| r.last_attempt_ms = Some(now_ms()));
     }
 
-    pub fn record_connected(&self, peer: &NodeId, connected: bool) {
-        self.update(peer, false, |r| r.connected = connected);
-    }
-
     pub fn record_success(&self, peer: &NodeId) {
         self.update(peer, true, |r| {
             r.last_success_ms = Some(now_ms());
@@ -167,11 +225,6 @@ impl PeerBook {
             r.traffic.refusals += 1;
             r.last_error = Some(error.to_string());
         });
-    }
-
-    /// The session with `peer` speaks protocol `version`.
-    pub fn record_protocol(&self, peer: &NodeId, version: u32) {
-        self.update(peer, false, |r| r.protocol = Some(version));
     }
 
     /// The peer's clock is `offset_ms` ahead of this node's (negative: behind).
@@ -221,23 +274,6 @@ impl PeerBook {
         peers.get(peer).and_then(|r| r.heads.get(doc).cloned())
     }
 
-    /// A new session with `peer` begins: what it claimed in earlier ones (how many
-    /// changes it holds of each document) is forgotten, so claims never pile up
-    /// across sessions.
-    pub fn forget_claims(&self, peer: &NodeId) {
-        let mut peers = self.peers.lock().expect("peer book lock");
-        if let Some(record) = peers.get_mut(peer) {
-            record.peer_changes.clear();
-        }
-    }
-
-    /// The peer holds `changes` changes of `doc` (its `Have`).
-    pub fn record_peer_changes(&self, peer: &NodeId, doc: &DocId, changes: u64) {
-        self.update(peer, false, |r| {
-            r.peer_changes.insert(doc.to_string(), changes);
-        });
-    }
-
     pub fn record_sent(&self, peer: &NodeId, changes: u64, bytes: u64) {
         self.update(peer, false, |r| {
             r.traffic.changes_sent += changes;
@@ -250,6 +286,12 @@ impl PeerBook {
             r.traffic.changes_received += changes;
             r.traffic.bytes_received += bytes;
         });
+    }
+
+    /// Whether `peer` has a session open (its newest).
+    pub fn connected(&self, peer: &NodeId) -> bool {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).is_some_and(|r| r.connected)
     }
 
     /// When the last session with `peer` completed a sync round, if ever.
@@ -348,5 +390,154 @@ impl PeerBook {
                 }
             })
             .collect()
+    }
+}
+
+impl LiveSession {
+    pub fn peer(&self) -> &NodeId {
+        &self.peer
+    }
+
+    /// Whether a newer session of the same peer opened since this one did.
+    pub fn replaced(&self) -> bool {
+        let peers = self.book.peers.lock().expect("peer book lock");
+        !peers
+            .get(&self.peer)
+            .is_some_and(|r| r.owned_by(self.session))
+    }
+
+    /// Changes the peer's live state, if this is still its newest session.
+    fn if_newest(&self, persist: bool, f: impl FnOnce(&mut PeerRecord)) {
+        self.book.update(&self.peer, persist, |r| {
+            if r.owned_by(self.session) {
+                f(r)
+            }
+        });
+    }
+
+    /// The session speaks protocol `version`.
+    pub fn record_protocol(&self, version: u32) {
+        self.if_newest(false, |r| r.protocol = Some(version));
+    }
+
+    /// The peer holds `changes` changes of `doc` (its `Have`).
+    pub fn record_peer_changes(&self, doc: &DocId, changes: u64) {
+        self.if_newest(false, |r| {
+            r.peer_changes.insert(doc.to_string(), changes);
+        });
+    }
+
+    /// The session ended with `error`: the peer's last error, unless a newer
+    /// session took over (an old link's failure says nothing of the live one).
+    pub fn record_end_error(&self, error: &str) {
+        self.if_newest(true, |r| r.last_error = Some(error.to_string()));
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.if_newest(false, |r| {
+            r.newest = None;
+            r.connected = false;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryBackend;
+
+    fn book() -> Arc<PeerBook> {
+        Arc::new(PeerBook::load(Arc::new(MemoryBackend::new())))
+    }
+
+    fn ttu() -> NodeId {
+        NodeId::parse("ttu").unwrap()
+    }
+
+    fn protocol(book: &PeerBook) -> Option<u32> {
+        book.peers.lock().unwrap()[&ttu()].protocol
+    }
+
+    fn last_error(book: &PeerBook) -> Option<String> {
+        book.peers.lock().unwrap()[&ttu()].last_error.clone()
+    }
+
+    #[test]
+    fn a_session_shows_its_peer_connected_until_it_ends() {
+        let book = book();
+        assert!(!book.connected(&ttu()));
+        let live = book.open_session(&ttu(), CancellationToken::new());
+        assert!(book.connected(&ttu()));
+        live.record_protocol(1);
+        assert_eq!(protocol(&book), Some(1));
+        drop(live);
+        assert!(!book.connected(&ttu()));
+        // What the last session learnt stays listed.
+        assert_eq!(protocol(&book), Some(1));
+    }
+
+    #[test]
+    fn an_older_session_ending_changes_nothing_of_the_newest() {
+        let book = book();
+        let old_stop = CancellationToken::new();
+        let old = book.open_session(&ttu(), old_stop.clone());
+        let new = book.open_session(&ttu(), CancellationToken::new());
+        assert!(old.replaced() && !new.replaced());
+        assert!(
+            old_stop.is_cancelled(),
+            "the older session is asked to stop"
+        );
+        // The older session neither writes the live state nor clears it.
+        new.record_protocol(1);
+        old.record_protocol(7);
+        old.record_end_error("the link dropped");
+        assert_eq!(protocol(&book), Some(1));
+        assert_eq!(last_error(&book), None);
+        drop(old);
+        assert!(book.connected(&ttu()));
+        new.record_end_error("the link dropped");
+        assert_eq!(last_error(&book).as_deref(), Some("the link dropped"));
+        drop(new);
+        assert!(!book.connected(&ttu()));
+    }
+
+    #[test]
+    fn the_newest_session_ending_before_an_older_one_leaves_the_peer_disconnected() {
+        let book = book();
+        let old = book.open_session(&ttu(), CancellationToken::new());
+        let new = book.open_session(&ttu(), CancellationToken::new());
+        drop(new);
+        assert!(!book.connected(&ttu()));
+        // The older one, asked to stop, cannot take the state back.
+        old.record_protocol(7);
+        assert_eq!(protocol(&book), None);
+        assert!(old.replaced());
+        drop(old);
+        assert!(!book.connected(&ttu()));
+    }
+
+    #[test]
+    fn sessions_of_different_peers_are_independent() {
+        let book = book();
+        let sikka = NodeId::parse("sikka").unwrap();
+        let at_ttu = book.open_session(&ttu(), CancellationToken::new());
+        let at_sikka = book.open_session(&sikka, CancellationToken::new());
+        assert!(!at_ttu.replaced() && !at_sikka.replaced());
+        drop(at_sikka);
+        assert!(book.connected(&ttu()) && !book.connected(&sikka));
+    }
+
+    #[tokio::test]
+    async fn a_session_whose_task_panics_records_its_end() {
+        let book = book();
+        let live = book.open_session(&ttu(), CancellationToken::new());
+        let task = tokio::spawn(async move {
+            let _live = live;
+            panic!("a session broke");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(!book.connected(&ttu()));
     }
 }

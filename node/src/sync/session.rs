@@ -15,7 +15,7 @@ use mart_proto::v1::{sync_message::Body, SyncMessage};
 
 use super::limits::{self, Named};
 use super::protocol::{Versions, PROTOCOLS};
-use super::{wire, PeerBook, MAX_MESSAGE_BYTES};
+use super::{wire, LiveSession, PeerBook, MAX_MESSAGE_BYTES};
 use crate::domain::authz;
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::engine::{now_ms, Engine, EngineError};
@@ -79,13 +79,15 @@ pub struct Session {
     /// behind or never said): a period it opened by its clock can exist.
     peer_ahead_ms: i64,
     opened: bool,
+    /// The session's place in the peer book, once its transport is established:
+    /// through it the session writes the peer's live state while it is the peer's
+    /// newest; dropping the session ends it there.
+    live: Option<LiveSession>,
 }
 
 impl Session {
     /// A session with an authenticated `peer`.
     pub fn new(engine: Arc<Engine>, book: Arc<PeerBook>, peer: NodeId) -> Self {
-        // What the peer claimed in an earlier session is for that session only.
-        book.forget_claims(&peer);
         Session {
             engine,
             book,
@@ -100,6 +102,28 @@ impl Session {
             named: Named::default(),
             peer_ahead_ms: 0,
             opened: false,
+            live: None,
+        }
+    }
+
+    /// The transport is established: the session is `live` in the peer book (it
+    /// must be the same peer's) until it is dropped.
+    pub fn attach(&mut self, live: LiveSession) {
+        debug_assert_eq!(live.peer(), &self.peer, "a live session of another peer");
+        self.live = Some(live);
+    }
+
+    /// Whether a newer session of the same peer replaced this one.
+    pub fn replaced(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.replaced())
+    }
+
+    /// The session ended with `error`: recorded as the peer's last error unless a
+    /// newer session of the peer took over.
+    pub fn record_end_error(&self, error: &str) {
+        match &self.live {
+            Some(live) => live.record_end_error(error),
+            None => self.book.record_error(&self.peer, error),
         }
     }
 
@@ -288,7 +312,9 @@ impl Session {
                     });
                 };
                 self.protocol = Some(version);
-                self.book.record_protocol(&self.peer, version);
+                if let Some(live) = &self.live {
+                    live.record_protocol(version);
+                }
                 self.note_peer_clock(hello.sent_at_unix_ms)?;
                 self.hello_seen = true;
                 Ok(Vec::new())
@@ -334,8 +360,9 @@ impl Session {
                 if heads.is_empty() {
                     self.promised.remove(&doc);
                 }
-                self.book
-                    .record_peer_changes(&self.peer, &doc, have.changes);
+                if let Some(live) = &self.live {
+                    live.record_peer_changes(&doc, have.changes);
+                }
                 if &self.peer == self.hub() {
                     self.engine.note_acknowledged(&doc, &heads)?;
                     self.report_lost_history(&doc, &heads);
@@ -735,6 +762,7 @@ mod tests {
             let (hub, book) = engine("kupang");
             let (ttu, ttu_book) = engine("ttu");
             let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
+            at_hub.attach(book.open_session(&node("ttu"), Default::default()));
             at_hub
                 .handle(hello_of("ttu", protocol, min, max))
                 .await

@@ -52,7 +52,9 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+pub fn main() -> ExitCode {
+    // First of all: a panic anywhere after this stops the process (see fail_stop).
+    mart_node::fail_stop::install();
     let args = Args::parse();
     let config = match args.command {
         Some(Command::CheckConfig { file }) => {
