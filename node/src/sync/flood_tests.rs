@@ -17,6 +17,7 @@ use crate::domain::doc_id::DocId;
 use crate::domain::period::PeriodId;
 use crate::engine::now_ms;
 use crate::store::{Backend, Batch, BatchOp, KeyValue, MemoryBackend, StoreError};
+use tokio_util::sync::CancellationToken;
 
 const DAY: i64 = 86_400_000;
 
@@ -36,6 +37,8 @@ fn this_month() -> DocId {
 async fn hub_session_at(clock_ms: i64) -> (Arc<crate::engine::Engine>, Arc<PeerBook>, Session) {
     let (hub, book) = engine("kupang");
     let mut session = Session::new(hub.clone(), book.clone(), node("ttu"));
+    // Live in the peer book, as a transport makes it: what the peer claims shows.
+    session.attach(book.open_session(&node("ttu"), CancellationToken::new()));
     session
         .handle(wire::hello("ttu", PROTOCOLS, clock_ms))
         .await
@@ -168,7 +171,7 @@ async fn heads_of_documents_not_held_are_not_persisted_until_they_arrive() {
     // The claim shows while the session lasts, and is forgotten by the next one.
     assert!(book.status(&hub)[0].docs.iter().any(|d| d.doc == past));
     drop(session);
-    let _next = Session::new(hub.clone(), book.clone(), node("ttu"));
+    let _next = book.open_session(&node("ttu"), CancellationToken::new());
     assert!(book.status(&hub)[0].docs.iter().all(|d| d.doc != past));
 
     // A real district's documents: recorded once held.
