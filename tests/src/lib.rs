@@ -12,12 +12,14 @@ pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod file_limit;
+pub mod footprint;
 pub mod hub;
 pub mod martctl;
 pub mod node;
 pub mod ops;
 pub mod pki;
 pub mod procfs;
+pub mod raw_sync;
 pub mod rot;
 pub mod wait;
 

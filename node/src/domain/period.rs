@@ -18,6 +18,12 @@ pub struct PeriodId {
 }
 
 impl PeriodId {
+    /// The month of the Unix epoch (in WITA): no clock reading names an earlier one.
+    pub const FIRST: PeriodId = PeriodId {
+        year: 1970,
+        month: 1,
+    };
+
     /// The month a timestamp (ms since the epoch) falls in, by the local date in NTT.
     pub fn of(unix_ms: i64) -> Self {
         let (year, month, _) = wita::civil(wita::day_of(unix_ms));

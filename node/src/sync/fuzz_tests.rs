@@ -566,6 +566,7 @@ fn feed(world: &World, at: Side, messages: Vec<SyncMessage>) -> Result<(), TestC
         match world.runtime.block_on(session.handle(message)) {
             Err(
                 SessionError::Protocol { .. }
+                | SessionError::Limit { .. }
                 | SessionError::WrongIdentity { .. }
                 | SessionError::NoCommonProtocol { .. },
             ) => {

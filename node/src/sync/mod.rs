@@ -8,9 +8,13 @@
 pub mod dial;
 mod driver;
 #[cfg(test)]
+mod flood_tests;
+#[cfg(test)]
 mod fuzz_tests;
+mod limits;
 #[cfg(test)]
 mod numbers_tests;
+mod peer_store;
 mod peers;
 #[cfg(test)]
 mod periods_tests;
@@ -23,6 +27,7 @@ pub(crate) mod testkit;
 mod wire;
 
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
+pub use limits::{MAX_DOCS_PER_SESSION, MAX_HEADS_PER_DOC};
 pub use peers::{ClockOffset, DocSync, LiveSession, PeerBook, PeerStatus};
 pub use protocol::{Versions, PROTOCOLS};
 pub use session::{Session, SessionError};

@@ -2,7 +2,8 @@
 //! connection state, last attempt, success and error, traffic, and each document's
 //! heads as the peer last acknowledged them (kept on disk, so pending work is
 //! visible while the link is down), the protocol version of the session, and the
-//! peer's clock offset from this node's.
+//! peer's clock offset from this node's. How it is laid out on disk is
+//! `peer_store`'s business.
 //!
 //! A peer may have more than one session at a time (a half-open connection the
 //! hub has not noticed yet, a second process under the same certificate): its live
@@ -18,21 +19,27 @@ use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::peer_store;
 use crate::domain::doc_id::{DocId, NodeId};
 use crate::engine::{now_ms, Engine};
 use crate::store::{Backend, Batch};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PeerRecord {
+pub(super) struct PeerRecord {
     #[serde(default)]
     last_attempt_ms: Option<i64>,
     #[serde(default)]
     last_success_ms: Option<i64>,
     #[serde(default)]
     last_error: Option<String>,
-    /// Document id -> the peer's heads (hex) as last reported.
-    #[serde(default)]
-    acked: BTreeMap<String, Vec<String>>,
+    /// Where builds before one key per document kept the peer's heads (document id
+    /// -> hex heads): read to migrate, never written.
+    #[serde(default, rename = "acked", skip_serializing)]
+    pub(super) legacy_acked: BTreeMap<String, Vec<String>>,
+    /// Document -> the peer's heads as last reported, for documents this node held
+    /// then (each kept under its own key).
+    #[serde(skip)]
+    pub(super) heads: BTreeMap<DocId, Vec<ChangeHash>>,
     /// The peer's clock minus this node's, as last seen, and when (this node's clock).
     #[serde(default)]
     clock: Option<ClockOffset>,
@@ -142,27 +149,10 @@ pub struct LiveSession {
     session: u64,
 }
 
-fn key(peer: &NodeId) -> Vec<u8> {
-    format!("p/{peer}").into_bytes()
-}
-
 impl PeerBook {
     /// Loads what was recorded of every peer.
     pub fn load(backend: Arc<dyn Backend>) -> Self {
-        let mut peers = BTreeMap::new();
-        for (k, v) in backend.scan_prefix(b"p/").unwrap_or_default() {
-            let Ok(peer) = NodeId::parse(&String::from_utf8_lossy(&k[2..])) else {
-                continue;
-            };
-            match serde_json::from_slice::<PeerRecord>(&v) {
-                Ok(record) => {
-                    peers.insert(peer, record);
-                }
-                Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "unreadable peer record ignored")
-                }
-            }
-        }
+        let peers = peer_store::load(backend.as_ref());
         PeerBook {
             backend,
             peers: Mutex::new(peers),
@@ -180,6 +170,10 @@ impl PeerBook {
             if let Some(older) = r.newest.replace(Newest { session, stop }) {
                 older.stop.cancel();
             }
+            // What the peer claimed in an earlier session (how many changes it
+            // holds of each document) is for that session only: claims never pile
+            // up across sessions.
+            r.peer_changes.clear();
             r.connected = true;
         });
         LiveSession {
@@ -196,8 +190,8 @@ impl PeerBook {
         if persist {
             let mut batch = Batch::default();
             batch.put(
-                key(peer),
-                serde_json::to_vec(record).expect("peer record serializes"),
+                peer_store::record_key(peer),
+                peer_store::record_value(record),
             );
             // Best effort: this is bookkeeping; the protocol re-learns it on connect.
             if let Err(e) = self.backend.write(batch) {
@@ -254,13 +248,30 @@ impl PeerBook {
         peers.get(peer).and_then(|r| r.clock)
     }
 
+    /// The peer holds `heads` of `doc`: written under that document's own key, and
+    /// only when they changed.
     pub fn record_peer_heads(&self, peer: &NodeId, doc: &DocId, heads: &[ChangeHash]) {
-        self.update(peer, true, |r| {
-            r.acked.insert(
-                doc.to_string(),
-                heads.iter().map(|h| h.to_string()).collect(),
-            );
-        });
+        let mut peers = self.peers.lock().expect("peer book lock");
+        let record = peers.entry(peer.clone()).or_default();
+        if record.heads.get(doc).is_some_and(|known| known == heads) {
+            return;
+        }
+        record.heads.insert(doc.clone(), heads.to_vec());
+        let mut batch = Batch::default();
+        batch.put(
+            peer_store::heads_key(peer, doc),
+            peer_store::heads_value(heads),
+        );
+        // Best effort, as every peer book write.
+        if let Err(e) = self.backend.write(batch) {
+            tracing::warn!(peer = %peer, doc = %doc, error = %e, "cannot record the peer's heads");
+        }
+    }
+
+    /// The heads of `doc` the peer last acknowledged, if recorded.
+    pub fn acked(&self, peer: &NodeId, doc: &DocId) -> Option<Vec<ChangeHash>> {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).and_then(|r| r.heads.get(doc).cloned())
     }
 
     pub fn record_sent(&self, peer: &NodeId, changes: u64, bytes: u64) {
@@ -336,11 +347,8 @@ impl PeerBook {
                             )
                     })
                     .map(|(doc, _)| {
-                        let acked: Vec<ChangeHash> = record
-                            .acked
-                            .get(&doc.to_string())
-                            .map(|hs| hs.iter().filter_map(|h| h.parse().ok()).collect())
-                            .unwrap_or_default();
+                        let acked: Vec<ChangeHash> =
+                            record.heads.get(doc).cloned().unwrap_or_default();
                         let offered = crate::domain::authz::shared_with(
                             doc,
                             &identity.node,

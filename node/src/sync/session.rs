@@ -13,6 +13,7 @@ use automerge::ChangeHash;
 use mart_proto::tonic::Code;
 use mart_proto::v1::{sync_message::Body, SyncMessage};
 
+use super::limits::{self, Named};
 use super::protocol::{Versions, PROTOCOLS};
 use super::{wire, LiveSession, PeerBook, MAX_MESSAGE_BYTES};
 use crate::domain::authz;
@@ -24,6 +25,9 @@ use crate::engine::{now_ms, Engine, EngineError};
 pub enum SessionError {
     #[error("protocol violation by {peer}: {reason}")]
     Protocol { peer: String, reason: String },
+    /// The peer went over what a session may make this node remember.
+    #[error("{peer} went over a limit of this node: {reason}")]
+    Limit { peer: String, reason: String },
     #[error("{peer} claims to be {claimed}")]
     WrongIdentity { peer: String, claimed: String },
     #[error(
@@ -44,6 +48,7 @@ impl SessionError {
     pub fn code(&self) -> Code {
         match self {
             SessionError::Protocol { .. } => Code::InvalidArgument,
+            SessionError::Limit { .. } => Code::ResourceExhausted,
             SessionError::WrongIdentity { .. } => Code::PermissionDenied,
             SessionError::NoCommonProtocol { .. } => Code::FailedPrecondition,
             SessionError::Engine(_) => Code::Internal,
@@ -68,6 +73,11 @@ pub struct Session {
     announced: HashSet<DocId>,
     /// The peer sent `Have` for every document it shares with this side.
     peer_announced: bool,
+    /// Every document the peer named in this session (bounded).
+    named: Named,
+    /// How far the peer's clock is ahead of this node's, as it last said (0 if
+    /// behind or never said): a period it opened by its clock can exist.
+    peer_ahead_ms: i64,
     opened: bool,
     /// The session's place in the peer book, once its transport is established:
     /// through it the session writes the peer's live state while it is the peer's
@@ -89,6 +99,8 @@ impl Session {
             refused_by_peer: HashSet::new(),
             announced: HashSet::new(),
             peer_announced: false,
+            named: Named::default(),
+            peer_ahead_ms: 0,
             opened: false,
             live: None,
         }
@@ -133,12 +145,13 @@ impl Session {
     /// node's clock goes to the peer book (shown to operators), and at a district
     /// the hub's time is evidence for the clock guard. Transit time counts as
     /// offset: seconds on a bad link, far below the warning threshold.
-    fn note_peer_clock(&self, unix_ms: i64) -> Result<(), SessionError> {
+    fn note_peer_clock(&mut self, unix_ms: i64) -> Result<(), SessionError> {
         if unix_ms == 0 {
             return Ok(());
         }
-        self.book
-            .record_clock(&self.peer, unix_ms.saturating_sub(now_ms()));
+        let offset = unix_ms.saturating_sub(now_ms());
+        self.peer_ahead_ms = offset.max(0);
+        self.book.record_clock(&self.peer, offset);
         if &self.peer == self.hub() {
             self.engine.note_hub_time(unix_ms)?;
         }
@@ -241,6 +254,31 @@ impl Session {
         self.book.record_error(&self.peer, &message);
     }
 
+    /// The session ends: the peer went over a limit.
+    fn limit(&self, reason: String) -> SessionError {
+        SessionError::Limit {
+            peer: self.peer.to_string(),
+            reason,
+        }
+    }
+
+    /// A refusal of a claim about `doc` if it cannot exist (see
+    /// [`limits::can_exist`]): nothing of it is kept, the session goes on. The
+    /// newest clock is this node's or the peer's as it said, whichever is ahead: a
+    /// district whose operator vouched for its clock syncs the periods it opened.
+    fn refuse_impossible(&self, doc: &DocId) -> Option<SyncMessage> {
+        let newest = now_ms().saturating_add(self.peer_ahead_ms);
+        let reason = limits::can_exist(doc, newest).err()?;
+        tracing::warn!(peer = %self.peer, doc = %doc, "claim refused: {reason}");
+        self.book
+            .record_error(&self.peer, &format!("{} sent {reason}", self.peer));
+        Some(wire::refused(
+            &doc.to_string(),
+            Code::InvalidArgument as i32,
+            format!("{reason}: nothing stored"),
+        ))
+    }
+
     /// Handles one message from the peer and returns the answers to send.
     pub async fn handle(&mut self, message: SyncMessage) -> Result<Vec<SyncMessage>, SessionError> {
         let protocol = |reason: String| SessionError::Protocol {
@@ -283,7 +321,11 @@ impl Session {
             }
             _ if !self.hello_seen => Err(protocol("the first message must be hello".into())),
             Body::Have(have) => {
-                let doc = match DocId::parse(&have.doc_id) {
+                let parsed = DocId::parse(&have.doc_id);
+                self.named
+                    .name(parsed.as_ref().ok(), &have.doc_id)
+                    .map_err(|reason| self.limit(reason))?;
+                let doc = match parsed {
                     Ok(doc) => doc,
                     Err(e) => {
                         return Ok(vec![wire::refused(
@@ -300,8 +342,13 @@ impl Session {
                         "heads must be 32 bytes each".into(),
                     )]);
                 };
+                limits::check_heads(&have.doc_id, heads.len())
+                    .map_err(|reason| self.limit(reason))?;
                 if !self.exchanged(&doc) {
                     return Ok(Vec::new());
+                }
+                if let Some(refusal) = self.refuse_impossible(&doc) {
+                    return Ok(vec![refusal]);
                 }
                 // A quarantined document is neither asked for nor offered until an
                 // operator drops or refetches it.
@@ -313,13 +360,17 @@ impl Session {
                 if heads.is_empty() {
                     self.promised.remove(&doc);
                 }
-                self.book.record_peer_heads(&self.peer, &doc, &heads);
                 if let Some(live) = &self.live {
                     live.record_peer_changes(&doc, have.changes);
                 }
                 if &self.peer == self.hub() {
                     self.engine.note_acknowledged(&doc, &heads)?;
                     self.report_lost_history(&doc, &heads);
+                }
+                // On disk only for a document this node holds: what a peer claims of
+                // any other stays in this session (recorded once it arrives).
+                if self.engine.heads_in_memory(&doc).is_some() {
+                    self.book.record_peer_heads(&self.peer, &doc, &heads);
                 }
                 self.peer_heads.insert(doc.clone(), heads);
                 let mut out = Vec::new();
@@ -340,7 +391,11 @@ impl Session {
                 Ok(out)
             }
             Body::Bundle(bundle) => {
-                let doc = match DocId::parse(&bundle.doc_id) {
+                let parsed = DocId::parse(&bundle.doc_id);
+                self.named
+                    .name(parsed.as_ref().ok(), &bundle.doc_id)
+                    .map_err(|reason| self.limit(reason))?;
+                let doc = match parsed {
                     Ok(doc) => doc,
                     Err(e) => {
                         return Ok(vec![wire::refused(
@@ -350,6 +405,9 @@ impl Session {
                         )])
                     }
                 };
+                if let Some(refusal) = self.refuse_impossible(&doc) {
+                    return Ok(vec![refusal]);
+                }
                 let bytes = bundle.data.len() as u64;
                 match self
                     .engine
@@ -364,6 +422,9 @@ impl Session {
                         if doc.owner(self.hub()) == &self.peer {
                             self.book.record_peer_heads(&self.peer, &doc, &heads);
                             self.peer_heads.insert(doc.clone(), heads.clone());
+                        } else if let Some(theirs) = self.peer_heads.get(&doc) {
+                            // Claimed before this node held the document: kept now.
+                            self.book.record_peer_heads(&self.peer, &doc, theirs);
                         }
                         self.try_finish_restore()?;
                         Ok(vec![self.have(&doc, &heads)])
@@ -386,17 +447,23 @@ impl Session {
                 Ok(Vec::new())
             }
             Body::Refused(refused) => {
-                tracing::warn!(peer = %self.peer, doc = %refused.doc_id, code = refused.code, message = %refused.message, "peer refused our bundle");
+                // The peer's words, clipped: they go to the log and the peer book.
+                let (doc_id, message) = (
+                    limits::clip(&refused.doc_id, 100),
+                    limits::clip(&refused.message, 500),
+                );
+                tracing::warn!(peer = %self.peer, doc = %doc_id, code = refused.code, message = %message, "peer refused our bundle");
                 self.book.record_error(
                     &self.peer,
-                    &format!(
-                        "{} refused {}: {}",
-                        self.peer, refused.doc_id, refused.message
-                    ),
+                    &format!("{} refused {doc_id}: {message}", self.peer),
                 );
                 if let Ok(doc) = DocId::parse(&refused.doc_id) {
                     self.promised.remove(&doc);
-                    if refused.code == Code::PermissionDenied as i32 {
+                    // Remembered only for a document this side offers and holds.
+                    if refused.code == Code::PermissionDenied as i32
+                        && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
+                        && self.engine.heads_in_memory(&doc).is_some()
+                    {
                         self.refused_by_peer.insert(doc);
                     }
                 }
