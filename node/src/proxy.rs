@@ -175,15 +175,20 @@ async fn pump(
         }
         let n = tokio::select! {
             read = from.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
                 Ok(n) => n,
+                Err(_) => 0,
             },
             _ = changes.changed() => continue,
         };
+        // A stalled link swallows a close like any byte: the other end learns of
+        // it once the link is healed (or cut).
         while state.stalled.load(Ordering::SeqCst) && !state.cut.load(Ordering::SeqCst) {
             if changes.changed().await.is_err() {
                 return;
             }
+        }
+        if n == 0 {
+            return;
         }
         let mut chunk = &buf[..n];
         let limit = state.cut_after.load(Ordering::SeqCst);

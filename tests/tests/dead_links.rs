@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use mart_proto::v1::{ListPeersRequest, PeerInfo};
 use mart_tests::cluster::peer_info;
-use mart_tests::ops::{movements_of, sell};
+use mart_tests::ops::{movements_of, receive, sell};
 use mart_tests::{martctl, wait_until, TestCluster};
 use nix::sys::signal::Signal;
 
 const DISTRICT: &str = "ttu";
+const SKU: &str = "TTU-MKP-060";
 /// The detection budget of the brief; the nodes' own is
 /// `mart_node::sync::liveness::DEAD_LINK_BUDGET`.
 const BUDGET: Duration = Duration::from_secs(30);
@@ -104,7 +105,7 @@ async fn wait_at_hub(cluster: &TestCluster, id: &str) -> Result<()> {
 async fn a_stalled_link_is_noticed_at_both_ends_within_30_s() -> Result<()> {
     let cluster = TestCluster::builder().district(DISTRICT).start().await?;
     let mut ttu = cluster.mart(DISTRICT).await?;
-    sell(&mut ttu, "before-stall", "TTU-MKP-060", 1).await.ok();
+    receive(&mut ttu, "stock", SKU, 10).await?;
     wait_linked(&cluster).await?;
 
     cluster.proxy(DISTRICT).stall();
@@ -114,10 +115,11 @@ async fn a_stalled_link_is_noticed_at_both_ends_within_30_s() -> Result<()> {
             district_view(&cluster)
         })
         .await?;
-    let (at_hub, hub_error) = wait_noticed("the hub sees the district's link dead", stalled, || {
-        hub_view(&cluster)
-    })
-    .await?;
+    let (at_hub, hub_error) =
+        wait_noticed("the hub sees the district's link dead", stalled, || {
+            hub_view(&cluster)
+        })
+        .await?;
     eprintln!("noticed after {at_district:?} at the district ({district_error:?}), {at_hub:?} at the hub ({hub_error:?})");
     for (side, noticed) in [("district", at_district), ("hub", at_hub)] {
         ensure!(
@@ -125,18 +127,14 @@ async fn a_stalled_link_is_noticed_at_both_ends_within_30_s() -> Result<()> {
             "the {side} noticed the dead link {noticed:?} after the stall, beyond {BUDGET:?} (+{NOTICE_SLACK:?} for a loaded machine)"
         );
     }
-    let status = martctl::ok(
-        &cluster.node(DISTRICT).admin_socket(),
-        &["sync", "status"],
-    )
-    .await?;
+    let status = martctl::ok(&cluster.node(DISTRICT).admin_socket(), &["sync", "status"]).await?;
     ensure!(
         status.contains(DEAD_WORDS),
         "`martctl sync status` does not say the link is dead:\n{status}"
     );
 
     // Sales go on offline; once the link is back they reach the hub.
-    sell(&mut ttu, "during-stall", "TTU-MKP-060", 1).await?;
+    sell(&mut ttu, "during-stall", SKU, 1).await?;
     cluster.heal(DISTRICT);
     wait_at_hub(&cluster, "during-stall").await?;
     wait_linked(&cluster).await
@@ -146,26 +144,31 @@ async fn a_stalled_link_is_noticed_at_both_ends_within_30_s() -> Result<()> {
 async fn a_frozen_hub_is_noticed_and_redialed_until_it_answers() -> Result<()> {
     let cluster = TestCluster::builder().district(DISTRICT).start().await?;
     let mut ttu = cluster.mart(DISTRICT).await?;
+    receive(&mut ttu, "stock", SKU, 10).await?;
     wait_linked(&cluster).await?;
-    let failures_logged =
-        || cluster.node(DISTRICT).stderr().matches("sync with the hub failed").count();
+    let failures_logged = || {
+        cluster
+            .node(DISTRICT)
+            .stderr()
+            .matches("sync with the hub failed")
+            .count()
+    };
     let failures_before = failures_logged();
 
     // A frozen process: the kernel still accepts its TCP connections, nothing answers.
     cluster.hub().signal(Signal::SIGSTOP)?;
     let frozen = Instant::now();
     let thawed = Thaw(&cluster);
-    let (noticed, error) =
-        wait_noticed("the district sees the hub's link dead", frozen, || {
-            district_view(&cluster)
-        })
-        .await?;
+    let (noticed, error) = wait_noticed("the district sees the hub's link dead", frozen, || {
+        district_view(&cluster)
+    })
+    .await?;
     eprintln!("noticed after {noticed:?}: {error:?}");
     ensure!(
         noticed <= BUDGET + NOTICE_SLACK,
         "the district noticed the frozen hub {noticed:?} after it froze, beyond {BUDGET:?} (+{NOTICE_SLACK:?})"
     );
-    sell(&mut ttu, "while-frozen", "TTU-MKP-060", 1).await?;
+    sell(&mut ttu, "while-frozen", SKU, 1).await?;
 
     // It keeps dialing: each attempt ends on its own (a new attempt time, a new log
     // line, the dead link in words), none hangs. Meanwhile an operator asking for a

@@ -19,7 +19,7 @@ use mart_proto::v1::admin_service_server::AdminServiceServer;
 use mart_proto::v1::mart_service_server::MartServiceServer;
 use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{NodeConfig, TlsMode};
@@ -27,7 +27,7 @@ use crate::engine::Engine;
 use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
-use crate::sync::{dial, PeerBook, Rhythm, Wiring};
+use crate::sync::{dial, liveness, PeerBook, Rhythm, Wiring};
 
 pub use error::ServerError;
 pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
@@ -118,6 +118,7 @@ pub async fn run(
                 .sync
                 .as_ref()
                 .map_or(Duration::from_secs(30), |s| s.resync_every),
+            silence_limit: liveness::SESSION_SILENCE_LIMIT,
         },
         shutdown: stop_sync.clone(),
     };
@@ -152,7 +153,10 @@ pub async fn run(
             .local_addr()
             .map_err(|e| ServerError::io("read the gRPC address", e))?;
         tracing::info!(%addr, tls = tls.is_some(), "serving gRPC");
-        let mut builder = Server::builder();
+        // A silent district is given up within the dead-link budget.
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(liveness::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT));
         if let Some(tls) = &tls {
             builder = builder
                 .tls_config(tls.server.clone())
@@ -162,7 +166,7 @@ pub async fn run(
         let stop = stop_serving.clone();
         servers.spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(tcp), stop.cancelled_owned())
+                .serve_with_incoming_shutdown(liveness::tcp_incoming(tcp), stop.cancelled_owned())
                 .await
         });
     }

@@ -8,7 +8,10 @@
 pub mod dial;
 mod driver;
 #[cfg(test)]
+mod driver_tests;
+#[cfg(test)]
 mod fuzz_tests;
+pub mod liveness;
 #[cfg(test)]
 mod numbers_tests;
 mod peers;
