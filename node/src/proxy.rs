@@ -174,10 +174,8 @@ async fn pump(
             return;
         }
         let n = tokio::select! {
-            read = from.read(&mut buf) => match read {
-                Ok(n) => n,
-                Err(_) => 0,
-            },
+            // An error ends the connection as a close (0 bytes) does.
+            read = from.read(&mut buf) => read.unwrap_or(0),
             _ = changes.changed() => continue,
         };
         // A stalled link swallows a close like any byte: the other end learns of
