@@ -333,8 +333,14 @@ impl NodeConfig {
                     ));
                 }
                 let secs = sync.resync_secs.unwrap_or(30);
-                if secs == 0 {
-                    return Err(field("sync.resync_secs", "must be at least 1".into()));
+                let most = crate::sync::liveness::MAX_ANNOUNCE_EVERY.as_secs();
+                if secs == 0 || secs > most {
+                    // The hub ends a session silent for longer than a district
+                    // may go between announces (plus a slow message).
+                    return Err(field(
+                        "sync.resync_secs",
+                        format!("must be between 1 and {most}, got {secs}"),
+                    ));
                 }
                 Some(SyncConfig {
                     hub_url,
@@ -513,6 +519,16 @@ mod tests {
             .replace("hub = \"kupang\"", "");
         let hub_sync = error_of(&format!("{hub}[sync]\nhub_url = \"https://h:1\"\n"));
         assert!(hub_sync.contains("sync"), "{hub_sync}");
+        let sync =
+            |secs: u64| format!("{base}[sync]\nhub_url = \"https://h:1\"\nresync_secs = {secs}\n");
+        for secs in [0, 301] {
+            let resync = error_of(&sync(secs));
+            assert!(
+                resync.contains("sync.resync_secs") && resync.contains("between 1 and 300"),
+                "{resync}"
+            );
+        }
+        NodeConfig::parse(&sync(300), "test.toml").expect("300 s is the longest resync");
         let period = error_of(&format!("{base}[ledger]\nmonths_per_period = 5\n"));
         assert!(period.contains("ledger.months_per_period"), "{period}");
         let hub_base = base

@@ -51,7 +51,10 @@ impl Accept for TcpListener {
     type Io = tokio::net::TcpStream;
 
     fn poll_next_connection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Io>> {
-        TcpListener::poll_accept(self, cx).map_ok(|(stream, _)| stream)
+        TcpListener::poll_accept(self, cx).map_ok(|(stream, _)| {
+            crate::sync::liveness::keep_alive(&stream);
+            stream
+        })
     }
 }
 

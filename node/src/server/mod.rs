@@ -34,7 +34,7 @@ use crate::engine::Engine;
 use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
-use crate::sync::{dial, PeerBook, Rhythm, Wiring};
+use crate::sync::{dial, liveness, PeerBook, Rhythm, Wiring};
 use incoming::Incoming;
 
 pub use error::ServerError;
@@ -128,6 +128,7 @@ pub async fn run(
                 .sync
                 .as_ref()
                 .map_or(Duration::from_secs(30), |s| s.resync_every),
+            silence_limit: liveness::SESSION_SILENCE_LIMIT,
         },
         shutdown: stop_sync.clone(),
     };
@@ -162,7 +163,10 @@ pub async fn run(
             .local_addr()
             .map_err(|e| ServerError::io("read the gRPC address", e))?;
         tracing::info!(%addr, tls = tls.is_some(), "serving gRPC");
-        let mut builder = Server::builder();
+        // A silent district is given up within the dead-link budget.
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(Some(liveness::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT));
         if let Some(tls) = &tls {
             builder = builder
                 .tls_config(tls.server.clone())

@@ -1,9 +1,13 @@
 //! The district's side of sync: dial the hub, run a session, and on any failure
 //! wait with exponential backoff and jitter (capped) before dialing again. The hub
 //! never dials out: districts sit behind NAT.
+//!
+//! No step of a dial waits on the hub without a bound (`liveness`): a hub that
+//! accepts TCP and then says nothing fails the attempt in words, and the next one
+//! follows with the backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mart_proto::tonic::transport::{ClientTlsConfig, Endpoint};
 use mart_proto::tonic::Code;
@@ -15,6 +19,7 @@ use rustls::CertificateError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::liveness::{self, Peer, Silence};
 use super::{drive, DriveError, PeerBook, Session, Wiring};
 use crate::domain::doc_id::NodeId;
 use crate::engine::Engine;
@@ -101,19 +106,37 @@ async fn session(
     let link_error = |e: &dyn std::fmt::Display| DriveError::Link(e.to_string());
     let mut endpoint = Endpoint::from_shared(link.url.clone())
         .map_err(|e| link_error(&e))?
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .connect_timeout(liveness::CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(liveness::KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(liveness::KEEPALIVE_TIMEOUT)
+        .tcp_keepalive(Some(liveness::TCP_KEEPALIVE_IDLE))
+        .tcp_keepalive_interval(Some(liveness::TCP_KEEPALIVE_INTERVAL))
+        .tcp_keepalive_retries(Some(liveness::TCP_KEEPALIVE_RETRIES));
     if let Some(tls) = &link.tls {
         endpoint = endpoint
             .tls_config_with_verifier(tls.client.clone(), tls.verifier.clone())
             .map_err(|e| link_error(&e))?;
     }
-    let channel = endpoint.connect().await.map_err(|e| {
-        match certificate_refusal(&e) {
+    let dialed = Instant::now();
+    let silent = |during: String| {
+        DriveError::Silent(Silence {
+            peer: Peer::Hub,
+            silent: dialed.elapsed(),
+            during,
+        })
+    };
+    // TCP connect alone is bounded by the endpoint's timeout, all of it by this.
+    let connected = tokio::time::timeout(liveness::HANDSHAKE_TIMEOUT, endpoint.connect())
+        .await
+        .map_err(|_| silent(format!("the TLS handshake at {}", link.url)))?;
+    let channel = connected.map_err(|e| {
+        if let Some(reason) = certificate_refusal(&e) {
             // The verifier's own words: which hub was expected, what answered.
-            Some(reason) => link_error(&format!("refused the server at {}: {reason}", link.url)),
-            None => link_error(&format!("cannot reach {}: {}", link.url, error_chain(&e))),
+            link_error(&format!("refused the server at {}: {reason}", link.url))
+        } else if timed_out(&e) {
+            silent(format!("the TCP connect to {}", link.url))
+        } else {
+            link_error(&format!("cannot reach {}: {}", link.url, error_chain(&e)))
         }
     })?;
     let mut client = SyncServiceClient::new(channel)
@@ -128,11 +151,14 @@ async fn session(
             .await
             .map_err(|_| DriveError::Link("the outgoing stream closed".into()))?;
     }
-    let inbound = client
-        .session(ReceiverStream::new(out_rx))
-        .await
-        .map_err(|s| DriveError::Link(format!("{}: {}", s.code(), s.message())))?
-        .into_inner();
+    let inbound = tokio::time::timeout(
+        liveness::HANDSHAKE_TIMEOUT,
+        client.session(ReceiverStream::new(out_rx)),
+    )
+    .await
+    .map_err(|_| silent(format!("the opening of a session at {}", link.url)))?
+    .map_err(|s| DriveError::Link(format!("{}: {}", s.code(), s.message())))?
+    .into_inner();
     // Until it ends, this session is the district's live one with the hub.
     let stop = wiring.shutdown.child_token();
     session.attach(book.open_session(&link.hub, stop.clone()));
@@ -175,6 +201,20 @@ pub(crate) fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> 
         cause = e.source();
     }
     None
+}
+
+/// Whether `error` is (caused by) a timeout, e.g. of the TCP connect.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// An error and its causes, `outer: inner: innermost`.

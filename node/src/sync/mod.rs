@@ -8,10 +8,13 @@
 pub mod dial;
 mod driver;
 #[cfg(test)]
+mod driver_tests;
+#[cfg(test)]
 mod flood_tests;
 #[cfg(test)]
 mod fuzz_tests;
 mod limits;
+pub mod liveness;
 #[cfg(test)]
 mod numbers_tests;
 mod peer_store;

@@ -136,6 +136,11 @@ impl Session {
         &self.peer
     }
 
+    /// The peer as an operator of this node calls it (the hub, or a district).
+    pub fn peer_seen(&self) -> super::liveness::Peer {
+        super::liveness::Peer::of(&self.peer, self.hub())
+    }
+
     /// The protocol version both sides speak, once the peer said hello.
     pub fn protocol(&self) -> Option<u32> {
         self.protocol
