@@ -1,11 +1,49 @@
-//! What a running process uses, read from Linux's `/proc`: its open file descriptors
-//! and the CPU time it has consumed, to tell a node that idles from one that spins.
+//! What a running process uses, read from Linux's `/proc`: its resident memory,
+//! threads, open file descriptors and the CPU time it has consumed, to tell a node
+//! that idles from one that spins or leaks. The tests and `bench soak` read it here.
 //!
 //! It must never change the process it looks at.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+
+/// The value after `name` (e.g. `VmRSS:`) on its line of `/proc/<pid>/status`; an
+/// error when the process is gone or has exited (a zombie).
+fn status_field(pid: u32, name: &str) -> Result<String> {
+    let path = format!("/proc/{pid}/status");
+    let status =
+        std::fs::read_to_string(&path).with_context(|| format!("process {pid} is gone"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    if field("State:").is_some_and(|s| s.starts_with('Z')) {
+        anyhow::bail!("process {pid} exited (zombie)");
+    }
+    field(name).with_context(|| format!("no {name} in {path}"))
+}
+
+/// Resident memory of process `pid` (`VmRSS`), bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let value = status_field(pid, "VmRSS:")?;
+    let kib: u64 = value
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("VmRSS of process {pid}: {value:?}"))?;
+    Ok(kib * 1024)
+}
+
+/// How many threads process `pid` runs.
+pub fn threads(pid: u32) -> Result<u64> {
+    let value = status_field(pid, "Threads:")?;
+    value
+        .parse()
+        .with_context(|| format!("Threads of process {pid}: {value:?}"))
+}
 
 /// How many file descriptors process `pid` has open.
 pub fn open_fds(pid: u32) -> Result<usize> {
@@ -58,6 +96,12 @@ mod tests {
     fn reads_this_process() {
         let me = std::process::id();
         assert!(open_fds(me).unwrap() >= 3);
+        assert!(rss_bytes(me).unwrap() > 1 << 20);
+        assert!(threads(me).unwrap() >= 1);
+        assert!(
+            rss_bytes(u32::MAX - 1).is_err(),
+            "a gone process is an error"
+        );
         let before = cpu_time(me).unwrap();
         let mut x = 0u64;
         for i in 0..50_000_000u64 {

@@ -6,11 +6,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-
-/// Clock ticks per second of `utime` and `stime` in `/proc/<pid>/stat`: `USER_HZ`,
-/// which Linux fixes at 100 for user space on every architecture this runs on.
-const USER_HZ: f64 = 100.0;
+use anyhow::{Context, Result};
+use mart_tests::procfs;
 
 /// One reading of one node.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,51 +27,13 @@ pub struct Reading {
 /// Reads process `pid` and its data dir; fails if the process is gone or a zombie
 /// (a node that died during the soak is a finding, never a gap in the table).
 pub fn read(pid: u32, data_dir: &Path) -> Result<Reading> {
-    let proc = format!("/proc/{pid}");
-    let status = std::fs::read_to_string(format!("{proc}/status"))
-        .with_context(|| format!("process {pid} is gone"))?;
-    if field(&status, "State:").is_some_and(|s| s.starts_with('Z')) {
-        bail!("process {pid} exited (zombie)");
-    }
-    let kib = |name| -> Result<u64> {
-        field(&status, name)
-            .and_then(|v| v.trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no {name} in {proc}/status"))
-    };
-    let rss = kib("VmRSS:")? * 1024;
-    let threads = kib("Threads:")?;
-    let fds = std::fs::read_dir(format!("{proc}/fd"))
-        .with_context(|| format!("list {proc}/fd"))?
-        .count() as u64;
-    let stat = std::fs::read_to_string(format!("{proc}/stat"))
-        .with_context(|| format!("read {proc}/stat"))?;
-    let cpu_secs = cpu_ticks(&stat).with_context(|| format!("parse {proc}/stat"))? as f64 / USER_HZ;
     Ok(Reading {
-        rss,
-        fds,
-        threads,
+        rss: procfs::rss_bytes(pid)?,
+        fds: procfs::open_fds(pid)? as u64,
+        threads: procfs::threads(pid)?,
         disk: disk_bytes(data_dir)?,
-        cpu_secs,
+        cpu_secs: procfs::cpu_time(pid)?.as_secs_f64(),
     })
-}
-
-/// The value after `name` on its line of a `/proc/<pid>/status`.
-fn field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
-}
-
-/// `utime + stime` of a `/proc/<pid>/stat` line. The command name (field 2) may hold
-/// spaces and parentheses: fields are counted from the last `)`.
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // After ")": state is field 3; utime and stime are fields 14 and 15.
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// Bytes allocated on disk to every file under `dir` (recursively; 512-byte blocks,
@@ -115,12 +74,6 @@ mod tests {
         assert!(reading.rss > 1 << 20, "{reading:?}");
         assert!(reading.fds >= 3 && reading.threads >= 1, "{reading:?}");
         assert!(reading.disk >= 64 * 1024, "{reading:?}");
-    }
-
-    #[test]
-    fn counts_cpu_from_the_last_parenthesis() {
-        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
-        assert_eq!(cpu_ticks(stat), Some(300));
     }
 
     #[test]
