@@ -26,6 +26,8 @@ mod protocol;
 mod quarantine_tests;
 mod session;
 #[cfg(test)]
+mod session_tests;
+#[cfg(test)]
 pub(crate) mod testkit;
 mod wire;
 
