@@ -118,6 +118,15 @@ impl Session {
         self.live.as_ref().is_some_and(|l| l.replaced())
     }
 
+    /// The peer acknowledged `heads` of `doc`: kept in the peer book, unless a newer
+    /// session of the peer replaced this one (what this one hears is older than what
+    /// the newer hears, and would take the acknowledgement back).
+    fn record_peer_heads(&self, doc: &DocId, heads: &[ChangeHash]) {
+        if !self.replaced() {
+            self.book.record_peer_heads(&self.peer, doc, heads);
+        }
+    }
+
     /// The session ended with `error`: recorded as the peer's last error unless a
     /// newer session of the peer took over.
     pub fn record_end_error(&self, error: &str) {
@@ -375,7 +384,7 @@ impl Session {
                 // On disk only for a document this node holds: what a peer claims of
                 // any other stays in this session (recorded once it arrives).
                 if self.engine.heads_in_memory(&doc).is_some() {
-                    self.book.record_peer_heads(&self.peer, &doc, &heads);
+                    self.record_peer_heads(&doc, &heads);
                 }
                 self.peer_heads.insert(doc.clone(), heads);
                 let mut out = Vec::new();
@@ -425,11 +434,11 @@ impl Session {
                         // The peer holds what it sent. For a document it owns (one
                         // writer) that is all of it: nothing is owed back.
                         if doc.owner(self.hub()) == &self.peer {
-                            self.book.record_peer_heads(&self.peer, &doc, &heads);
+                            self.record_peer_heads(&doc, &heads);
                             self.peer_heads.insert(doc.clone(), heads.clone());
                         } else if let Some(theirs) = self.peer_heads.get(&doc) {
                             // Claimed before this node held the document: kept now.
-                            self.book.record_peer_heads(&self.peer, &doc, theirs);
+                            self.record_peer_heads(&doc, theirs);
                         }
                         self.try_finish_restore()?;
                         Ok(vec![self.have(&doc, &heads)])

@@ -408,3 +408,30 @@ async fn forged_changes_are_refused_and_the_session_goes_on() {
     pump(&mut hub_ttu, &mut at_ttu, vec![], pushed).await;
     assert_eq!(hub.heads(&ttu_ledger), ttu.heads(&ttu_ledger));
 }
+
+/// Issue 11: a peer's older session (a half-open link the hub has not noticed yet)
+/// writes none of the peer's acknowledged heads once a newer session opened: what it
+/// says is older than what the newer one says, and would take them back.
+#[tokio::test]
+async fn a_replaced_session_records_no_acknowledgement() {
+    let (hub, book) = engine("kupang");
+    let catalog = DocId::ProvincialCatalog;
+    let mut older = Session::new(hub.clone(), book.clone(), node("ttu"));
+    older.attach(book.open_session(&node("ttu"), tokio_util::sync::CancellationToken::new()));
+    older
+        .handle(wire::hello("ttu", super::PROTOCOLS, now_ms()))
+        .await
+        .unwrap();
+    let first = hub.heads(&catalog).unwrap();
+    older.handle(wire::have(&catalog, &first, 1)).await.unwrap();
+    assert_eq!(book.acked(&node("ttu"), &catalog), Some(first.clone()));
+
+    let _newer = book.open_session(&node("ttu"), tokio_util::sync::CancellationToken::new());
+    assert!(older.replaced());
+    older.handle(wire::have(&catalog, &[], 0)).await.unwrap();
+    assert_eq!(
+        book.acked(&node("ttu"), &catalog),
+        Some(first),
+        "the replaced session took the acknowledgement back"
+    );
+}
