@@ -194,6 +194,7 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
                         doc_id: ledger.to_string(),
                         data: c.raw_bytes().to_vec(),
                         changes: 1,
+                        seq: 0,
                     },
                 )),
             }

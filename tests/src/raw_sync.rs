@@ -38,6 +38,7 @@ pub fn have(doc: &str, heads: &[ChangeHash]) -> SyncMessage {
             doc_id: doc.into(),
             heads: heads.iter().map(|h| h.0.to_vec()).collect(),
             changes: 0,
+            answers: 0,
         })),
     }
 }
@@ -49,6 +50,7 @@ pub fn bundle(doc: &str, data: Vec<u8>, changes: u32) -> SyncMessage {
             doc_id: doc.into(),
             data,
             changes,
+            seq: 0,
         })),
     }
 }

@@ -193,6 +193,7 @@ async fn a_bundle_that_panics_automerge_is_refused_and_the_hub_keeps_serving() -
             doc_id: ledger.clone(),
             data: bundle_that_panics_the_parser()?,
             changes: 1,
+            seq: 0,
         })),
     })
     .await?;

@@ -14,6 +14,16 @@ use crate::domain::DomainError;
 /// twentyfold, so a bundle stays well under the 1 MiB message limit.
 const RAW_BYTES_PER_BUNDLE: usize = 4 << 20;
 
+/// What a peer lacks of a document, as [`Engine::plan_after`] found it.
+#[derive(Debug, Clone, Default)]
+pub struct Planned {
+    /// The hashes of the changes it lacks, in an order it can apply them.
+    pub pending: Vec<ChangeHash>,
+    /// This node's heads of the document when planned: every change up to them is
+    /// in `pending` or held by the peer.
+    pub heads: Vec<ChangeHash>,
+}
+
 /// A bundle of changes ready to send.
 #[derive(Debug, Clone)]
 pub struct OutBundle {
@@ -131,24 +141,57 @@ impl Engine {
             .unwrap_or_default())
     }
 
+    /// The changes of `doc` a peer holding `have` lacks, in an order it can apply
+    /// them, and the heads they lead to; `None` if this node holds no such document.
+    /// Costs in proportion to what the peer lacks, not to the document: a session
+    /// plans once and cuts its bundles from the plan as the link takes them.
+    pub fn plan_after(
+        &self,
+        doc: &DocId,
+        have: &[ChangeHash],
+    ) -> Result<Option<Planned>, EngineError> {
+        self.reading_changes(doc, |d| {
+            let pending = d
+                .get_changes_meta(&known(d, have))
+                .into_iter()
+                .map(|m| m.hash)
+                .collect();
+            Ok(Planned {
+                pending,
+                heads: d.get_heads(),
+            })
+        })
+    }
+
+    /// The changes `hashes` of `doc` (planned by [`Engine::plan_after`]) as bundles
+    /// of at most `max_bytes` each, in the order given.
+    pub fn bundle_changes(
+        &self,
+        doc: &DocId,
+        hashes: &[ChangeHash],
+        max_bytes: usize,
+    ) -> Result<Vec<OutBundle>, EngineError> {
+        let cut = self.reading_changes(doc, |d| {
+            let mut out = Vec::new();
+            bundle_within(d, doc, hashes, max_bytes, &mut out)?;
+            Ok(out)
+        })?;
+        cut.ok_or_else(|| EngineError::Document {
+            doc: doc.to_string(),
+            reason: "no longer held: its changes cannot be bundled".into(),
+        })
+    }
+
     /// The changes of `doc` not covered by `have`, as bundles of at most
-    /// `max_bytes` each, in an order the receiver can apply one by one.
+    /// `max_bytes` each, in an order the receiver can apply one by one (all at once:
+    /// for tests, benchmarks and tools; a session cuts them from a plan).
     pub fn bundles_after(
         &self,
         doc: &DocId,
         have: &[ChangeHash],
         max_bytes: usize,
     ) -> Result<Vec<OutBundle>, EngineError> {
-        let mut docs = self.docs_for_peer(doc);
-        let Some(held) = docs.held.get(doc) else {
-            return Ok(Vec::new());
-        };
-        let d = held.replica.doc();
-        // automerge panicked here on a document that had taken a damaged bundle (an
-        // assertion in its change collector, found by `sync::fuzz_tests`): under the
-        // documents' lock that poisoned it and the node failed every call after. The
-        // document is quarantined instead; the node serves the rest.
-        let cut = crate::fail_stop::catch_expected(std::panic::AssertUnwindSafe(|| {
+        let cut = self.reading_changes(doc, |d| {
             let changes = d.get_changes(&known(d, have));
             let mut groups: Vec<Vec<ChangeHash>> = Vec::new();
             let mut raw = 0;
@@ -168,17 +211,41 @@ impl Engine {
                 bundle_within(d, doc, &group, max_bytes, &mut out)?;
             }
             Ok(out)
-        }));
-        cut.unwrap_or_else(|_| {
-            let reason = "automerge failed reading its changes (it took a damaged bundle)";
-            tracing::error!(doc = %doc, "document quarantined: {reason}");
-            docs.held.remove(doc);
-            docs.quarantined.insert(doc.clone(), reason.to_string());
-            Err(EngineError::Quarantined {
-                doc: doc.to_string(),
-                reason: reason.to_string(),
-            })
-        })
+        })?;
+        Ok(cut.unwrap_or_default())
+    }
+
+    /// Runs `read` over the history of `doc` (brought back from the archive at the
+    /// hub); `None` if the document is not held.
+    ///
+    /// automerge panicked reading the changes of a document that had taken a
+    /// damaged bundle (an assertion in its change collector, found by
+    /// `sync::fuzz_tests`): under the documents' lock that poisoned it and the node
+    /// failed every call after. The document is quarantined instead; the node serves
+    /// the rest.
+    fn reading_changes<T>(
+        &self,
+        doc: &DocId,
+        read: impl FnOnce(&Automerge) -> Result<T, EngineError>,
+    ) -> Result<Option<T>, EngineError> {
+        let mut docs = self.docs_for_peer(doc);
+        let Some(held) = docs.held.get(doc) else {
+            return Ok(None);
+        };
+        let d = held.replica.doc();
+        match crate::fail_stop::catch_expected(std::panic::AssertUnwindSafe(|| read(d))) {
+            Ok(answer) => answer.map(Some),
+            Err(_) => {
+                let reason = "automerge failed reading its changes (it took a damaged bundle)";
+                tracing::error!(doc = %doc, "document quarantined: {reason}");
+                docs.held.remove(doc);
+                docs.quarantined.insert(doc.clone(), reason.to_string());
+                Err(EngineError::Quarantined {
+                    doc: doc.to_string(),
+                    reason: reason.to_string(),
+                })
+            }
+        }
     }
 
     /// Applies a bundle from `from` to `doc`, durably, after checking that `from`

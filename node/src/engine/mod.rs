@@ -45,7 +45,7 @@ use crate::store::{Backend, DocStore};
 pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
-pub use exchange::OutBundle;
+pub use exchange::{OutBundle, Planned};
 pub use group_commit::GroupCommit;
 use held::Held;
 pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine, Trouble};

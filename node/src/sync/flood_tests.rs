@@ -92,7 +92,7 @@ async fn periods_that_cannot_exist_are_refused_and_the_session_goes_on() {
         assert_eq!(book.acked(&node("ttu"), &doc), None);
         // A bundle for it: refused the same way, nothing stored.
         let answer = session
-            .handle(wire::bundle(&doc, b"anything".to_vec(), 1))
+            .handle(wire::bundle(&doc, b"anything".to_vec(), 1, 1))
             .await
             .unwrap();
         let (code, message) = refusal(&answer).expect("a refusal");

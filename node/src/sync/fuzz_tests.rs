@@ -444,14 +444,20 @@ enum RawMessage {
     Encoded(Vec<u8>),
     Empty,
     Hello(String, [u32; 3], i64),
-    Have(String, Vec<Vec<u8>>, u64),
+    /// The last field of these three: the bundle number sent or answered.
+    Have(String, Vec<Vec<u8>>, u64, u32),
     Announced(i64),
-    Refused(String, i32, String),
-    Bundle(String, Vec<u8>, u32),
+    Refused(String, i32, String, u32),
+    Bundle(String, Vec<u8>, u32, u32),
     /// A real bundle of a document the sender shares with the receiver, damaged.
     /// The flag: whether the damaged bytes are given a matching checksum (a hostile
     /// peer) or not (a buggy one).
     Damaged(usize, Damage, bool),
+}
+
+/// A bundle number: a plausible one, or any.
+fn number() -> impl Strategy<Value = u32> {
+    prop_oneof![0u32..4, any::<u32>()]
 }
 
 fn raw_message() -> impl Strategy<Value = RawMessage> {
@@ -464,11 +470,11 @@ fn raw_message() -> impl Strategy<Value = RawMessage> {
             prop_oneof![Just(now_ms()), any::<i64>()],
         )
             .prop_map(|(n, p, t)| RawMessage::Hello(n, p, t)),
-        3 => (doc_name(), prop::collection::vec(prop_oneof![bytes(40), prop::collection::vec(any::<u8>(), 32)], 0..4), any::<u64>())
-            .prop_map(|(d, h, c)| RawMessage::Have(d, h, c)),
+        3 => (doc_name(), prop::collection::vec(prop_oneof![bytes(40), prop::collection::vec(any::<u8>(), 32)], 0..4), any::<u64>(), number())
+            .prop_map(|(d, h, c, n)| RawMessage::Have(d, h, c, n)),
         1 => prop_oneof![Just(now_ms()), any::<i64>()].prop_map(RawMessage::Announced),
-        1 => (doc_name(), any::<i32>(), ".{0,20}").prop_map(|(d, c, m)| RawMessage::Refused(d, c, m)),
-        4 => (doc_name(), bytes(512), any::<u32>()).prop_map(|(d, b, c)| RawMessage::Bundle(d, b, c)),
+        1 => (doc_name(), any::<i32>(), ".{0,20}", number()).prop_map(|(d, c, m, n)| RawMessage::Refused(d, c, m, n)),
+        4 => (doc_name(), bytes(512), any::<u32>(), number()).prop_map(|(d, b, c, n)| RawMessage::Bundle(d, b, c, n)),
         // Damaged real bundles reach automerge's parser, which panics on some and
         // loops forever on others (`engine::bundle_parser` refuses both).
         6 => (any::<usize>(), damage(), any::<bool>()).prop_map(|(i, d, r)| RawMessage::Damaged(i, d, r)),
@@ -489,23 +495,26 @@ impl RawMessage {
                     protocol_max,
                 })
             }
-            RawMessage::Have(doc_id, heads, changes) => Body::Have(Have {
+            RawMessage::Have(doc_id, heads, changes, answers) => Body::Have(Have {
                 doc_id,
                 heads,
                 changes,
+                answers,
             }),
             RawMessage::Announced(sent_at_unix_ms) => {
                 Body::Announced(Announced { sent_at_unix_ms })
             }
-            RawMessage::Refused(doc_id, code, message) => Body::Refused(Refused {
+            RawMessage::Refused(doc_id, code, message, answers) => Body::Refused(Refused {
                 doc_id,
                 code,
                 message,
+                answers,
             }),
-            RawMessage::Bundle(doc_id, data, changes) => Body::Bundle(Bundle {
+            RawMessage::Bundle(doc_id, data, changes, seq) => Body::Bundle(Bundle {
                 doc_id,
                 data,
                 changes,
+                seq,
             }),
             RawMessage::Damaged(i, damage, resealed) => {
                 // The sender's copy of a document it may send: ttu's own documents,
@@ -537,6 +546,7 @@ impl RawMessage {
                         bundle.data
                     },
                     changes: bundle.changes,
+                    seq: 1,
                 })
             }
         };
@@ -1033,7 +1043,11 @@ fn hostile_automerge_changes_are_accepted_within_bounds_or_refused_changing_noth
             return Ok(());
         };
         let changes = 1;
-        feed(world, hostile.at, vec![wire::bundle(&doc, data, changes)])
+        feed(
+            world,
+            hostile.at,
+            vec![wire::bundle(&doc, data, changes, 1)],
+        )
     });
 }
 
@@ -1088,7 +1102,7 @@ fn a_bundle_that_panics_the_parser_is_refused() {
     let before = world.snapshot(Side::Hub);
     let answer = world
         .runtime
-        .block_on(session.handle(wire::bundle(&ledger, data, 1)))
+        .block_on(session.handle(wire::bundle(&ledger, data, 1, 1)))
         .expect("the session goes on");
     let (code, message) = refusal_of(answer);
     assert_eq!(code, Code::InvalidArgument, "{message}");
@@ -1130,7 +1144,7 @@ fn a_bundle_that_hangs_the_parser_is_refused_and_the_hub_serves_on() {
 
     let answer = world
         .runtime
-        .block_on(session.handle(wire::bundle(&ledger, data, 1)))
+        .block_on(session.handle(wire::bundle(&ledger, data, 1, 1)))
         .expect("the session goes on");
     let (code, message) = refusal_of(answer);
     assert_eq!(code, Code::InvalidArgument, "{message}");
@@ -1150,7 +1164,7 @@ fn a_bundle_that_hangs_the_parser_is_refused_and_the_hub_serves_on() {
         .unwrap();
     let answer = world
         .runtime
-        .block_on(session.handle(wire::bundle(&ledger, next.data, next.changes)))
+        .block_on(session.handle(wire::bundle(&ledger, next.data, next.changes, 1)))
         .unwrap();
     let (code, message) = refusal_of(answer);
     assert_eq!(code, Code::ResourceExhausted, "{message}");
@@ -1160,7 +1174,7 @@ fn a_bundle_that_hangs_the_parser_is_refused_and_the_hub_serves_on() {
     let mut again = world.session(Side::Hub);
     let answer = world
         .runtime
-        .block_on(again.handle(wire::bundle(&ledger, bundle_that_hangs_the_parser(), 1)))
+        .block_on(again.handle(wire::bundle(&ledger, bundle_that_hangs_the_parser(), 1, 1)))
         .unwrap();
     assert_eq!(refusal_of(answer).0, Code::ResourceExhausted);
 

@@ -17,6 +17,7 @@ mod limits;
 pub mod liveness;
 #[cfg(test)]
 mod numbers_tests;
+mod outgoing;
 mod peer_store;
 mod peers;
 #[cfg(test)]

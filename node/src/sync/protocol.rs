@@ -10,8 +10,12 @@ use std::fmt;
 
 use mart_proto::v1::Hello;
 
-/// The versions this build speaks.
-pub const PROTOCOLS: Versions = Versions { min: 1, max: 1 };
+/// The versions this build speaks: 1, every bundle sent at once; 2, bundles
+/// numbered, answered by number and paced (see `sync::outgoing`).
+pub const PROTOCOLS: Versions = Versions { min: 1, max: 2 };
+
+/// The first version whose bundles are numbered and answered by number.
+pub const PACED: u32 = 2;
 
 /// An inclusive range of protocol versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +83,13 @@ mod tests {
 
     #[test]
     fn an_old_hello_announces_its_one_version() {
-        assert_eq!(Versions::announced(&hello(1, 0, 0)), Some(PROTOCOLS));
+        assert_eq!(
+            Versions::announced(&hello(1, 0, 0)),
+            Some(Versions { min: 1, max: 1 })
+        );
+        // This build meets an old one on 1, unpaced.
+        assert_eq!(PROTOCOLS.common(Versions { min: 1, max: 1 }), Some(1));
+        assert_eq!(PROTOCOLS.common(PROTOCOLS), Some(PACED));
         assert_eq!(
             Versions::announced(&hello(1, 1, 2)),
             Some(Versions { min: 1, max: 2 })

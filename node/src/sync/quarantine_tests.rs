@@ -235,7 +235,7 @@ async fn a_schema_breaking_bundle_from_its_owner_is_refused_before_staging() {
         let (doc, data) = make(&hub);
         let heads_before = hub.heads(&doc);
         let records_before = records_of(&backend, &doc);
-        let answer = at_hub.handle(wire::bundle(&doc, data, 1)).await.unwrap();
+        let answer = at_hub.handle(wire::bundle(&doc, data, 1, 1)).await.unwrap();
         let (code, message) = refusal(&answer);
         assert_eq!(code, Code::InvalidArgument as i32, "{what}: {message}");
         assert!(message.contains("nothing stored"), "{what}: {message}");
@@ -352,7 +352,12 @@ async fn a_document_that_cannot_load_is_quarantined_and_the_node_serves_the_rest
         ))
         .await
         .unwrap();
-    let (code, message) = refusal(&at_hub.handle(wire::bundle(&ledger, data, 1)).await.unwrap());
+    let (code, message) = refusal(
+        &at_hub
+            .handle(wire::bundle(&ledger, data, 1, 1))
+            .await
+            .unwrap(),
+    );
     assert_eq!(code, Code::FailedPrecondition as i32, "{message}");
     assert!(message.contains("quarantined"), "{message}");
     drop(at_hub);
@@ -427,7 +432,12 @@ async fn a_document_of_a_newer_schema_is_refused_and_quarantined_not_fatal() {
         .await
         .unwrap();
     let data = by_ttu(&hub, &ledger, |tx| tx.put(automerge::ROOT, "schema", 2_i64));
-    let (code, message) = refusal(&at_hub.handle(wire::bundle(&ledger, data, 1)).await.unwrap());
+    let (code, message) = refusal(
+        &at_hub
+            .handle(wire::bundle(&ledger, data, 1, 1))
+            .await
+            .unwrap(),
+    );
     assert_eq!(code, Code::InvalidArgument as i32, "{message}");
     assert!(message.contains("schema version 2"), "{message}");
     drop(at_hub);

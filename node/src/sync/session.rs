@@ -2,9 +2,9 @@
 //! messages: feed it what arrives, send what it returns.
 //!
 //! Per document it remembers the peer's last reported heads (its acknowledgement)
-//! and the heads up to which changes were already sent in this session, so nothing
-//! is sent twice within a session and a new session starts from what the peer
-//! durably holds. A refused bundle affects its document only.
+//! and what this session planned to send ([`Outgoing`]), so nothing is sent twice
+//! within a session and a new session starts from what the peer durably holds. A
+//! refused bundle affects its document only.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use mart_proto::tonic::Code;
 use mart_proto::v1::{sync_message::Body, SyncMessage};
 
 use super::limits::{self, Named};
-use super::protocol::{Versions, PROTOCOLS};
+use super::outgoing::Outgoing;
+use super::protocol::{Versions, PACED, PROTOCOLS};
 use super::{wire, LiveSession, PeerBook, MAX_MESSAGE_BYTES};
 use crate::domain::authz;
 use crate::domain::doc_id::{DocId, NodeId};
@@ -65,8 +66,8 @@ pub struct Session {
     protocol: Option<u32>,
     /// The peer's heads as it last reported them.
     peer_heads: HashMap<DocId, Vec<ChangeHash>>,
-    /// Our heads as of the last bundles sent, per document.
-    promised: HashMap<DocId, Vec<ChangeHash>>,
+    /// What this side sends the peer: planned per document, paced on the link.
+    outgoing: Outgoing,
     /// Documents the peer refused as not ours to write: never offered again here.
     refused_by_peer: HashSet<DocId>,
     /// Documents whose heads this side told the peer in this session.
@@ -95,7 +96,7 @@ impl Session {
             hello_seen: false,
             protocol: None,
             peer_heads: HashMap::new(),
-            promised: HashMap::new(),
+            outgoing: Outgoing::default(),
             refused_by_peer: HashSet::new(),
             announced: HashSet::new(),
             peer_announced: false,
@@ -335,6 +336,7 @@ impl Session {
             }
             _ if !self.hello_seen => Err(protocol("the first message must be hello".into())),
             Body::Have(have) => {
+                self.outgoing.answered(have.answers);
                 let parsed = DocId::parse(&have.doc_id);
                 self.named
                     .name(parsed.as_ref().ok(), &have.doc_id)
@@ -372,7 +374,7 @@ impl Session {
                 // A peer that holds none of a document (it dropped it, or never had it)
                 // gets all of it, whatever this session already sent.
                 if heads.is_empty() {
-                    self.promised.remove(&doc);
+                    self.outgoing.forget(&doc);
                 }
                 if let Some(live) = &self.live {
                     live.record_peer_changes(&doc, have.changes);
@@ -405,54 +407,18 @@ impl Session {
                 Ok(out)
             }
             Body::Bundle(bundle) => {
-                let parsed = DocId::parse(&bundle.doc_id);
-                self.named
-                    .name(parsed.as_ref().ok(), &bundle.doc_id)
-                    .map_err(|reason| self.limit(reason))?;
-                let doc = match parsed {
-                    Ok(doc) => doc,
-                    Err(e) => {
-                        return Ok(vec![wire::refused(
-                            &bundle.doc_id,
-                            Code::InvalidArgument as i32,
-                            e.to_string(),
-                        )])
-                    }
-                };
-                if let Some(refusal) = self.refuse_impossible(&doc) {
-                    return Ok(vec![refusal]);
-                }
-                let bytes = bundle.data.len() as u64;
-                match self
-                    .engine
-                    .apply_bundle(&self.peer, &doc, &bundle.data)
-                    .await
-                {
-                    Ok(heads) => {
-                        self.book
-                            .record_received(&self.peer, bundle.changes as u64, bytes);
-                        // The peer holds what it sent. For a document it owns (one
-                        // writer) that is all of it: nothing is owed back.
-                        if doc.owner(self.hub()) == &self.peer {
-                            self.record_peer_heads(&doc, &heads);
-                            self.peer_heads.insert(doc.clone(), heads.clone());
-                        } else if let Some(theirs) = self.peer_heads.get(&doc) {
-                            // Claimed before this node held the document: kept now.
-                            self.record_peer_heads(&doc, theirs);
+                let seq = bundle.seq;
+                let answers = self.take_bundle(bundle).await?;
+                Ok(answers
+                    .into_iter()
+                    .map(|answer| {
+                        if seq == 0 {
+                            answer
+                        } else {
+                            wire::answering(answer, seq)
                         }
-                        self.try_finish_restore()?;
-                        Ok(vec![self.have(&doc, &heads)])
-                    }
-                    Err(e) => {
-                        tracing::warn!(peer = %self.peer, doc = %doc, error = %e, "bundle refused");
-                        self.book.record_refusal(&self.peer, &e.to_string());
-                        Ok(vec![wire::refused(
-                            &bundle.doc_id,
-                            e.code() as i32,
-                            e.to_string(),
-                        )])
-                    }
-                }
+                    })
+                    .collect())
             }
             Body::Announced(announced) => {
                 self.note_peer_clock(announced.sent_at_unix_ms)?;
@@ -460,30 +426,95 @@ impl Session {
                 self.try_finish_restore()?;
                 Ok(Vec::new())
             }
-            Body::Refused(refused) => {
-                // The peer's words, clipped: they go to the log and the peer book.
-                let (doc_id, message) = (
-                    limits::clip(&refused.doc_id, 100),
-                    limits::clip(&refused.message, 500),
-                );
-                tracing::warn!(peer = %self.peer, doc = %doc_id, code = refused.code, message = %message, "peer refused our bundle");
-                self.book.record_error(
-                    &self.peer,
-                    &format!("{} refused {doc_id}: {message}", self.peer),
-                );
-                if let Ok(doc) = DocId::parse(&refused.doc_id) {
-                    self.promised.remove(&doc);
-                    // Remembered only for a document this side offers and holds.
-                    if refused.code == Code::PermissionDenied as i32
-                        && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
-                        && self.engine.heads_in_memory(&doc).is_some()
-                    {
-                        self.refused_by_peer.insert(doc);
-                    }
+            Body::Refused(refused) => self.peer_refused(refused),
+        }
+    }
+
+    /// Applies a peer's bundle: answers with this side's new heads, or refuses it.
+    async fn take_bundle(
+        &mut self,
+        bundle: mart_proto::v1::Bundle,
+    ) -> Result<Vec<SyncMessage>, SessionError> {
+        let parsed = DocId::parse(&bundle.doc_id);
+        self.named
+            .name(parsed.as_ref().ok(), &bundle.doc_id)
+            .map_err(|reason| self.limit(reason))?;
+        let doc = match parsed {
+            Ok(doc) => doc,
+            Err(e) => {
+                return Ok(vec![wire::refused(
+                    &bundle.doc_id,
+                    Code::InvalidArgument as i32,
+                    e.to_string(),
+                )])
+            }
+        };
+        if let Some(refusal) = self.refuse_impossible(&doc) {
+            return Ok(vec![refusal]);
+        }
+        let bytes = bundle.data.len() as u64;
+        match self
+            .engine
+            .apply_bundle(&self.peer, &doc, &bundle.data)
+            .await
+        {
+            Ok(heads) => {
+                self.book
+                    .record_received(&self.peer, bundle.changes as u64, bytes);
+                // The peer holds what it sent. For a document it owns (one
+                // writer) that is all of it: nothing is owed back.
+                if doc.owner(self.hub()) == &self.peer {
+                    self.record_peer_heads(&doc, &heads);
+                    self.peer_heads.insert(doc.clone(), heads.clone());
+                } else if let Some(theirs) = self.peer_heads.get(&doc) {
+                    // Claimed before this node held the document: kept now.
+                    self.record_peer_heads(&doc, theirs);
                 }
-                Ok(Vec::new())
+                self.try_finish_restore()?;
+                Ok(vec![self.have(&doc, &heads)])
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, doc = %doc, error = %e, "bundle refused");
+                self.book.record_refusal(&self.peer, &e.to_string());
+                Ok(vec![wire::refused(
+                    &bundle.doc_id,
+                    e.code() as i32,
+                    e.to_string(),
+                )])
             }
         }
+    }
+
+    /// The peer refused a bundle of this side's (or a claim): logged and shown; the
+    /// document is planned again from the peer's heads, or, refused as not this
+    /// side's to write, never offered again in this session.
+    fn peer_refused(
+        &mut self,
+        refused: mart_proto::v1::Refused,
+    ) -> Result<Vec<SyncMessage>, SessionError> {
+        self.outgoing.answered(refused.answers);
+        // The peer's words, clipped: they go to the log and the peer book.
+        let (doc_id, message) = (
+            limits::clip(&refused.doc_id, 100),
+            limits::clip(&refused.message, 500),
+        );
+        tracing::warn!(peer = %self.peer, doc = %doc_id, code = refused.code, message = %message, "peer refused our bundle");
+        self.book.record_error(
+            &self.peer,
+            &format!("{} refused {doc_id}: {message}", self.peer),
+        );
+        if let Ok(doc) = DocId::parse(&refused.doc_id) {
+            self.outgoing.forget(&doc);
+            // Remembered only for a document this side offers and holds.
+            if refused.code == Code::PermissionDenied as i32
+                && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
+                && self.engine.heads_in_memory(&doc).is_some()
+            {
+                self.refused_by_peer.insert(doc);
+            }
+        }
+        // The answer made room for the next bundle.
+        self.fill()
     }
 
     /// Bundles of every offered document the peer lacks, after local writes; and a
@@ -501,41 +532,75 @@ impl Session {
         }
         let docs: Vec<DocId> = self.peer_heads.keys().cloned().collect();
         for doc in docs {
-            out.extend(self.push(&doc)?);
+            self.plan(&doc)?;
         }
+        out.extend(self.fill()?);
         Ok(out)
     }
 
-    /// Bundles of `doc` the peer lacks that this session has not sent yet.
+    /// Plans `doc`, then sends what the window has room for.
     fn push(&mut self, doc: &DocId) -> Result<Vec<SyncMessage>, SessionError> {
+        self.plan(doc)?;
+        self.fill()
+    }
+
+    /// Queues the changes of `doc` the peer lacks that this session has not planned
+    /// yet.
+    fn plan(&mut self, doc: &DocId) -> Result<(), SessionError> {
         if !authz::shared_with(doc, self.me(), &self.peer, self.hub())
             || self.refused_by_peer.contains(doc)
         {
-            return Ok(Vec::new());
+            return Ok(());
         }
         // An archived period is settled: it is never pushed (and never reopened
         // just to find that out).
         let Some(ours) = self.engine.heads_in_memory(doc) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
+        if self
+            .outgoing
+            .covered(doc)
+            .is_some_and(|c| same_heads(c, &ours))
+        {
+            return Ok(());
+        }
         // The peer holds changes this side lacks: it is ahead (for a document it
         // owns, it always is), so this side owes it nothing of that document.
         if let Some(theirs) = self.peer_heads.get(doc) {
             if !self.engine.knows_all(doc, theirs) {
-                return Ok(Vec::new());
+                return Ok(());
             }
         }
         let mut have = self.peer_heads.get(doc).cloned().unwrap_or_default();
-        have.extend(self.promised.get(doc).cloned().unwrap_or_default());
-        let bundles = self
-            .engine
-            .bundles_after(doc, &have, MAX_MESSAGE_BYTES - 1024)?;
-        self.promised.insert(doc.clone(), ours);
-        let mut out = Vec::with_capacity(bundles.len());
-        for b in bundles {
-            self.book
-                .record_sent(&self.peer, b.changes as u64, b.data.len() as u64);
-            out.push(wire::bundle(doc, b.data, b.changes));
+        have.extend(self.outgoing.covered(doc).unwrap_or_default());
+        if let Some(planned) = self.engine.plan_after(doc, &have)? {
+            self.outgoing.enqueue(doc, planned);
+        }
+        Ok(())
+    }
+
+    /// Bundles of the planned changes, the most urgent document first, as many as
+    /// the window has room for (all of them for a protocol 1 peer).
+    fn fill(&mut self) -> Result<Vec<SyncMessage>, SessionError> {
+        let paced = self.protocol.is_some_and(|v| v >= PACED);
+        let mut out = Vec::new();
+        while self.outgoing.has_room(paced) {
+            let Some(cut) = self.outgoing.next_cut(paced) else {
+                break;
+            };
+            let bundles =
+                self.engine
+                    .bundle_changes(&cut.doc, &cut.hashes, MAX_MESSAGE_BYTES - 1024)?;
+            for b in bundles {
+                let seq = if paced {
+                    self.outgoing.sent(cut.full)
+                } else {
+                    0
+                };
+                self.book
+                    .record_sent(&self.peer, b.changes as u64, b.data.len() as u64);
+                out.push(wire::bundle(&cut.doc, b.data, b.changes, seq));
+            }
         }
         Ok(out)
     }
@@ -547,13 +612,18 @@ impl Session {
             .into_iter()
             .filter(|(doc, _)| self.announced_here(doc))
             .all(|(doc, ours)| {
-                self.peer_heads.get(&doc).is_some_and(|theirs| {
-                    let mut a = theirs.clone();
-                    let mut b = ours.clone();
-                    a.sort();
-                    b.sort();
-                    a == b
-                })
+                self.peer_heads
+                    .get(&doc)
+                    .is_some_and(|theirs| same_heads(theirs, &ours))
             })
     }
+}
+
+/// Whether two sets of heads are the same, in any order.
+fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
 }

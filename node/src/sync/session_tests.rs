@@ -186,17 +186,17 @@ fn hello_of(node: &str, protocol: u32, min: u32, max: u32) -> SyncMessage {
     }
 }
 
-/// A peer that speaks only protocol 2 is refused with FAILED_PRECONDITION naming
+/// A peer that speaks only protocol 3 is refused with FAILED_PRECONDITION naming
 /// both ranges, and its peer state says so.
 #[tokio::test]
 async fn a_peer_with_no_common_protocol_is_refused_naming_both_ranges() {
     let (hub, book) = engine("kupang");
     let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
-    let refused = at_hub.handle(hello_of("ttu", 2, 2, 2)).await.unwrap_err();
+    let refused = at_hub.handle(hello_of("ttu", 3, 3, 3)).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
     let text = refused.to_string();
     assert!(
-        text.contains("ttu speaks protocol 2") && text.contains("kupang speaks protocol 1"),
+        text.contains("ttu speaks protocol 3") && text.contains("kupang speaks protocols 1..=2"),
         "{text}"
     );
     assert_eq!(at_hub.protocol(), None);
@@ -216,10 +216,12 @@ async fn a_peer_with_no_common_protocol_is_refused_naming_both_ranges() {
     );
 }
 
-/// A newer peer (1..=2) and an old one (`protocol = 1` alone) both get protocol 1.
+/// A peer of this build (1..=2) gets protocol 2 (paced bundles); an older one
+/// (1..=1, or `protocol = 1` alone) gets protocol 1, every bundle at once, and
+/// syncs all the same.
 #[tokio::test]
-async fn a_newer_peer_and_an_old_one_both_speak_protocol_1() {
-    for (protocol, min, max) in [(1, 1, 2), (1, 0, 0)] {
+async fn a_peer_of_this_build_gets_protocol_2_and_an_old_one_protocol_1() {
+    for (protocol, min, max, speaks) in [(1, 1, 2, 2), (1, 1, 1, 1), (1, 0, 0, 1)] {
         let (hub, book) = engine("kupang");
         let (ttu, ttu_book) = engine("ttu");
         let mut at_hub = Session::new(hub.clone(), book.clone(), node("ttu"));
@@ -228,9 +230,9 @@ async fn a_newer_peer_and_an_old_one_both_speak_protocol_1() {
             .handle(hello_of("ttu", protocol, min, max))
             .await
             .unwrap();
-        assert_eq!(at_hub.protocol(), Some(1), "{protocol} {min}..={max}");
+        assert_eq!(at_hub.protocol(), Some(speaks), "{protocol} {min}..={max}");
         let listed = book.status(&hub);
-        assert_eq!(listed[0].protocol, Some(1));
+        assert_eq!(listed[0].protocol, Some(speaks));
         // And the session goes on: the hub's opening reaches a district.
         let mut at_ttu = Session::new(ttu.clone(), ttu_book, node("kupang"));
         let from_hub = at_hub.opening().await.unwrap();
@@ -376,7 +378,7 @@ async fn forged_changes_are_refused_and_the_session_goes_on() {
     for author in [node("ttu"), node("sikka")] {
         let data = forged_bundle(&hub, &sikka_ledger, &author);
         let answer = hub_ttu
-            .handle(wire::bundle(&sikka_ledger, data, 1))
+            .handle(wire::bundle(&sikka_ledger, data, 1, 1))
             .await
             .unwrap();
         match &answer[..] {
@@ -395,7 +397,7 @@ async fn forged_changes_are_refused_and_the_session_goes_on() {
         crate::domain::period::PeriodId::of(crate::engine::now_ms()),
     );
     let answer = hub_ttu
-        .handle(wire::bundle(&ttu_ledger, b"garbage".to_vec(), 1))
+        .handle(wire::bundle(&ttu_ledger, b"garbage".to_vec(), 1, 1))
         .await
         .unwrap();
     assert!(

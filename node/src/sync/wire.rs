@@ -25,6 +25,7 @@ pub fn have(doc: &DocId, heads: &[ChangeHash], changes: u64) -> SyncMessage {
             doc_id: doc.to_string(),
             heads: heads.iter().map(|h| h.0.to_vec()).collect(),
             changes,
+            answers: 0,
         })),
     }
 }
@@ -37,14 +38,26 @@ pub fn announced(now_ms: i64) -> SyncMessage {
     }
 }
 
-pub fn bundle(doc: &DocId, data: Vec<u8>, changes: u32) -> SyncMessage {
+/// Bundle number `seq` of the session (0: unnumbered, for a protocol 1 peer).
+pub fn bundle(doc: &DocId, data: Vec<u8>, changes: u32, seq: u32) -> SyncMessage {
     SyncMessage {
         body: Some(Body::Bundle(Bundle {
             doc_id: doc.to_string(),
             data,
             changes,
+            seq,
         })),
     }
+}
+
+/// `answer` (a `Have` or a `Refused`) marked as the answer to bundle `seq`.
+pub fn answering(mut answer: SyncMessage, seq: u32) -> SyncMessage {
+    match &mut answer.body {
+        Some(Body::Have(have)) => have.answers = seq,
+        Some(Body::Refused(refused)) => refused.answers = seq,
+        _ => debug_assert!(false, "only a have or a refusal answers a bundle"),
+    }
+    answer
 }
 
 pub fn refused(doc: &str, code: i32, message: String) -> SyncMessage {
@@ -53,6 +66,7 @@ pub fn refused(doc: &str, code: i32, message: String) -> SyncMessage {
             doc_id: doc.to_string(),
             code,
             message,
+            answers: 0,
         })),
     }
 }
