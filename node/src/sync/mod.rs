@@ -18,6 +18,8 @@ pub mod liveness;
 #[cfg(test)]
 mod numbers_tests;
 mod outgoing;
+#[cfg(test)]
+mod pacing_tests;
 mod peer_store;
 mod peers;
 #[cfg(test)]
