@@ -3,7 +3,9 @@
 //! encodings of the same missing changes and a raw `apply_changes` at the hub.
 //!
 //! Both nodes are real engines on sled in the scratch dir, driven by the real sync
-//! session state machine; the link is the message queue between them, so the bytes
+//! session state machine, each side on its own task for the catch-up itself (so the
+//! district cuts bundles while the hub applies); the link is the message queues
+//! between them, so the bytes
 //! are the protobuf bytes of every sync message (gRPC framing, HTTP/2 and TLS add
 //! a few bytes per message on a real link, not per sale).
 
@@ -101,6 +103,60 @@ async fn exchange(at_hub: &mut Session, at_district: &mut Session) -> Result<(u6
         to_district = next_district;
     }
     Ok((bytes, messages, hub_time))
+}
+
+/// Runs both sessions at once, each on its own task (as two processes would), the
+/// link being a pair of message queues, until the district's session is in sync:
+/// the district cuts its next bundle while the hub applies the last one. Returns
+/// the bytes and messages that crossed and the time the hub spent handling
+/// messages.
+async fn exchange_concurrently(
+    mut at_hub: Session,
+    mut at_district: Session,
+) -> Result<(u64, u64, Duration)> {
+    use tokio::sync::mpsc;
+    let size = |m: &SyncMessage| m.encoded_len() as u64;
+    let (to_hub, mut hub_inbox) = mpsc::unbounded_channel::<SyncMessage>();
+    let (to_district, mut district_inbox) = mpsc::unbounded_channel::<SyncMessage>();
+    for m in at_hub.opening().await? {
+        to_district.send(m)?;
+    }
+    let hub = tokio::spawn(async move {
+        let (mut bytes, mut messages, mut busy) = (0u64, 0u64, Duration::ZERO);
+        while let Some(m) = hub_inbox.recv().await {
+            let started = Instant::now();
+            let answers = at_hub.handle(m).await?;
+            busy += started.elapsed();
+            for a in answers {
+                bytes += size(&a);
+                messages += 1;
+                // The district stops listening once in sync.
+                let _ = to_district.send(a);
+            }
+        }
+        anyhow::Ok((bytes, messages, busy))
+    });
+    let (mut bytes, mut messages) = (0u64, 0u64);
+    let mut send = |m: SyncMessage| -> Result<()> {
+        bytes += size(&m);
+        messages += 1;
+        to_hub.send(m)?;
+        Ok(())
+    };
+    for m in at_district.opening().await? {
+        send(m)?;
+    }
+    while let Some(m) = district_inbox.recv().await {
+        for answer in at_district.handle(m).await? {
+            send(answer)?;
+        }
+        if at_district.in_sync() {
+            break;
+        }
+    }
+    drop(to_hub);
+    let (hub_bytes, hub_messages, hub_time) = hub.await??;
+    Ok((bytes + hub_bytes, messages + hub_messages, hub_time))
 }
 
 /// The `i`-th sale of the brief's workload: 1 to 3 units, one in five online, one
@@ -210,13 +266,13 @@ pub async fn run(dir: &Path, sales: usize) -> Result<CatchUp> {
     let raw_apply = started.elapsed();
     drop(reference);
 
-    // Reconnect: new sessions, as after a cut.
-    let mut at_hub = Session::new(hub.engine.clone(), hub.book.clone(), ttu_id.clone());
-    let mut at_ttu = Session::new(ttu.engine.clone(), ttu.book.clone(), hub_id);
+    // Reconnect: new sessions, as after a cut, each side on its own task.
+    let at_hub = Session::new(hub.engine.clone(), hub.book.clone(), ttu_id.clone());
+    let at_ttu = Session::new(ttu.engine.clone(), ttu.book.clone(), hub_id);
     let peak_reset = crate::memory::reset_peak();
     let rss_before = crate::memory::rss();
     let started = Instant::now();
-    let (wire_bytes, messages, hub_apply) = exchange(&mut at_hub, &mut at_ttu).await?;
+    let (wire_bytes, messages, hub_apply) = exchange_concurrently(at_hub, at_ttu).await?;
     let wall = started.elapsed();
     let peak_during = crate::memory::peak().filter(|_| peak_reset);
     anyhow::ensure!(

@@ -668,11 +668,11 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
             Code::PermissionDenied,
         ),
         (
-            "protocol version 2",
+            "protocol version 3",
             SyncMessage {
                 body: Some(Body::Hello(Hello {
                     node_id: "sikka".into(),
-                    protocol: 2,
+                    protocol: 3,
                     ..Hello::default()
                 })),
             },
@@ -719,10 +719,10 @@ async fn a_session_that_breaks_the_protocol_ends_with_the_right_code() -> Result
     Ok(())
 }
 
-/// Issue 10, item 6: a peer on a newer build. One that speaks only protocol 2 is
+/// Issue 10, item 6: a peer on a newer build. One that speaks only protocol 3 is
 /// refused with FAILED_PRECONDITION naming both ranges, and the hub's peer state says
-/// so; one that speaks 1..=2 is accepted and speaks 1; an old-style `protocol = 1`
-/// peer (no range) is accepted as before.
+/// so; one that speaks 1..=2 speaks 2 (paced bundles), one that speaks 1..=1 and an
+/// old-style `protocol = 1` peer (no range) are accepted as before and speak 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_why() -> Result<()> {
     let cluster = TestCluster::builder()
@@ -754,15 +754,16 @@ async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_w
         })),
     };
 
-    let mut raw = RawSession::open_with(&url, sikka.client()?, ranged(2, 2)).await?;
+    let mut raw = RawSession::open_with(&url, sikka.client()?, ranged(3, 3)).await?;
     let end = raw.end().await?;
     ensure!(
         ended_with(&end, Code::FailedPrecondition),
-        "protocol 2 only: ended with {end:?}"
+        "protocol 3 only: ended with {end:?}"
     );
     let message = end.map(|s| s.message().to_string()).unwrap_or_default();
     ensure!(
-        message.contains("sikka speaks protocol 2") && message.contains("kupang speaks protocol 1"),
+        message.contains("sikka speaks protocol 3")
+            && message.contains("kupang speaks protocols 1..=2"),
         "the refusal does not name both ranges: {message}"
     );
     let state = peer_info(&mut hub_admin, "sikka").await?;
@@ -774,17 +775,25 @@ async fn a_peer_on_another_protocol_range_meets_on_a_common_version_or_is_told_w
         state.last_error
     );
 
-    for (case, first) in [("1..=2", ranged(1, 2)), ("old-style 1", hello("sikka"))] {
+    for (case, first, speaks) in [
+        ("1..=2", ranged(1, 2), 2),
+        ("1..=1", ranged(1, 1), 1),
+        ("old-style 1", hello("sikka"), 1),
+    ] {
         let mut raw = RawSession::open_with(&url, sikka.client()?, first).await?;
         match raw.next().await.with_context(|| case.to_string())? {
             Body::Hello(h) => ensure!(
-                (h.protocol, h.protocol_min, h.protocol_max) == (1, 1, 1) && h.sent_at_unix_ms > 0,
+                (h.protocol, h.protocol_min, h.protocol_max) == (1, 1, 2) && h.sent_at_unix_ms > 0,
                 "{case}: the hub said {h:?}"
             ),
             other => anyhow::bail!("{case}: the hub began with {other:?}"),
         }
         let state = peer_info(&mut hub_admin, "sikka").await?;
-        ensure!(state.protocol == 1, "{case}: speaks {}", state.protocol);
+        ensure!(
+            state.protocol == speaks,
+            "{case}: speaks {}",
+            state.protocol
+        );
     }
     Ok(())
 }
