@@ -152,7 +152,7 @@ async fn session(
     session.attach(book.open_session(&link.hub, stop.clone()));
     *reached_hub = true;
     let handshake = link.tls.as_ref().map_or("none", |t| t.handshakes().last());
-    tracing::info!(peer = %link.hub, url = %link.url, tls = handshake, "connected to the hub");
+    tracing::info!(peer = %link.hub, url = %link.url, tls = %handshake, "connected to the hub");
     let hub = link.hub.clone();
     let book_for_sync = book.clone();
     let wiring = Wiring {
@@ -187,7 +187,7 @@ fn replaced_at_hub(error: &DriveError) -> bool {
 /// The reason a certificate verifier gave for refusing the server's certificate
 /// (rustls carries it as `CertificateError::Other`, inside an I/O error), if that
 /// is why `error` happened.
-pub(crate) fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(e) = cause {
         let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
