@@ -14,6 +14,9 @@
 //! acknowledged sale reached the hub exactly once (the one failure it reports as an
 //! error, with a node that died and a cluster that does not converge): see [`soak`].
 //! Run it with `cargo run --release -p mart-bench --bin bench -- soak`.
+//!
+//! `bench reconnect` counts the bytes one reconnect of a district to a real hub
+//! costs on the wire, with TLS 1.3 session resumption and without: see [`reconnect`].
 
 mod catchup;
 mod disk;
@@ -21,6 +24,7 @@ mod history;
 mod measure;
 mod memory;
 mod node_writes;
+mod reconnect;
 mod regional;
 mod report;
 mod sled_raw;
@@ -66,6 +70,9 @@ enum Command {
     /// A hub and three districts for --minutes, links stalling and dropping on a seeded
     /// plan, sales throughout: resources of every node over time, every sale at the hub once.
     Soak(SoakArgs),
+    /// Bytes on the wire per reconnect of a district to a real hub, with TLS session
+    /// resumption and without.
+    Reconnect(ReconnectArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -128,6 +135,13 @@ struct SoakArgs {
     /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
     #[arg(long)]
     dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReconnectArgs {
+    /// Reconnects measured each way (with and without resumption).
+    #[arg(long, default_value_t = 20)]
+    reconnects: usize,
 }
 
 #[derive(clap::Args)]
@@ -196,6 +210,9 @@ fn main() -> anyhow::Result<()> {
             sales_per_second: args.sales_per_second,
             sample_secs: args.sample_secs,
             dir: args.dir,
+        }),
+        Command::Reconnect(args) => reconnect::run(reconnect::Options {
+            reconnects: args.reconnects,
         }),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(

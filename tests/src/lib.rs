@@ -21,6 +21,7 @@ pub mod pki;
 pub mod procfs;
 pub mod raw_sync;
 pub mod rot;
+pub mod tls_client;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use automerge::{Automerge, ChangeHash};
-use mart_proto::tonic::transport::ClientTlsConfig;
+use mart_proto::tonic::transport::{Channel, ClientTlsConfig};
 use mart_proto::tonic::{Status, Streaming};
 use mart_proto::v1::sync_message::Body;
 use mart_proto::v1::sync_service_client::SyncServiceClient;
@@ -80,7 +80,11 @@ impl RawSession {
         tls: ClientTlsConfig,
         first: SyncMessage,
     ) -> Result<RawSession> {
-        let channel = connect_tls(url, tls).await?;
+        Self::open_on(connect_tls(url, tls).await?, first).await
+    }
+
+    /// Sends `first` and opens the session on a channel already connected.
+    pub async fn open_on(channel: Channel, first: SyncMessage) -> Result<RawSession> {
         let mut client = SyncServiceClient::new(channel)
             .max_decoding_message_size(4 << 20)
             .max_encoding_message_size(4 << 20);

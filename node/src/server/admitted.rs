@@ -4,7 +4,7 @@
 //! next read fails and the connection is closed.
 //!
 //! It must never change a byte in either direction, and it passes the connection's
-//! own [`Connected`] info through, so that tonic's TLS over it still hands the
+//! own [`Connected`] info through, so that TLS over it (`tls_accept`) still hands the
 //! client's certificate to `request.peer_certs()`.
 
 use std::future::Future;

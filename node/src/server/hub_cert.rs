@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 
 use crate::domain::doc_id::NodeId;
 use crate::rpc::identity::{identity_of_certificate, PeerIdentity, PeerRole};
+use crate::sync::tls_dial::provider;
 
 /// Why a server was refused as the hub: whom the district expected, and what the
 /// server's certificate says (an identity, or why it has none).
@@ -49,10 +49,7 @@ impl HubVerifier {
                 .add(cert)
                 .map_err(|e| format!("not a CA certificate: {e}"))?;
         }
-        let provider = CryptoProvider::get_default()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| e.to_string())?;
         Ok(HubVerifier {
@@ -134,28 +131,32 @@ impl ServerCertVerifier for HubVerifier {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sync::dial::certificate_refusal;
-    use mart_pki::leaf::{sign, Request};
+    use mart_pki::leaf::{sign, Request, Signed};
     use mart_pki::{ca, identity, Role, Validity};
 
     /// A fresh CA in `dir`; returns its certificate PEM.
-    fn new_ca(dir: &std::path::Path) -> Vec<u8> {
+    pub(crate) fn new_ca(dir: &std::path::Path) -> Vec<u8> {
         let created = ca::init(dir, "test CA", 30, time::OffsetDateTime::now_utc()).unwrap();
         std::fs::read(created.cert_path).unwrap()
     }
 
-    /// A certificate for `localhost` signed by the CA in `dir`, as DER.
-    fn leaf(dir: &std::path::Path, role: Role, id: &str) -> CertificateDer<'static> {
+    /// A certificate for `localhost` and its key, signed by the CA in `dir`.
+    pub(crate) fn signed(dir: &std::path::Path, role: Role, id: &str) -> Signed {
         let request = Request {
             node_id: id.into(),
             role,
             hosts: vec![identity::host("localhost").unwrap()],
             validity: Validity::from_now(time::OffsetDateTime::now_utc(), 30).unwrap(),
         };
-        let signed = sign(&ca::load(dir).unwrap(), &request).unwrap();
-        CertificateDer::from_pem_slice(signed.cert_pem.as_bytes()).unwrap()
+        sign(&ca::load(dir).unwrap(), &request).unwrap()
+    }
+
+    /// A certificate for `localhost` signed by the CA in `dir`, as DER.
+    fn leaf(dir: &std::path::Path, role: Role, id: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(signed(dir, role, id).cert_pem.as_bytes()).unwrap()
     }
 
     fn verify(verifier: &HubVerifier, cert: &CertificateDer<'_>) -> Result<(), String> {

@@ -7,8 +7,8 @@
 //!   try: tonic's own loop retries at once, and spun a core while the process had
 //!   no descriptor left;
 //! - each connection wrapped in an [`Admitted`], which holds its slot of the cap and,
-//!   without TLS, its opening deadline. With TLS, tonic runs each handshake in a
-//!   task of its own under the handshake timeout that `tls` sets.
+//!   without TLS, its opening deadline. With TLS, `tls_accept` runs each handshake
+//!   in a task of its own under the handshake timeout.
 //!
 //! It must never wait on one connection inside the loop, and never hand an error to
 //! tonic, whose loop would come back at once.

@@ -15,9 +15,11 @@ mod fd_budget;
 pub mod hub_cert;
 mod incoming;
 mod listeners;
+pub mod resumption;
 mod routes;
 mod supervise;
 pub mod tls;
+mod tls_accept;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +36,10 @@ use crate::engine::Engine;
 use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
 use crate::store::{Backend, SledBackend};
+use crate::sync::tls_dial::HubConnector;
 use crate::sync::{dial, liveness, PeerBook, Rhythm, Wiring};
 use incoming::Incoming;
+use tls_accept::TlsIncoming;
 
 pub use error::ServerError;
 pub use listeners::{inspect_admin_socket, AdminSocketPath, Listeners};
@@ -164,26 +168,36 @@ pub async fn run(
             .map_err(|e| ServerError::io("read the gRPC address", e))?;
         tracing::info!(%addr, tls = tls.is_some(), "serving gRPC");
         // A silent district is given up within the dead-link budget.
-        let mut builder = Server::builder()
+        let router = Server::builder()
             .http2_keepalive_interval(Some(liveness::KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT));
-        if let Some(tls) = &tls {
-            builder = builder
-                .tls_config(tls.server.clone())
-                .map_err(|e| ServerError::Task(format!("tls: {e}")))?;
-        }
-        let router = builder.add_routes(services.routes(&health, true)?);
+            .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT))
+            .add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
         let cap = fd_budget::cap_for_this_process(config.connections.max_connections, fd_limit);
-        let opening = tls
-            .is_none()
-            .then_some(config.connections.handshake_timeout);
-        let incoming = Incoming::capped(tcp, cap, opening);
-        servers.spawn(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await
-        });
+        match &tls {
+            // The node does the TLS handshakes itself (see tls_accept).
+            Some(tls) => {
+                let incoming = TlsIncoming::new(
+                    Incoming::capped(tcp, cap, None),
+                    tls.server.clone(),
+                    tls.handshake_timeout,
+                );
+                servers.spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                        .await
+                });
+            }
+            None => {
+                let opening = Some(config.connections.handshake_timeout);
+                let incoming = Incoming::capped(tcp, cap, opening);
+                servers.spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                        .await
+                });
+            }
+        }
     }
     tracing::info!(socket = %config.admin_socket.display(), "serving the admin socket");
     let router = Server::builder().add_routes(services.routes(&health, false)?);
@@ -202,10 +216,11 @@ pub async fn run(
         let link = dial::HubLink {
             hub: config.identity.hub.clone(),
             url: sync.hub_url.clone(),
-            tls: tls.as_ref().map(|t| dial::HubTls {
-                client: t.client.clone(),
-                verifier: t.hub_verifier.clone(),
-            }),
+            tls: tls
+                .as_ref()
+                .map(|t| HubConnector::new(&sync.hub_url, t.client.clone()))
+                .transpose()
+                .map_err(|e| ServerError::Task(format!("sync.hub_url: {e}")))?,
         };
         tracing::info!(hub = %link.hub, url = %link.url, "syncing with the hub");
         // It keeps nothing of its own (what it works from is in the engine and the

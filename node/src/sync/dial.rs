@@ -9,17 +9,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mart_proto::tonic::transport::{ClientTlsConfig, Endpoint};
+use mart_proto::tonic::transport::Endpoint;
 use mart_proto::tonic::Code;
 use mart_proto::v1::sync_service_client::SyncServiceClient;
 use mart_proto::v1::SyncMessage;
 use rand::Rng;
-use rustls::client::danger::ServerCertVerifier;
 use rustls::CertificateError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::liveness::{self, Peer, Silence};
+use super::tls_dial::HubConnector;
 use super::{drive, DriveError, PeerBook, Session, Wiring};
 use crate::domain::doc_id::NodeId;
 use crate::engine::Engine;
@@ -33,16 +33,11 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 pub struct HubLink {
     pub hub: NodeId,
     pub url: String,
-    pub tls: Option<HubTls>,
-}
-
-/// Mutual TLS to the hub: the district's own certificate, and the verifier that
-/// accepts only the hub's (CA chain, host name and `nttmart://hub/<hub>`), so a
-/// server that is not the hub fails the handshake before the session starts.
-#[derive(Debug, Clone)]
-pub struct HubTls {
-    pub client: ClientTlsConfig,
-    pub verifier: Arc<dyn ServerCertVerifier>,
+    /// Mutual TLS to the hub, resuming the last session when it can: the
+    /// district's own certificate, and the verifier that accepts only the hub's
+    /// (CA chain, host name and `nttmart://hub/<hub>`), so a server that is not the
+    /// hub fails the handshake before the session starts.
+    pub tls: Option<HubConnector>,
 }
 
 /// The wait before the next dial: exponential with full jitter in [d/2, d].
@@ -104,19 +99,6 @@ async fn session(
     reached_hub: &mut bool,
 ) -> Result<(), DriveError> {
     let link_error = |e: &dyn std::fmt::Display| DriveError::Link(e.to_string());
-    let mut endpoint = Endpoint::from_shared(link.url.clone())
-        .map_err(|e| link_error(&e))?
-        .connect_timeout(liveness::CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(liveness::KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(liveness::KEEPALIVE_TIMEOUT)
-        .tcp_keepalive(Some(liveness::TCP_KEEPALIVE_IDLE))
-        .tcp_keepalive_interval(Some(liveness::TCP_KEEPALIVE_INTERVAL))
-        .tcp_keepalive_retries(Some(liveness::TCP_KEEPALIVE_RETRIES));
-    if let Some(tls) = &link.tls {
-        endpoint = endpoint
-            .tls_config_with_verifier(tls.client.clone(), tls.verifier.clone())
-            .map_err(|e| link_error(&e))?;
-    }
     let dialed = Instant::now();
     let silent = |during: String| {
         DriveError::Silent(Silence {
@@ -126,7 +108,13 @@ async fn session(
         })
     };
     // TCP connect alone is bounded by the endpoint's timeout, all of it by this.
-    let connected = tokio::time::timeout(liveness::HANDSHAKE_TIMEOUT, endpoint.connect())
+    let connect = async {
+        match &link.tls {
+            Some(tls) => tls.connect().await,
+            None => plain_endpoint(&link.url)?.connect().await,
+        }
+    };
+    let connected = tokio::time::timeout(liveness::HANDSHAKE_TIMEOUT, connect)
         .await
         .map_err(|_| silent(format!("the TLS handshake at {}", link.url)))?;
     let channel = connected.map_err(|e| {
@@ -163,7 +151,8 @@ async fn session(
     let stop = wiring.shutdown.child_token();
     session.attach(book.open_session(&link.hub, stop.clone()));
     *reached_hub = true;
-    tracing::info!(peer = %link.hub, url = %link.url, "connected to the hub");
+    let handshake = link.tls.as_ref().map_or("none", |t| t.handshakes().last());
+    tracing::info!(peer = %link.hub, url = %link.url, tls = %handshake, "connected to the hub");
     let hub = link.hub.clone();
     let book_for_sync = book.clone();
     let wiring = Wiring {
@@ -178,6 +167,17 @@ async fn session(
     .await
 }
 
+/// A plaintext (`tls.insecure`) endpoint with the liveness timeouts.
+fn plain_endpoint(url: &str) -> Result<Endpoint, mart_proto::tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(liveness::CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(liveness::KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(liveness::KEEPALIVE_TIMEOUT)
+        .tcp_keepalive(Some(liveness::TCP_KEEPALIVE_IDLE))
+        .tcp_keepalive_interval(Some(liveness::TCP_KEEPALIVE_INTERVAL))
+        .tcp_keepalive_retries(Some(liveness::TCP_KEEPALIVE_RETRIES)))
+}
+
 /// Whether the hub ended the session because a newer one under the same
 /// certificate opened.
 fn replaced_at_hub(error: &DriveError) -> bool {
@@ -187,7 +187,7 @@ fn replaced_at_hub(error: &DriveError) -> bool {
 /// The reason a certificate verifier gave for refusing the server's certificate
 /// (rustls carries it as `CertificateError::Other`, inside an I/O error), if that
 /// is why `error` happened.
-pub(crate) fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(e) = cause {
         let tls = e.downcast_ref::<rustls::Error>().or_else(|| {

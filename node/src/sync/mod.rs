@@ -32,6 +32,9 @@ mod session;
 mod session_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
+pub mod tls_dial;
+#[cfg(test)]
+mod tls_dial_tests;
 mod wire;
 
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
