@@ -14,6 +14,10 @@
 //! acknowledged sale reached the hub exactly once (the one failure it reports as an
 //! error, with a node that died and a cluster that does not converge): see [`soak`].
 //! Run it with `cargo run --release -p mart-bench --bin bench -- soak`.
+//!
+//! `bench steady` grows each district's open period to 100,000 sales in levels and
+//! measures, at each, the hub's CPU, memory and disk per sale of a steady stream of
+//! small bundles (issue 16): see [`steady`].
 
 mod catchup;
 mod disk;
@@ -25,6 +29,7 @@ mod regional;
 mod report;
 mod sled_raw;
 mod soak;
+mod steady;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,6 +71,10 @@ enum Command {
     /// A hub and three districts for --minutes, links stalling and dropping on a seeded
     /// plan, sales throughout: resources of every node over time, every sale at the hub once.
     Soak(SoakArgs),
+    /// A hub and three districts, each open period grown to 5,000 sales and then every
+    /// --step up to --sales; at each level a steady trickle of sales: the hub's CPU,
+    /// memory and disk per sale as the month fills up (issue 16).
+    Steady(SteadyArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -125,6 +134,28 @@ struct SoakArgs {
     /// Seconds between samples of every node.
     #[arg(long, default_value_t = 30)]
     sample_secs: u64,
+    /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct SteadyArgs {
+    /// Sales in each district's open period at the last level.
+    #[arg(long, default_value_t = 100_000)]
+    sales: u64,
+    /// Sales per district between levels (after the first, 5,000).
+    #[arg(long, default_value_t = 10_000)]
+    step: u64,
+    /// Sales a second at each district in a steady window (one call at a time).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Length of each steady window, seconds.
+    #[arg(long, default_value_t = 20)]
+    window_secs: u64,
+    /// Calls in flight at each district while its open period is filled (link cut).
+    #[arg(long, default_value_t = 8)]
+    fill_clients: usize,
     /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -195,6 +226,14 @@ fn main() -> anyhow::Result<()> {
             seed: args.seed.unwrap_or_else(rand::random),
             sales_per_second: args.sales_per_second,
             sample_secs: args.sample_secs,
+            dir: args.dir,
+        }),
+        Command::Steady(args) => steady::run(steady::Options {
+            sales: args.sales,
+            step: args.step,
+            rate: args.rate,
+            window: Duration::from_secs(args.window_secs),
+            fill_clients: args.fill_clients,
             dir: args.dir,
         }),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
