@@ -88,7 +88,10 @@ pub fn run(options: Options) -> Result<()> {
         options.rate > 0.0 && options.rate <= 200.0,
         "--rate must be above 0 and at most 200"
     );
-    anyhow::ensure!(options.fill_clients > 0, "--fill-clients must be at least 1");
+    anyhow::ensure!(
+        options.fill_clients > 0,
+        "--fill-clients must be at least 1"
+    );
     let scratch = crate::disk::scratch_dir(options.dir.as_deref())?;
     crate::soak::place_nodes_in(scratch.path())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -155,7 +158,12 @@ async fn steady(options: &Options, scratch: &Path) -> Result<()> {
 /// Grows every district's open period to `target` sales (less the window that
 /// follows) with its link cut, then heals the links and waits for the hub to hold
 /// everything. Returns the fill's sales a second (all districts).
-async fn fill(cluster: &TestCluster, tills: &[Till], target: u64, options: &Options) -> Result<f64> {
+async fn fill(
+    cluster: &TestCluster,
+    tills: &[Till],
+    target: u64,
+    options: &Options,
+) -> Result<f64> {
     let goal = target.saturating_sub(options.window_sales());
     let before: u64 = tills.iter().map(Till::sold).sum();
     let started = Instant::now();
@@ -166,7 +174,9 @@ async fn fill(cluster: &TestCluster, tills: &[Till], target: u64, options: &Opti
     for till in tills {
         let till = till.clone();
         let clients = options.fill_clients;
-        fills.push(tokio::spawn(async move { till.fill_to(goal, clients).await }));
+        fills.push(tokio::spawn(
+            async move { till.fill_to(goal, clients).await },
+        ));
     }
     for f in fills {
         f.await.context("a fill panicked")??;
@@ -227,7 +237,9 @@ async fn window(
     for till in tills {
         let till = till.clone();
         let (rate, length) = (options.rate, options.window);
-        sellers.push(tokio::spawn(async move { till.trickle(rate, length).await }));
+        sellers.push(tokio::spawn(
+            async move { till.trickle(rate, length).await },
+        ));
     }
     let mut worst_ratio: f64 = 0.0;
     while sellers.iter().any(|s| !s.is_finished()) {

@@ -158,12 +158,24 @@ pub fn row(level: &Level, first: Option<&Level>) -> String {
 
 /// The figures against issue 16's aims, with what each column means.
 pub fn verdicts(levels: &[Level]) {
-    println!("\ncolumns: sales/d = sales in each district's open period; ms/s = CPU ms per sale in the");
-    println!("  steady window (the hub: per sale received, until every district is in step again);");
-    println!("  MiB = RSS; B/s = RSS added per sale since the first level (the hub: per sale of all");
-    println!("  districts); disk = data dir (du); dir/saved = a district's data dir / its documents'");
-    println!("  saved size, the largest of every sample in the window; written B/s = bytes a district");
-    println!("  passed to write() per sale in the window; fill/s = sales a second of the fill (cut off)");
+    println!(
+        "\ncolumns: sales/d = sales in each district's open period; ms/s = CPU ms per sale in the"
+    );
+    println!(
+        "  steady window (the hub: per sale received, until every district is in step again);"
+    );
+    println!(
+        "  MiB = RSS; B/s = RSS added per sale since the first level (the hub: per sale of all"
+    );
+    println!(
+        "  districts); disk = data dir (du); dir/saved = a district's data dir / its documents'"
+    );
+    println!(
+        "  saved size, the largest of every sample in the window; written B/s = bytes a district"
+    );
+    println!(
+        "  passed to write() per sale in the window; fill/s = sales a second of the fill (cut off)"
+    );
     let (Some(first), Some(last)) = (levels.first(), levels.last()) else {
         return;
     };
