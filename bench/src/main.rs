@@ -17,6 +17,9 @@
 //!
 //! `bench reconnect` counts the bytes one reconnect of a district to a real hub
 //! costs on the wire, with TLS 1.3 session resumption and without: see [`reconnect`].
+//! `bench steady` grows each district's open period to 100,000 sales in levels and
+//! measures, at each, the hub's CPU, memory and disk per sale of a steady stream of
+//! small bundles (issue 16): see [`steady`].
 
 mod catchup;
 mod disk;
@@ -29,6 +32,7 @@ mod regional;
 mod report;
 mod sled_raw;
 mod soak;
+mod steady;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,6 +77,10 @@ enum Command {
     /// Bytes on the wire per reconnect of a district to a real hub, with TLS session
     /// resumption and without.
     Reconnect(ReconnectArgs),
+    /// A hub and three districts, each open period grown to 5,000 sales and then every
+    /// --step up to --sales; at each level a steady trickle of sales: the hub's CPU,
+    /// memory and disk per sale as the month fills up (issue 16).
+    Steady(SteadyArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -145,6 +153,28 @@ struct ReconnectArgs {
 }
 
 #[derive(clap::Args)]
+struct SteadyArgs {
+    /// Sales in each district's open period at the last level.
+    #[arg(long, default_value_t = 100_000)]
+    sales: u64,
+    /// Sales per district between levels (after the first, 5,000).
+    #[arg(long, default_value_t = 10_000)]
+    step: u64,
+    /// Sales a second at each district in a steady window (one call at a time).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Length of each steady window, seconds.
+    #[arg(long, default_value_t = 20)]
+    window_secs: u64,
+    /// Calls in flight at each district while its open period is filled (link cut).
+    #[arg(long, default_value_t = 8)]
+    fill_clients: usize,
+    /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct HistoryMeasureArgs {
     #[arg(long)]
     dir: PathBuf,
@@ -213,6 +243,14 @@ fn main() -> anyhow::Result<()> {
         }),
         Command::Reconnect(args) => reconnect::run(reconnect::Options {
             reconnects: args.reconnects,
+        }),
+        Command::Steady(args) => steady::run(steady::Options {
+            sales: args.sales,
+            step: args.step,
+            rate: args.rate,
+            window: Duration::from_secs(args.window_secs),
+            fill_clients: args.fill_clients,
+            dir: args.dir,
         }),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(

@@ -89,6 +89,8 @@ pub struct Listed {
     pub heads: Vec<String>,
     /// `"open"`, `"sealed"` or `"archived"` for a ledger period; empty otherwise.
     pub period_state: String,
+    /// Bytes its records take in the store (snapshot plus chunks), as the node says.
+    pub bytes_on_disk: u64,
 }
 
 impl Listed {
@@ -115,6 +117,7 @@ pub async fn list_documents(admin: &mut AdminClient) -> Result<BTreeMap<String, 
                 Listed {
                     heads,
                     period_state: d.period_state,
+                    bytes_on_disk: d.bytes_on_disk,
                 },
             )
         })

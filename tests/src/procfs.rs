@@ -79,6 +79,21 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
+/// Bytes process `pid` has passed to `write()` and its kin so far (`wchar` of
+/// `/proc/<pid>/io`: what the program asked to write, before the page cache).
+pub fn written_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/io");
+    let io = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    let value = io
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .with_context(|| format!("no wchar in {path}"))?;
+    value
+        .trim()
+        .parse()
+        .with_context(|| format!("wchar of process {pid}: {value:?}"))
+}
+
 /// The share of one core process `pid` used over `window`: CPU time used in the
 /// window divided by the wall time it lasted (measured, not assumed).
 pub async fn cpu_share(pid: u32, window: Duration) -> Result<f64> {
@@ -98,6 +113,11 @@ mod tests {
         assert!(open_fds(me).unwrap() >= 3);
         assert!(rss_bytes(me).unwrap() > 1 << 20);
         assert!(threads(me).unwrap() >= 1);
+        let written = written_bytes(me).unwrap();
+        let file = std::env::temp_dir().join(format!("procfs-{me}"));
+        std::fs::write(&file, [7u8; 4096]).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(written_bytes(me).unwrap() >= written + 4096);
         assert!(
             rss_bytes(u32::MAX - 1).is_err(),
             "a gone process is an error"

@@ -9,18 +9,22 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use mart_node::store::{Backend, Batch, SledBackend};
 
-/// Flips the last byte of each record `pick` chooses among those under `prefix` in
-/// the sled store at `db_path`; returns the keys it damaged (at least one).
+/// Flips the last byte of each record `pick` chooses among those under `prefixes`
+/// in the sled store at `db_path`; returns the keys it damaged (at least one).
 fn corrupt_records(
     db_path: &Path,
-    prefix: &str,
+    prefixes: &[String],
     pick: impl FnOnce(Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)>,
 ) -> Result<Vec<String>> {
     let db = SledBackend::open(db_path).with_context(|| format!("open {}", db_path.display()))?;
-    let records = pick(db.scan_prefix(prefix.as_bytes())?);
+    let mut found = Vec::new();
+    for prefix in prefixes {
+        found.extend(db.scan_prefix(prefix.as_bytes())?);
+    }
+    let records = pick(found);
     ensure!(
         !records.is_empty(),
-        "no record under {prefix} in {}",
+        "no record under {prefixes:?} in {}",
         db_path.display()
     );
     let mut batch = Batch::default();
@@ -35,16 +39,17 @@ fn corrupt_records(
     Ok(keys)
 }
 
-/// Flips the last byte of every record of document `doc` (its snapshot and chunks,
-/// `d/<doc>/...`); returns the keys it damaged.
+/// Flips the last byte of every record of document `doc` (its chunks, `d/<doc>/...`,
+/// and its snapshot, `snap/<doc>`); returns the keys it damaged.
 pub fn corrupt_document(db_path: &Path, doc: &str) -> Result<Vec<String>> {
-    corrupt_records(db_path, &format!("d/{doc}/"), |records| records)
+    let prefixes = [format!("d/{doc}/"), format!("snap/{doc}")];
+    corrupt_records(db_path, &prefixes, |records| records)
 }
 
 /// Flips the last byte of the newest chunk record of any ledger period; returns its
 /// key.
 pub fn corrupt_newest_ledger_chunk(db_path: &Path) -> Result<String> {
-    let keys = corrupt_records(db_path, "d/ledger/", |records| {
+    let keys = corrupt_records(db_path, &["d/ledger/".into()], |records| {
         records
             .into_iter()
             .rfind(|(key, _)| key.windows(3).any(|w| w == b"/c/"))

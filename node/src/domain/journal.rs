@@ -59,6 +59,17 @@ impl<T: Serialize + DeserializeOwned> Journal<T> {
         read_range(doc, self.key, doc_name, range)
     }
 
+    /// The entries from position `start` on (see [`read_from`]: a view that follows
+    /// the journal's end reads only what is new).
+    pub fn read_from(
+        &self,
+        doc: &impl ReadDoc,
+        doc_name: &str,
+        start: usize,
+    ) -> Result<Vec<T>, DomainError> {
+        read_from(doc, self.key, doc_name, start)
+    }
+
     /// Number of entries (time proportional to the history: for views, not writes).
     pub fn len(&self, doc: &impl ReadDoc) -> usize {
         len(doc, self.key)
@@ -197,6 +208,48 @@ pub fn read_range<T: DeserializeOwned>(
             )),
         })
         .collect()
+}
+
+/// The entries from position `start` to the end, read one by one by position.
+/// automerge 0.12's `list_range` walks (and copies the value of) every entry before
+/// the range's start, so a view following a long journal paid for its whole history
+/// at every change (issue 16); a read by position seeks through the list's index.
+pub fn read_from<T: DeserializeOwned>(
+    doc: &impl ReadDoc,
+    key: &str,
+    doc_name: &str,
+    start: usize,
+) -> Result<Vec<T>, DomainError> {
+    let list =
+        list(doc, key).ok_or_else(|| DomainError::schema(doc_name, format!("no {key} list")))?;
+    let mut out = Vec::new();
+    for index in start.. {
+        let value = match doc.get(&list, index) {
+            Ok(Some((value, _))) => value,
+            Ok(None) => break,
+            Err(e) => return Err(DomainError::schema(doc_name, format!("{key} {index}: {e}"))),
+        };
+        let entry = match value {
+            Value::Scalar(scalar) => match scalar.as_ref() {
+                automerge::ScalarValue::Str(json) => serde_json::from_str(json)
+                    .map_err(|e| DomainError::schema(doc_name, format!("{key} {index}: {e}")))?,
+                other => {
+                    return Err(DomainError::schema(
+                        doc_name,
+                        format!("{key} {index} is {other:?}"),
+                    ))
+                }
+            },
+            Value::Object(_) => {
+                return Err(DomainError::schema(
+                    doc_name,
+                    format!("{key} {index} is an object"),
+                ))
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// Number of entries (time proportional to the history: for views, not writes).

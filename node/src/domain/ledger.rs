@@ -120,6 +120,16 @@ pub fn read_range(
     MOVEMENTS.read_range(doc, doc_name, range)
 }
 
+/// The movements of a ledger document from position `start` to its end (reads only
+/// those: see [`Journal::read_from`]).
+pub fn read_from(
+    doc: &impl ReadDoc,
+    doc_name: &str,
+    start: usize,
+) -> Result<Vec<Movement>, DomainError> {
+    MOVEMENTS.read_from(doc, doc_name, start)
+}
+
 /// What `changes`, about to be applied to the ledger `doc`, do to its movements, in
 /// one pass (see [`Journal::growth`]). A ledger only grows, and its `opening`
 /// balances are written once, when the period opens: lowering the quota granted
@@ -176,13 +186,25 @@ pub enum OrderOutcome {
 /// refuses, and changes nothing, rather than break either. With each movement
 /// accepted through [`Ledger::check`] too, a transfer id is dispatched at most once
 /// and received at most once, and an order has at most one outcome.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Ledger {
     /// What carries from one period to the next (see [`Balances`]).
     carried: Balances,
-    /// Movement ids of this document, for repeated requests.
-    by_id: HashMap<String, usize>,
+    /// Movement ids of this document, for repeated requests: kept only for the
+    /// outlet's own ledger (see [`Ledger::forget_ids`]).
+    by_id: Option<HashMap<String, usize>>,
     len: usize,
+}
+
+impl Default for Ledger {
+    /// An empty ledger that keeps movement ids.
+    fn default() -> Self {
+        Ledger {
+            carried: Balances::default(),
+            by_id: Some(HashMap::new()),
+            len: 0,
+        }
+    }
 }
 
 /// Everything a ledger's history adds up to, as one value: what an outlet's next
@@ -274,14 +296,22 @@ impl Ledger {
     }
 
     /// Movement ids of this document and their positions (kept for retries when the
-    /// document itself leaves memory).
-    pub fn index(&self) -> &HashMap<String, usize> {
-        &self.by_id
+    /// document itself leaves memory); `None` once [forgotten](Ledger::forget_ids).
+    pub fn index(&self) -> Option<&HashMap<String, usize>> {
+        self.by_id.as_ref()
     }
 
-    /// Position of the movement with this id in the document, if recorded.
+    /// Position of the movement with this id in the document, if recorded (and the
+    /// ids are kept).
     pub fn position(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+        self.by_id.as_ref()?.get(id).copied()
+    }
+
+    /// Stops keeping movement ids: only the outlet that records into a ledger
+    /// answers retries by id, so the hub's views of the districts' ledgers need none
+    /// (an id string per movement was most of what a view held per sale).
+    pub fn forget_ids(&mut self) {
+        self.by_id = None;
     }
 
     pub fn len(&self) -> usize {
@@ -502,7 +532,9 @@ impl Ledger {
             };
             map.insert(sku.clone(), value);
         }
-        self.by_id.insert(movement.id.clone(), self.len);
+        if let Some(by_id) = &mut self.by_id {
+            by_id.insert(movement.id.clone(), self.len);
+        }
         self.len += 1;
         self.carried.newest_ms = self.carried.newest_ms.max(movement.at_ms);
         let side = |quantity: i64, counterpart: &str| ShipmentSide {
@@ -695,6 +727,10 @@ mod tests {
             }).unwrap();
             let read = read_range(&doc, "ledger/test", ..).unwrap();
             prop_assert_eq!(&read, &accepted);
+            for start in [0, read.len() / 2, read.len(), read.len() + 1] {
+                let tail = read_from(&doc, "ledger/test", start).unwrap();
+                prop_assert_eq!(&tail[..], &read[start.min(read.len())..]);
+            }
             let replayed = Ledger::replay(&read).unwrap();
             prop_assert_eq!(replayed.stock(), ledger.stock());
         }

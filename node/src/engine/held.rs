@@ -4,6 +4,7 @@
 
 use super::replica::Replica;
 use super::EngineError;
+use crate::domain::actor::node_of_actor;
 use crate::domain::budget::{self, Budgets};
 use crate::domain::catalog::{self, Catalog};
 use crate::domain::doc_id::DocKind;
@@ -38,7 +39,13 @@ impl Held {
         schema_version::check(doc, &name)?;
         Ok(match replica.id().kind() {
             DocKind::Catalog => View::Catalog(catalog::read(doc, &name)?),
-            DocKind::Ledger => View::Ledger(ledger::derive(doc, &name)?),
+            DocKind::Ledger => {
+                let mut view = ledger::derive(doc, &name)?;
+                if !Self::records_into(replica) {
+                    view.forget_ids();
+                }
+                View::Ledger(view)
+            }
             DocKind::Orders => View::Orders(
                 Orders::replay(&orders::JOURNAL.read_range(doc, &name, ..)?)
                     .map_err(|e| DomainError::schema(&name, e))?,
@@ -48,6 +55,13 @@ impl Held {
                     .map_err(|e| DomainError::schema(&name, e))?,
             ),
         })
+    }
+
+    /// Whether this node records movements into the ledger `replica` holds (its own
+    /// outlet's): only then are movement ids kept, to answer retries.
+    fn records_into(replica: &Replica) -> bool {
+        let outlet = replica.id().ledger_period().map(|(outlet, _)| outlet);
+        node_of_actor(replica.doc().get_actor()).is_some_and(|(node, _)| Some(&node) == outlet)
     }
 
     /// Applies a peer's changes in memory and brings the view up to date; returns
@@ -115,7 +129,7 @@ impl Held {
                 if kept {
                     // The same rules as a local write: a movement that breaks one is
                     // a schema break of the document.
-                    for m in &ledger::read_range(doc, &name, view.len()..)? {
+                    for m in &ledger::read_from(doc, &name, view.len())? {
                         view.apply(m).map_err(|e| {
                             DomainError::schema(&name, format!("movement {}: {e}", m.id))
                         })?;

@@ -293,7 +293,10 @@ impl Engine {
         ours.sort();
         theirs.sort();
         if held.is_sealed() && ours == theirs {
-            let index = held.ledger().map(|l| l.index().clone()).unwrap_or_default();
+            let index = held
+                .ledger()
+                .and_then(|l| l.index().cloned())
+                .unwrap_or_default();
             if docs
                 .retired_ids
                 .as_ref()

@@ -1,6 +1,6 @@
 //! Documents as a snapshot plus incremental chunks, each record checksummed.
 //!
-//! Keys: `d/<doc>/s` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
+//! Keys: `snap/<doc>` holds the snapshot, `d/<doc>/c/<seq, 20 digits>` each chunk
 //! written since, `a/<doc>` marks a ledger period archived (sealed and settled: not
 //! loaded at start-up; its value: the bytes it takes), `i/<doc>` lists every stored
 //! document (so start-up finds them without reading their records), `m/incarnation`
@@ -11,6 +11,14 @@
 //! operator dropped at that time (moved aside byte for byte, never read again). A record is one version
 //! byte, a CRC-32 of the payload (little endian) and the payload. A record that fails
 //! its checksum is reported by key; it is never skipped.
+//!
+//! The snapshot lives far from the chunks in key order on purpose: sled keeps
+//! neighbouring keys in one leaf and rewrites the whole leaf (a value over its blob
+//! threshold as a new blob file) every few updates, so a snapshot next to the chunks
+//! was written again every few appended chunks: about 83 KB written per sale at
+//! 100,000 sales, and a data dir swinging with stale blob files (issues 14 and 16).
+//! Stores written before kept the snapshot at `d/<doc>/s`: it is still read, and
+//! the next compaction of the document moves it (deleted in the same batch).
 
 use super::{Backend, Batch, StoreError};
 
@@ -49,6 +57,11 @@ impl<'a> DocStore<'a> {
     }
 
     fn snapshot_key(doc: &str) -> Vec<u8> {
+        format!("snap/{doc}").into_bytes()
+    }
+
+    /// Where stores written before the snapshot moved kept it (read, never written).
+    fn legacy_snapshot_key(doc: &str) -> Vec<u8> {
         format!("d/{doc}/s").into_bytes()
     }
 
@@ -101,14 +114,15 @@ impl<'a> DocStore<'a> {
         self.backend.write(batch)
     }
 
-    /// Replaces the chunks before `upto` by a snapshot that contains them, atomically.
+    /// Replaces the chunks before `upto` by a snapshot that contains them, atomically
+    /// (a snapshot a store written before kept at its old key is deleted with them).
     pub fn compact(&self, doc: &str, snapshot: &[u8], upto: u64) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         batch.put(Self::snapshot_key(doc), Self::seal(snapshot));
         batch.put(Self::index_key(doc), Self::seal(&[]));
-        let chunk_prefix = format!("d/{doc}/c/").into_bytes();
-        for (key, _) in self.backend.scan_prefix(&chunk_prefix)? {
-            if key < Self::chunk_key(doc, upto) {
+        let legacy = Self::legacy_snapshot_key(doc);
+        for (key, _) in self.backend.scan_prefix(&Self::prefix(doc))? {
+            if key == legacy || key < Self::chunk_key(doc, upto) {
                 batch.delete(key);
             }
         }
@@ -117,11 +131,18 @@ impl<'a> DocStore<'a> {
 
     /// Loads and verifies every record of a document; `None` if it has none.
     pub fn load(&self, doc: &str) -> Result<Option<StoredDoc>, StoreError> {
-        let records = self.backend.scan_prefix(&Self::prefix(doc))?;
-        if records.is_empty() {
+        let snapshot_key = Self::snapshot_key(doc);
+        let mut records = self.backend.scan_prefix(&Self::prefix(doc))?;
+        let snapshot = self.backend.get(&snapshot_key)?;
+        if records.is_empty() && snapshot.is_none() {
             return Ok(None);
         }
-        let snapshot_key = Self::snapshot_key(doc);
+        let legacy_key = Self::legacy_snapshot_key(doc);
+        // A snapshot at the old key only where the new one was never written.
+        if let Some(snapshot) = snapshot {
+            records.retain(|(key, _)| key != &legacy_key);
+            records.insert(0, (snapshot_key.clone(), snapshot));
+        }
         let mut stored = StoredDoc {
             snapshot: None,
             chunks: Vec::new(),
@@ -131,7 +152,7 @@ impl<'a> DocStore<'a> {
         for (key, record) in records {
             stored.bytes += (key.len() + record.len()) as u64;
             let payload = Self::open(&key, &record)?;
-            if key == snapshot_key {
+            if key == snapshot_key || key == legacy_key {
                 stored.snapshot = Some(payload);
                 continue;
             }
@@ -174,6 +195,9 @@ impl<'a> DocStore<'a> {
     /// Ids of every document with records, by reading them all (slow: every byte).
     fn document_ids_from_records(&self) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = Vec::new();
+        for (key, _) in self.backend.scan_prefix(b"snap/")? {
+            ids.push(String::from_utf8_lossy(&key[5..]).into_owned());
+        }
         for (key, _) in self.backend.scan_prefix(b"d/")? {
             let key = String::from_utf8_lossy(&key[2..]).into_owned();
             let doc = if let Some(doc) = key.strip_suffix("/s") {
@@ -183,10 +207,9 @@ impl<'a> DocStore<'a> {
             } else {
                 continue;
             };
-            if ids.last() != Some(&doc) {
-                ids.push(doc);
-            }
+            ids.push(doc);
         }
+        ids.sort();
         ids.dedup();
         Ok(ids)
     }
@@ -197,7 +220,12 @@ impl<'a> DocStore<'a> {
     /// Durable after the next flush.
     pub fn set_aside(&self, doc: &str, stamp: i64) -> Result<usize, StoreError> {
         let mut records = self.backend.scan_prefix(&Self::prefix(doc))?;
-        for key in [Self::index_key(doc), format!("a/{doc}").into_bytes()] {
+        let keys = [
+            Self::snapshot_key(doc),
+            Self::index_key(doc),
+            format!("a/{doc}").into_bytes(),
+        ];
+        for key in keys {
             if let Some(record) = self.backend.get(&key)? {
                 records.push((key, record));
             }
@@ -322,5 +350,67 @@ impl<'a> DocStore<'a> {
         self.backend.write(batch)?;
         self.backend.flush()?;
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryBackend;
+
+    fn keys(backend: &dyn Backend, prefix: &str) -> Vec<String> {
+        backend
+            .scan_prefix(prefix.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    /// Chunks are appended next to each other; the snapshot must not be among them,
+    /// or sled rewrites it with every few chunks (issue 16).
+    #[test]
+    fn the_snapshot_is_kept_apart_from_the_chunks() {
+        let backend = MemoryBackend::new();
+        let store = DocStore::new(&backend);
+        store.append_chunk("ledger/ttu/2026-12", 0, b"c0").unwrap();
+        store.compact("ledger/ttu/2026-12", b"snapshot", 1).unwrap();
+        store.append_chunk("ledger/ttu/2026-12", 1, b"c1").unwrap();
+        assert_eq!(
+            keys(&backend, "d/ledger/ttu/2026-12/"),
+            [String::from_utf8(DocStore::chunk_key("ledger/ttu/2026-12", 1)).unwrap()]
+        );
+        let loaded = store.load("ledger/ttu/2026-12").unwrap().unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"snapshot"[..]));
+        assert_eq!(loaded.chunks, vec![b"c1".to_vec()]);
+    }
+
+    /// A store written before the snapshot moved keeps loading, and its next
+    /// compaction moves the snapshot.
+    #[test]
+    fn a_snapshot_at_the_old_key_loads_and_moves_at_the_next_compaction() {
+        let backend = MemoryBackend::new();
+        let doc = "ledger/ttu/2026-11";
+        let mut batch = Batch::default();
+        batch.put(DocStore::legacy_snapshot_key(doc), DocStore::seal(b"old"));
+        batch.put(DocStore::chunk_key(doc, 4), DocStore::seal(b"c4"));
+        batch.put(DocStore::index_key(doc), DocStore::seal(&[]));
+        backend.write(batch).unwrap();
+        let store = DocStore::new(&backend);
+        let loaded = store.load(doc).unwrap().unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"old"[..]));
+        assert_eq!(loaded.chunks, vec![b"c4".to_vec()]);
+        assert_eq!(loaded.next_chunk, 5);
+        assert_eq!(store.document_ids_from_records().unwrap(), [doc]);
+
+        store.compact(doc, b"new", 5).unwrap();
+        assert!(keys(&backend, &format!("d/{doc}/")).is_empty());
+        let loaded = store.load(doc).unwrap().unwrap();
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"new"[..]));
+        assert!(loaded.chunks.is_empty());
+        assert_eq!(store.document_ids_from_records().unwrap(), [doc]);
+
+        assert_eq!(store.set_aside(doc, 7).unwrap(), 2);
+        assert!(store.load(doc).unwrap().is_none());
     }
 }

@@ -266,7 +266,7 @@ fn snapshot(engine: &Engine, store: &dyn Backend, outlet: Option<&str>) -> Snaps
         engine.products(None),
     );
     let mut records = Vec::new();
-    for prefix in [&b"d/"[..], b"a/", b"i/"] {
+    for prefix in [&b"d/"[..], b"snap/", b"a/", b"i/"] {
         records.extend(store.scan_prefix(prefix).expect("an in-memory store reads"));
     }
     Snapshot {

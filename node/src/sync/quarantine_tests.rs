@@ -24,7 +24,12 @@ const SKU: &str = "TTU-MKP-060";
 /// Every record key the store holds for `doc` (its chunks, snapshot and listing).
 fn records_of(backend: &dyn Backend, doc: &DocId) -> Vec<Vec<u8>> {
     let mut keys: Vec<Vec<u8>> = Vec::new();
-    for prefix in [format!("d/{doc}/"), format!("i/{doc}"), format!("a/{doc}")] {
+    for prefix in [
+        format!("d/{doc}/"),
+        format!("snap/{doc}"),
+        format!("i/{doc}"),
+        format!("a/{doc}"),
+    ] {
         keys.extend(
             backend
                 .scan_prefix(prefix.as_bytes())
@@ -288,7 +293,10 @@ fn open_of(hub: &Engine) -> DocId {
 /// makes it durable.
 fn corrupt(backend: &MemoryBackend, doc: &DocId) {
     let mut batch = crate::store::Batch::default();
-    for (key, mut value) in backend.scan_prefix(format!("d/{doc}/").as_bytes()).unwrap() {
+    let records = [format!("d/{doc}/"), format!("snap/{doc}")]
+        .into_iter()
+        .flat_map(|prefix| backend.scan_prefix(prefix.as_bytes()).unwrap());
+    for (key, mut value) in records {
         *value.last_mut().unwrap() ^= 0xff;
         batch.put(key, value);
     }
