@@ -17,6 +17,7 @@
 //!
 //! `bench reconnect` counts the bytes one reconnect of a district to a real hub
 //! costs on the wire, with TLS 1.3 session resumption and without: see [`reconnect`].
+//!
 //! `bench steady` grows each district's open period to 100,000 sales in levels and
 //! measures, at each, the hub's CPU, memory and disk per sale of a steady stream of
 //! small bundles (issue 16): see [`steady`].
