@@ -12,11 +12,11 @@
 //! or a catch-up that never ends, is an error.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mart_tests::link::{exactly_once_at_hub, session_setup, Bytes};
-use mart_tests::ops::{receive, sell_all};
+use mart_tests::link::{catch_up, exactly_once_at_hub, sell_offline, session_setup};
+use mart_tests::ops::receive;
 use mart_tests::proxy::RuralLink;
 use mart_tests::TestCluster;
 use rand::rngs::StdRng;
@@ -103,43 +103,19 @@ async fn rural(options: &Options) -> Result<()> {
             (format!("s{i:06}"), sku.to_string(), rng.random_range(1..=3))
         })
         .collect();
-    cluster.cut(RURAL);
-    cluster.cut(CLEAN);
-    let recorded = Instant::now();
-    let (rural_mart, clean_mart) = (cluster.mart(RURAL).await?, cluster.mart(CLEAN).await?);
-    tokio::try_join!(
-        sell_all(&rural_mart, sales.clone(), IN_FLIGHT),
-        sell_all(&clean_mart, sales, IN_FLIGHT)
-    )?;
+    let recorded = sell_offline(&cluster, &[RURAL, CLEAN], &sales, IN_FLIGHT).await?;
     println!(
-        "{} sales recorded cut off at each district in {:.1?}",
-        options.sales,
-        recorded.elapsed()
+        "{} sales recorded cut off at each district in {recorded:.1?}",
+        options.sales
     );
-
-    let proxy = cluster.proxy(CLEAN);
-    let before = Bytes::of(proxy);
-    let healed = Instant::now();
-    cluster.heal(CLEAN);
-    // The backoff of the dials refused while the link was cut is not the link's:
-    // `sync now`, as an operator would once the link is back.
-    cluster.sync_now(CLEAN, 1).await?;
-    cluster.wait_in_step(&[CLEAN], CONVERGE).await?;
-    let clean_wall = healed.elapsed();
-    let clean = Bytes::since(proxy, before);
+    let (clean, clean_wall) = catch_up(&cluster, CLEAN, CONVERGE).await?;
 
     let proxy = cluster.proxy(RURAL);
     proxy.play(link);
-    let before = Bytes::of(proxy);
-    let healed = Instant::now();
-    cluster.heal(RURAL);
-    cluster.sync_now(RURAL, 1).await?;
-    cluster
-        .wait_in_step(&[RURAL], options.timeout)
+    let (rural, wall) = catch_up(&cluster, RURAL, options.timeout)
         .await
         .context("the rural catch-up")?;
-    let wall = healed.elapsed();
-    let (rural, drops) = (Bytes::since(proxy, before), proxy.drops());
+    let drops = proxy.drops();
     proxy.play_clean();
     for district in [RURAL, CLEAN] {
         exactly_once_at_hub(&cluster, district, SKUS.len() + options.sales).await?;

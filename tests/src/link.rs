@@ -2,7 +2,8 @@
 //! each way, [`session_setup`] (what a session with nothing to send costs: the TLS
 //! handshake with both certificates, HTTP/2, `Hello` and `Have` both ways), and
 //! [`exactly_once_at_hub`], the check that a catch-up, however often it was cut,
-//! left every movement of the district once at the hub.
+//! left every movement of the district once at the hub; and the steps of a catch-up
+//! measured on its link: [`sell_offline`], then [`catch_up`].
 //!
 //! It must never change the link it measures beyond cutting and healing it, and
 //! never decide a test's bound: it reports what crossed.
@@ -10,10 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::cluster::{peer_info, TestCluster};
-use crate::ops::{movements_of, stock_of};
+use crate::ops::{movements_of, sell_all, stock_of};
 use crate::proxy::Proxy;
 use crate::wait::wait_until;
 
@@ -120,4 +121,45 @@ pub async fn exactly_once_at_hub(
         "{district}: stock {stock:?}, at the hub {stock_at_hub:?}"
     );
     Ok(())
+}
+
+/// Cuts each of `districts` off and has each record the same `sales` (request id,
+/// SKU, quantity), at most `in_flight` at a time each, all at once; returns how long
+/// that took. Their links stay cut.
+pub async fn sell_offline(
+    cluster: &TestCluster,
+    districts: &[&str],
+    sales: &[(String, String, i64)],
+    in_flight: usize,
+) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    let mut selling = tokio::task::JoinSet::new();
+    for district in districts {
+        cluster.cut(district);
+        let mart = cluster.mart(district).await?;
+        let sales = sales.to_vec();
+        selling.spawn(async move { sell_all(&mart, sales, in_flight).await });
+    }
+    while let Some(sold) = selling.join_next().await {
+        sold.context("a district's seller panicked")??;
+    }
+    Ok(started.elapsed())
+}
+
+/// Heals `district`'s link, asks it for a sync round at once (as an operator would
+/// once the link is back: the backoff of the dials refused while it was cut is not
+/// the link's), and waits until it is in step with the hub; returns what crossed its
+/// link and how long that took from the heal.
+pub async fn catch_up(
+    cluster: &TestCluster,
+    district: &str,
+    timeout: Duration,
+) -> Result<(Bytes, Duration)> {
+    let proxy = cluster.proxy(district);
+    let before = Bytes::of(proxy);
+    let healed = std::time::Instant::now();
+    cluster.heal(district);
+    cluster.sync_now(district, 1).await?;
+    cluster.wait_in_step(&[district], timeout).await?;
+    Ok((Bytes::since(proxy, before), healed.elapsed()))
 }
