@@ -29,7 +29,7 @@ const HUB: &str = "kupang";
 const RURAL: &str = "alor";
 const CLEAN: &str = "sikka";
 /// Stock of each SKU received before the cut: more than any run sells.
-const OPENING_STOCK: i64 = 10_000_000;
+const OPENING_STOCK: i64 = 1_000_000;
 /// Sales in flight at each district while they are recorded.
 const IN_FLIGHT: usize = 16;
 const CONVERGE: Duration = Duration::from_secs(180);
