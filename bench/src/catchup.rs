@@ -24,7 +24,7 @@ use mart_proto::v1::SyncMessage;
 use prost::Message;
 
 /// Seeded SKUs a sale picks from.
-const SKUS: [&str; 12] = [
+pub const SKUS: [&str; 12] = [
     "TTU-MKP-060",
     "TTU-MKP-120",
     "TTU-TNN-SLD",

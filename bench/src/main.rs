@@ -7,6 +7,10 @@
 //! of sales history costs a district and the hub with monthly ledger periods, beside
 //! one ledger document per year. They report; they never fail on a slow figure.
 //!
+//! `bench rural` measures one catch-up of offline sales over a slow, far link that
+//! drops (a real hub and districts behind the test proxy), beside its ideal: see
+//! [`rural`].
+//!
 //! `bench soak` runs a hub and three districts as real processes for 30 minutes
 //! while their links stall, drop and come back on a seeded plan and sales go on at
 //! every district; it prints each node's memory, file descriptors, threads, disk and
@@ -31,6 +35,7 @@ mod node_writes;
 mod reconnect;
 mod regional;
 mod report;
+mod rural;
 mod sled_raw;
 mod soak;
 mod steady;
@@ -82,6 +87,9 @@ enum Command {
     /// --step up to --sales; at each level a steady trickle of sales: the hub's CPU,
     /// memory and disk per sale as the month fills up (issue 16).
     Steady(SteadyArgs),
+    /// A catch-up of offline sales over a slow, far, dropping link (64 kbit/s, 600 ms
+    /// round trip, dropped every 20-60 s), beside the same catch-up over a clean link.
+    Rural(RuralArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -176,6 +184,31 @@ struct SteadyArgs {
 }
 
 #[derive(clap::Args)]
+struct RuralArgs {
+    /// Seed of the sales and of the drop schedule [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Sales recorded while cut off.
+    #[arg(long, default_value_t = 30_000)]
+    sales: usize,
+    /// Link rate each way, kbit/s.
+    #[arg(long, default_value_t = 64.0)]
+    rate_kbit: f64,
+    /// One-way delay each way, ms (the round trip is twice this).
+    #[arg(long, default_value_t = 300)]
+    one_way_delay_ms: u64,
+    /// Shortest and longest wait between drops, s; 0 never drops.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [20, 60])]
+    drops_every_secs: Vec<u64>,
+    /// Minutes the rural catch-up may take before the run is an error.
+    #[arg(long, default_value_t = 30)]
+    timeout_minutes: u64,
+    /// Directory for the nodes' dirs (data, config, certificates, logs) [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct HistoryMeasureArgs {
     #[arg(long)]
     dir: PathBuf,
@@ -253,6 +286,7 @@ fn main() -> anyhow::Result<()> {
             fill_clients: args.fill_clients,
             dir: args.dir,
         }),
+        Command::Rural(args) => rural_run(args),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(
             &args.dir,
@@ -261,6 +295,30 @@ fn main() -> anyhow::Result<()> {
             args.now_ms,
         ),
     }
+}
+
+fn rural_run(args: RuralArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rate_kbit > 0.0, "--rate-kbit must be above 0");
+    let drops_every = match args.drops_every_secs[..] {
+        [0, 0] => None,
+        [min, max] if min <= max && min > 0 => {
+            Some((Duration::from_secs(min), Duration::from_secs(max)))
+        }
+        _ => anyhow::bail!("--drops-every-secs takes MIN,MAX with 0 < MIN <= MAX, or 0,0"),
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    rural::run(rural::Options {
+        seed,
+        sales: args.sales,
+        link: mart_tests::proxy::RuralLink {
+            rate_bytes_per_s: (args.rate_kbit * 1000.0 / 8.0) as u64,
+            one_way_delay: Duration::from_millis(args.one_way_delay_ms),
+            drops_every,
+            seed,
+        },
+        timeout: Duration::from_secs(args.timeout_minutes * 60),
+        dir: args.dir,
+    })
 }
 
 fn history_report(args: HistoryArgs) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod file_limit;
 pub mod footprint;
 pub mod hub;
+pub mod link;
 pub mod martctl;
 pub mod node;
 pub mod ops;

@@ -16,15 +16,18 @@
 //! holds anything of a district's own documents the district lacks, sends nothing
 //! back but its acknowledgements.
 //!
+//! A second test walks the cut through one catch-up (issue 12): each session is cut
+//! a step further into it than the one before, so a cut lands inside every bundle
+//! in turn, until a session catches up before its cut; every movement is then at the
+//! hub once.
+//!
 //! The seed is printed; `MART_TEST_SEED=<seed>` replays a run.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use mart_tests::cluster::peer_info;
-use mart_tests::ops::{movements_of, receive, sell_all, stock_of};
-use mart_tests::proxy::Proxy;
+use mart_tests::link::{exactly_once_at_hub, session_setup, Bytes};
+use mart_tests::ops::{receive, sell_all, stock_of};
 use mart_tests::{test_seed, wait_until, TestCluster};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -66,60 +69,30 @@ fn batches(rng: &mut StdRng) -> Vec<Vec<Sale>> {
         .collect()
 }
 
-/// Bytes each way (district to hub, hub to district).
-#[derive(Debug, Clone, Copy, Default)]
-struct Bytes {
-    up: u64,
-    down: u64,
-}
-
-impl Bytes {
-    fn of(proxy: &Proxy) -> Bytes {
-        Bytes {
-            up: proxy.upstream_bytes(),
-            down: proxy.downstream_bytes(),
-        }
-    }
-
-    fn since(proxy: &Proxy, before: Bytes) -> Bytes {
-        let now = Bytes::of(proxy);
-        Bytes {
-            up: now.up - before.up,
-            down: now.down - before.down,
-        }
-    }
-
-    fn total(self) -> u64 {
-        self.up + self.down
-    }
-}
-
-/// Bytes of a session with nothing to send: cut the link, heal it, and count until
-/// the district has heard the hub's heads of everything again.
-async fn empty_session(cluster: &TestCluster, district: &str) -> Result<Bytes> {
-    let proxy = cluster.proxy(district);
-    let hub = cluster.hub_id().to_string();
-    let mut admin = cluster.admin(district).await?;
-    cluster.cut(district);
-    wait_until("the district sees the link down", CONVERGE, || {
-        let mut admin = admin.clone();
-        let hub = hub.clone();
-        async move { Ok(!peer_info(&mut admin, &hub).await?.connected) }
-    })
+/// Heals [`CUT`]'s link to be cut again after `offset` more bytes, waits until the
+/// district reconnected and then until the cut fired or the hub caught up first;
+/// true if the cut fired. `what` names the step in a timeout.
+async fn heal_and_cut_after(cluster: &TestCluster, offset: u64, what: &str) -> Result<bool> {
+    let proxy = cluster.proxy(CUT);
+    let connections = proxy.connections();
+    cluster.heal(CUT);
+    proxy.cut_after(offset);
+    wait_until(
+        &format!("{what}: {CUT} reconnects after the heal"),
+        RECONNECT,
+        || {
+            let reconnected = proxy.connections() > connections;
+            async move { Ok(reconnected) }
+        },
+    )
     .await?;
-    let since = peer_info(&mut admin, &hub).await?.last_success_unix_ms;
-    let before = Bytes::of(proxy);
-    cluster.heal(district);
-    wait_until("the district is in sync again", CONVERGE, || {
-        let mut admin = admin.clone();
-        let hub = hub.clone();
-        async move {
-            let info = peer_info(&mut admin, &hub).await?;
-            Ok(info.connected && info.last_success_unix_ms > since)
-        }
-    })
+    wait_until(
+        &format!("{what}: the cut after {offset} bytes fires or the hub caught up"),
+        CONVERGE,
+        || async { Ok(proxy.is_cut() || cluster.in_step(CUT).await?) },
+    )
     .await?;
-    Ok(Bytes::since(proxy, before))
+    Ok(proxy.is_cut())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +118,7 @@ async fn cuts_at_random_bytes_resend_nothing_but_what_they_cut() -> Result<()> {
 
     // One uninterrupted sync of every batch, by the fresh district.
     let fresh = cluster.proxy(FRESH);
-    let fresh_setup = empty_session(&cluster, FRESH).await?.total();
+    let fresh_setup = session_setup(&cluster, FRESH, CONVERGE).await?.total();
     cluster.cut(FRESH);
     let fresh_mart = cluster.mart(FRESH).await?;
     for batch in &batches {
@@ -164,7 +137,7 @@ async fn cuts_at_random_bytes_resend_nothing_but_what_they_cut() -> Result<()> {
     // An empty session and one batch, to aim the cuts at the exchange itself.
     let proxy = cluster.proxy(CUT);
     let mart = cluster.mart(CUT).await?;
-    let empty = empty_session(&cluster, CUT).await?;
+    let empty = session_setup(&cluster, CUT, CONVERGE).await?;
     let setup = empty.total();
     cluster.cut(CUT);
     sell_all(&mart, batches[0].clone(), 8).await?;
@@ -200,27 +173,10 @@ async fn cuts_at_random_bytes_resend_nothing_but_what_they_cut() -> Result<()> {
         // acknowledgement after them.
         let offset = setup + rng.random_range(0..(behind + 1) * per_batch + ACK_BYTES);
         let before = Bytes::of(proxy);
-        let connections = proxy.connections();
         let healed = Instant::now();
-        cluster.heal(CUT);
-        proxy.cut_after(offset);
-        wait_until(
-            &format!("cycle {cycle}: {CUT} reconnects after the heal"),
-            RECONNECT,
-            || {
-                let reconnected = proxy.connections() > connections;
-                async move { Ok(reconnected) }
-            },
-        )
-        .await?;
+        let cut = heal_and_cut_after(&cluster, offset, &format!("cycle {cycle}")).await?;
         let reconnected = healed.elapsed();
-        wait_until(
-            &format!("cycle {cycle}: the cut after {offset} bytes fires or the hub caught up"),
-            CONVERGE,
-            || async { Ok(proxy.is_cut() || cluster.in_step(CUT).await?) },
-        )
-        .await?;
-        let outcome = if proxy.is_cut() {
+        let outcome = if cut {
             fired += 1;
             "cut"
         } else {
@@ -257,32 +213,8 @@ async fn cuts_at_random_bytes_resend_nothing_but_what_they_cut() -> Result<()> {
     }
 
     // Every movement once at the hub, the same as at the district.
-    let mut hub_mart = cluster.mart(cluster.hub_id()).await?;
     for district in [CUT, FRESH] {
-        let ours = movements_of(&mut cluster.mart(district).await?, "").await?;
-        let at_hub = movements_of(&mut hub_mart, district).await?;
-        ensure!(ours.len() == SKUS.len() + BATCH * batches.len());
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-        for m in &at_hub {
-            *seen.entry(m.id.as_str()).or_default() += 1;
-        }
-        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-        ensure!(
-            twice.is_empty(),
-            "{district}: held twice at the hub: {twice:?}"
-        );
-        ensure!(
-            at_hub == ours,
-            "{district}: the hub holds {} movements, the district {}",
-            at_hub.len(),
-            ours.len()
-        );
-        let stock = stock_of(&mut cluster.mart(district).await?, "").await?;
-        let at_hub = stock_of(&mut hub_mart, district).await?;
-        ensure!(
-            stock == at_hub,
-            "{district}: stock {stock:?}, at the hub {at_hub:?}"
-        );
+        exactly_once_at_hub(&cluster, district, SKUS.len() + BATCH * batches.len()).await?;
     }
     ensure!(
         stock_of(&mut cluster.mart(CUT).await?, "").await?
@@ -312,4 +244,59 @@ async fn cuts_at_random_bytes_resend_nothing_but_what_they_cut() -> Result<()> {
          bytes of sales data of one uninterrupted sync"
     );
     Ok(())
+}
+
+/// Sales of the catch-up a walking cut goes through, and the walk's step: the cut
+/// lands a step further into each session than into the one before, so it falls
+/// inside every bundle (small adaptive bundles and one big bundle alike) in turn.
+const WALK_SALES: usize = 3_000;
+const WALK_STEP: u64 = 4 * 1024;
+/// Sessions the walk may take before it must have caught up: more than the bytes of
+/// the catch-up in steps, even if every session resent all of it.
+const WALK_SESSIONS: u64 = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_walking_through_a_catch_up_hits_every_bundle_and_applies_nothing_twice() -> Result<()>
+{
+    let seed = test_seed();
+    println!("seed {seed} (replay with MART_TEST_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let cluster = TestCluster::builder()
+        .hub("kupang")
+        .district(CUT)
+        .start()
+        .await?;
+    let mut mart = cluster.mart(CUT).await?;
+    for (i, sku) in SKUS.iter().enumerate() {
+        receive(&mut mart, &format!("rcv-{i}"), sku, 100_000).await?;
+    }
+    cluster.wait_converged(CONVERGE).await?;
+    let setup = session_setup(&cluster, CUT, CONVERGE).await?.total();
+
+    cluster.cut(CUT);
+    let sales = (0..WALK_SALES)
+        .map(|i| {
+            let sku = SKUS[rng.random_range(0..SKUS.len())];
+            (format!("w{i:05}"), sku.to_string(), rng.random_range(1..=3))
+        })
+        .collect();
+    sell_all(&mart, sales, 8).await?;
+
+    let mut cuts = 0;
+    for session in 1..=WALK_SESSIONS {
+        let offset = setup + session * WALK_STEP;
+        if !heal_and_cut_after(&cluster, offset, &format!("session {session}")).await? {
+            println!("session {session}: caught up before the cut at {offset} bytes");
+            break;
+        }
+        cuts += 1;
+        println!("session {session}: cut at {offset} bytes");
+    }
+    ensure!(
+        cuts >= 3,
+        "only {cuts} cuts fired: the walk was not inside the catch-up"
+    );
+    cluster.heal(CUT);
+    cluster.wait_converged(CONVERGE).await?;
+    exactly_once_at_hub(&cluster, CUT, SKUS.len() + WALK_SALES).await
 }

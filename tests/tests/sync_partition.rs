@@ -4,13 +4,13 @@
 //! once) and the same stock per SKU as the district, and the hub records when it
 //! last synced with it.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mart_tests::clock::now_ms;
 
 use anyhow::{ensure, Result};
 use mart_tests::cluster::{document_heads, peer_info};
+use mart_tests::link::exactly_once_at_hub;
 use mart_tests::ops::{movements_of, open_ledger, receive, sell_all, stock_of};
 use mart_tests::{wait_until, TestCluster};
 
@@ -133,38 +133,8 @@ async fn a_district_cut_off_catches_up_after_heal() -> Result<()> {
     cluster.wait_converged(CONVERGE).await?;
 
     // The same movements, each once, and the same stock per SKU.
-    let at_ttu = movements_of(&mut ttu, "").await?;
-    let at_hub = movements_of(&mut hub_mart, DISTRICT).await?;
-    ensure!(
-        at_ttu.len() == SKUS.len() + SALES,
-        "{} at ttu",
-        at_ttu.len()
-    );
-    ensure!(
-        at_hub.len() == at_ttu.len(),
-        "the hub holds {} movements of {DISTRICT}, the district {}",
-        at_hub.len(),
-        at_ttu.len()
-    );
-    let mut per_id: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in &at_hub {
-        *per_id.entry(m.id.as_str()).or_default() += 1;
-    }
-    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
-    ensure!(
-        twice.is_empty(),
-        "movements held twice at the hub: {twice:?}"
-    );
-    ensure!(
-        at_hub == at_ttu,
-        "the hub's movements of {DISTRICT} differ from the district's"
-    );
+    exactly_once_at_hub(&cluster, DISTRICT, SKUS.len() + SALES).await?;
     let stock_ttu = stock_of(&mut ttu, "").await?;
-    let stock_hub = stock_of(&mut hub_mart, DISTRICT).await?;
-    ensure!(
-        stock_hub == stock_ttu,
-        "stock of {DISTRICT}: hub {stock_hub:?}, district {stock_ttu:?}"
-    );
     // 300 received, 125 sales of 1 or 2 alternating per SKU: 300 - 125 * 1.5.
     for sku in SKUS {
         ensure!(stock_ttu.get(*sku).is_some_and(|q| *q > 0 && *q < 300));

@@ -49,6 +49,10 @@ enum Command {
         /// Sales TTU records while its link is cut
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         offline_sales: u32,
+        /// Play a rural link between TTU and the hub: 64 kbit/s and 300 ms each way,
+        /// dropped at a random moment every 20-60 s
+        #[arg(long)]
+        rural: bool,
     },
 }
 
@@ -94,7 +98,11 @@ pub fn main() -> ExitCode {
                 }
             };
         }
-        Some(Command::Demo { dir, offline_sales }) => return run_demo(&dir, offline_sales),
+        Some(Command::Demo {
+            dir,
+            offline_sales,
+            rural,
+        }) => return run_demo(&dir, offline_sales, rural),
         Some(Command::Run {
             config,
             restore,
@@ -143,10 +151,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run_demo(dir: &std::path::Path, offline_sales: u32) -> ExitCode {
+fn run_demo(dir: &std::path::Path, offline_sales: u32, rural: bool) -> ExitCode {
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(demo::run(dir, offline_sales)));
+        .and_then(|runtime| runtime.block_on(demo::run(dir, offline_sales, rural)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

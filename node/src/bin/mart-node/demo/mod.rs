@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mart_node::proxy::Proxy;
+use mart_node::proxy::{Proxy, RuralLink};
 use mart_proto::tonic::transport::Channel;
 use mart_proto::v1::admin_service_client::AdminServiceClient;
 use mart_proto::v1::mart_service_client::MartServiceClient;
@@ -47,8 +47,17 @@ const CASHEWS: &str = "SKA-MET-250";
 /// The product the hub adds to the provincial catalog while TTU is offline.
 const NEW_SKU: &str = "KPG-MDU-250";
 
-/// Runs the whole demo in `dir`, with `offline_sales` sales at TTU while it is cut off.
-pub async fn run(dir: &Path, offline_sales: u32) -> Result<()> {
+/// TTU's link with `--rural`: what an outlet on a weak cellular link has.
+const RURAL_LINK: RuralLink = RuralLink {
+    rate_bytes_per_s: 8_000,
+    one_way_delay: Duration::from_millis(300),
+    drops_every: Some((Duration::from_secs(20), Duration::from_secs(60))),
+    seed: 2026,
+};
+
+/// Runs the whole demo in `dir`, with `offline_sales` sales at TTU while it is cut off,
+/// over a rural link if `rural`.
+pub async fn run(dir: &Path, offline_sales: u32, rural: bool) -> Result<()> {
     say::title();
     let plan = setup::prepare(dir, HUB, &[TTU, SIKKA])?;
     step(
@@ -61,6 +70,13 @@ pub async fn run(dir: &Path, offline_sales: u32) -> Result<()> {
     );
 
     let mut cluster = Cluster::start(&plan).await?;
+    if rural {
+        cluster.link.play(RURAL_LINK);
+        println!(
+            "  TTU's link now plays a rural one: 64 kbit/s and 300 ms each way, dropped every \
+             20-60 s (drops so far are counted with the bytes)"
+        );
+    }
     let outcome = cluster.story(offline_sales).await;
     if outcome.is_ok() {
         explore(&plan);
@@ -243,12 +259,16 @@ impl Cluster {
                  holds all {offline_sales} offline sales (same heads as {TTU}) and {TTU} has \
                  {NEW_SKU}; {moved} bytes crossed the link, both ways, TLS included ({:.1} per \
                  sale); {TTU} sent {} changes in {} bytes of bundles; hub's stock for {TTU} \
-                 now {hub_stock} x {CAJUPUT}, last sync {}",
+                 now {hub_stock} x {CAJUPUT}, last sync {}{}",
                 converged.as_secs_f64() * 1000.0,
                 moved as f64 / f64::from(offline_sales.max(1)),
                 round.changes_sent,
                 round.bytes_sent,
-                ago(seen.last_success_unix_ms)
+                ago(seen.last_success_unix_ms),
+                match self.link.drops() {
+                    0 => String::new(),
+                    n => format!("; the link dropped {n} times so far"),
+                }
             ),
         );
         Ok(())
