@@ -372,8 +372,9 @@ impl Session {
                     return Ok(Vec::new());
                 }
                 // A peer that holds none of a document (it dropped it, or never had it)
-                // gets all of it, whatever this session already sent.
-                if heads.is_empty() {
+                // gets all of it, whatever this session already sent; unless this
+                // side already sends it all (it took the peer to hold none).
+                if heads.is_empty() && self.peer_heads.get(&doc).is_none_or(|h| !h.is_empty()) {
                     self.outgoing.forget(&doc);
                 }
                 if let Some(live) = &self.live {
@@ -527,6 +528,17 @@ impl Session {
         for (doc, heads) in self.engine.held_heads() {
             if !self.announced.contains(&doc) && self.announced_here(&doc) {
                 out.push(self.have(&doc, &heads));
+                // The peer named every document it holds (its round ended with
+                // `Announced`), and not this one: it holds none of it. Its changes
+                // go now, not after the peer asks: on a slow link the question
+                // could wait behind a backlog (an online order behind a month of
+                // sales).
+                if self.peer_announced
+                    && !self.peer_heads.contains_key(&doc)
+                    && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
+                {
+                    self.peer_heads.insert(doc.clone(), Vec::new());
+                }
                 self.announced.insert(doc);
             }
         }
