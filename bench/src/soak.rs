@@ -86,7 +86,7 @@ pub fn run(options: Options) -> Result<()> {
 /// The harness makes every node's dir (and the CA's) in the temp dir: point it at
 /// the scratch dir, keeping the harness's shared port reservations where the other
 /// test processes on this machine look for them.
-fn place_nodes_in(scratch: &Path) -> Result<()> {
+pub(crate) fn place_nodes_in(scratch: &Path) -> Result<()> {
     let ports = std::env::temp_dir().join("mart-test-ports");
     std::fs::create_dir_all(&ports).with_context(|| format!("create {}", ports.display()))?;
     std::os::unix::fs::symlink(&ports, scratch.join("mart-test-ports"))
