@@ -28,6 +28,8 @@
 
 mod catchup;
 mod disk;
+mod fanin;
+mod herd;
 mod history;
 mod measure;
 mod memory;
@@ -90,6 +92,12 @@ enum Command {
     /// A catch-up of offline sales over a slow, far, dropping link (64 kbit/s, 600 ms
     /// round trip, dropped every 20-60 s), beside the same catch-up over a clean link.
     Rural(RuralArgs),
+    /// The herd: a hub down for a long time comes back while every district holds
+    /// offline sales: time until all are back and caught up, hub peak RSS, beside raw apply.
+    Herd(HerdArgs),
+    /// Fan-in: the real hub and N simulated districts (own certificates and TLS sessions)
+    /// in this process, one sale a second each: latency to the hub, hub RSS and CPU.
+    Fanin(FaninArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -209,6 +217,36 @@ struct RuralArgs {
 }
 
 #[derive(clap::Args)]
+struct HerdArgs {
+    /// District processes (at most 22, the province's).
+    #[arg(long, default_value_t = 22)]
+    districts: usize,
+    /// Sales each district records while the hub is down.
+    #[arg(long, default_value_t = 10_000)]
+    sales: usize,
+    /// Seconds the hub stays down (at least the recording; 40 s puts a 30 s-capped
+    /// exponential backoff at its cap).
+    #[arg(long, default_value_t = 60)]
+    outage_secs: u64,
+    /// Directory for the nodes' dirs [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct FaninArgs {
+    /// Simulated districts, each with its own certificate and TLS session.
+    #[arg(long, default_value_t = 1_000)]
+    districts: usize,
+    /// Seconds of one sale a second at every district, after a 10 s warm-up.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Directory for the hub's dir and the certificates [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct HistoryMeasureArgs {
     #[arg(long)]
     dir: PathBuf,
@@ -287,6 +325,8 @@ fn main() -> anyhow::Result<()> {
             dir: args.dir,
         }),
         Command::Rural(args) => rural_run(args),
+        Command::Herd(args) => herd_report(args),
+        Command::Fanin(args) => fanin_report(args),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(
             &args.dir,
@@ -381,6 +421,73 @@ fn history_report(args: HistoryArgs) -> anyhow::Result<()> {
         started.elapsed()
     );
     history::print_report(&options, &runs[0], &runs[1]);
+    Ok(())
+}
+
+/// A scratch dir (removed when dropped) that the test harness puts every node's dir
+/// in, and a runtime with 2 worker threads for the run.
+fn nodes_in_scratch(
+    dir: Option<&Path>,
+) -> anyhow::Result<(tempfile::TempDir, tokio::runtime::Runtime)> {
+    let scratch = disk::scratch_dir(dir)?;
+    soak::place_nodes_in(scratch.path())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok((scratch, runtime))
+}
+
+fn herd_report(args: HerdArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=mart_node::domain::districts::ALL.len()).contains(&args.districts),
+        "--districts must be 1 to 22"
+    );
+    let (_scratch, runtime) = nodes_in_scratch(args.dir.as_deref())?;
+    let options = herd::Options {
+        districts: args.districts,
+        sales: args.sales,
+        outage: Duration::from_secs(args.outage_secs),
+    };
+    println!(
+        "bench herd: a release hub and {} district processes (mutual TLS, each dialing the hub directly), \
+         {} sales each while the hub is down {} s; {} CPUs, load average {}",
+        options.districts,
+        options.sales,
+        args.outage_secs,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average().as_deref().unwrap_or("unknown"),
+    );
+    let run = runtime.block_on(herd::run(&options))?;
+    herd::print(&options, &run);
+    println!(
+        "load average at the end {}",
+        load_average().as_deref().unwrap_or("unknown")
+    );
+    Ok(())
+}
+
+fn fanin_report(args: FaninArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.districts > 0, "--districts must be at least 1");
+    let (_scratch, runtime) = nodes_in_scratch(args.dir.as_deref())?;
+    let options = fanin::Options {
+        districts: args.districts,
+        seconds: args.seconds,
+    };
+    println!(
+        "bench fanin: the release hub (mutual TLS) and {} simulated districts in this process (engines in memory, \
+         the node's dialer and session, one certificate each), one sale a second each for {} s; {} CPUs, load average {}",
+        options.districts,
+        options.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average().as_deref().unwrap_or("unknown"),
+    );
+    let run = runtime.block_on(fanin::run(&options))?;
+    fanin::print(&options, &run);
+    println!(
+        "load average at the end {}",
+        load_average().as_deref().unwrap_or("unknown")
+    );
     Ok(())
 }
 

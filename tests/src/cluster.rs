@@ -182,6 +182,7 @@ pub struct ClusterBuilder {
     districts: Vec<String>,
     resync_secs: u64,
     stale_after_secs: Option<u64>,
+    direct_links: bool,
 }
 
 impl ClusterBuilder {
@@ -206,6 +207,14 @@ impl ClusterBuilder {
     /// `[hub] stale_after_secs` of the hub (default: the node's own, 24 hours).
     pub fn stale_after_secs(mut self, secs: u64) -> Self {
         self.stale_after_secs = Some(secs);
+        self
+    }
+
+    /// Every district dials the hub's own address instead of its proxy's (the proxy
+    /// still starts, unused): a stopped hub is then a refused connect at the
+    /// district, as on a real link, where the proxy would accept and close.
+    pub fn direct_links(mut self) -> Self {
+        self.direct_links = true;
         self
     }
 
@@ -235,7 +244,12 @@ impl ClusterBuilder {
             let proxy = Proxy::start(hub_addr)
                 .await
                 .context("start a district's proxy")?;
-            let url = format!("https://localhost:{}", proxy.addr().port());
+            let port = if self.direct_links {
+                hub_addr.port()
+            } else {
+                proxy.addr().port()
+            };
+            let url = format!("https://localhost:{port}");
             let node = NodeProcess::start(
                 NodeSpec::district(id, &self.hub)
                     .with_tls(tls)
@@ -270,6 +284,7 @@ impl TestCluster {
             districts: Vec::new(),
             resync_secs: DEFAULT_RESYNC_SECS,
             stale_after_secs: None,
+            direct_links: false,
         }
     }
 
@@ -393,6 +408,12 @@ impl TestCluster {
     /// Stops a node with SIGTERM (it must exit cleanly) and starts it again on the
     /// same data dir.
     pub async fn restart(&mut self, id: &str) -> Result<()> {
+        self.stop(id).await?;
+        self.start(id).await
+    }
+
+    /// Stops a node with SIGTERM; it must exit cleanly. [`Self::start`] brings it back.
+    pub async fn stop(&mut self, id: &str) -> Result<()> {
         let node = self.node_mut(id);
         let status = node.terminate().await?;
         ensure!(
@@ -400,7 +421,12 @@ impl TestCluster {
             "node {id} exited with {status} after SIGTERM:\n{}",
             node.stderr()
         );
-        node.restart().await
+        Ok(())
+    }
+
+    /// Starts a stopped node again on its data dir and waits until it answers.
+    pub async fn start(&mut self, id: &str) -> Result<()> {
+        self.node_mut(id).restart().await
     }
 
     /// Stops a node with SIGTERM, runs `offline` on its stopped store (its sled

@@ -28,12 +28,21 @@ fn status_field(pid: u32, name: &str) -> Result<String> {
 
 /// Resident memory of process `pid` (`VmRSS`), bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
-    let value = status_field(pid, "VmRSS:")?;
+    kib_field(pid, "VmRSS:")
+}
+
+/// The peak resident memory of process `pid` since it started (`VmHWM`), bytes.
+pub fn peak_rss_bytes(pid: u32) -> Result<u64> {
+    kib_field(pid, "VmHWM:")
+}
+
+fn kib_field(pid: u32, name: &str) -> Result<u64> {
+    let value = status_field(pid, name)?;
     let kib: u64 = value
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .with_context(|| format!("VmRSS of process {pid}: {value:?}"))?;
+        .with_context(|| format!("{name} of process {pid}: {value:?}"))?;
     Ok(kib * 1024)
 }
 

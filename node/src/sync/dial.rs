@@ -1,32 +1,28 @@
-//! The district's side of sync: dial the hub, run a session, and on any failure
-//! wait with exponential backoff and jitter (capped) before dialing again. The hub
-//! never dials out: districts sit behind NAT.
+//! The district's side of sync: dial the hub, run a session, and after it ends
+//! wait as [`redial`] says before dialing again (a cheap probe while the hub's port
+//! refuses, an exponential backoff with jitter after failures that cost the hub
+//! work). The hub never dials out: districts sit behind NAT.
 //!
 //! No step of a dial waits on the hub without a bound (`liveness`): a hub that
 //! accepts TCP and then says nothing fails the attempt in words, and the next one
 //! follows with the backoff.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mart_proto::tonic::transport::Endpoint;
-use mart_proto::tonic::Code;
 use mart_proto::v1::sync_service_client::SyncServiceClient;
 use mart_proto::v1::SyncMessage;
-use rand::Rng;
 use rustls::CertificateError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::liveness::{self, Peer, Silence};
+use super::redial::{self, Ending, Probe, Redial};
 use super::tls_dial::HubConnector;
 use super::{drive, DriveError, PeerBook, Session, Wiring};
 use crate::domain::doc_id::NodeId;
 use crate::engine::Engine;
-
-/// First wait after a failure; doubled at each failure up to [`BACKOFF_CAP`].
-pub const BACKOFF_START: Duration = Duration::from_millis(250);
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
 /// Where and how a district reaches its hub.
 #[derive(Debug, Clone)]
@@ -40,19 +36,12 @@ pub struct HubLink {
     pub tls: Option<HubConnector>,
 }
 
-/// The wait before the next dial: exponential with full jitter in [d/2, d].
-pub fn backoff(failures: u32) -> Duration {
-    let exp = BACKOFF_START.saturating_mul(1u32 << failures.min(16));
-    let capped = exp.min(BACKOFF_CAP);
-    let half = capped / 2;
-    half + rand::rng().random_range(Duration::ZERO..=half)
-}
-
-/// Dials the hub until `shutdown` fires.
+/// Dials the hub until `shutdown` fires, waiting between dials as [`redial`] says.
 pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring: Wiring) {
     let shutdown = wiring.shutdown.clone();
     book.ensure(&link.hub);
-    let mut failures = 0u32;
+    let target = redial::probe_target(&link.url);
+    let mut redial = Redial::default();
     // An operator's `sync now` cuts the wait before the next dial short, including
     // one asked while the last dial was failing.
     let mut sync_now = wiring.resync.clone();
@@ -60,31 +49,20 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
     while !shutdown.is_cancelled() {
         book.record_attempt(&link.hub);
         let mut reached_hub = false;
-        match session(&engine, &book, &link, wiring.clone(), &mut reached_hub).await {
-            Ok(()) => failures = 0,
-            Err(e) => {
-                tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
-                book.record_error(&link.hub, &e.to_string());
-                // A session that reached the hub was a success until the link
-                // dropped: the next dial waits briefly again. One the hub ended
-                // for a newer session under this certificate (another node running
-                // with it?) backs off like a failed dial, so two such nodes do not
-                // take the hub from each other several times a second.
-                failures = if reached_hub && !replaced_at_hub(&e) {
-                    1
-                } else {
-                    failures + 1
-                };
-            }
+        let result = session(&engine, &book, &link, wiring.clone(), &mut reached_hub).await;
+        if let Err(e) = &result {
+            tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
+            book.record_error(&link.hub, &e.to_string());
         }
-        let wait = if failures == 0 {
-            BACKOFF_START
-        } else {
-            backoff(failures - 1)
+        let probe = || async {
+            match &target {
+                Some((host, port)) => redial::probe(host, *port).await,
+                None => Probe::Silent,
+            }
         };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+            _ = redial.wait(Ending::of(&result, reached_hub), probe) => {}
             _ = sync_now.changed() => {}
         }
         sync_now.borrow_and_update();
@@ -178,12 +156,6 @@ fn plain_endpoint(url: &str) -> Result<Endpoint, mart_proto::tonic::transport::E
         .tcp_keepalive_retries(Some(liveness::TCP_KEEPALIVE_RETRIES)))
 }
 
-/// Whether the hub ended the session because a newer one under the same
-/// certificate opened.
-fn replaced_at_hub(error: &DriveError) -> bool {
-    matches!(error, DriveError::Inbound(s) if s.code() == Code::Aborted)
-}
-
 /// The reason a certificate verifier gave for refusing the server's certificate
 /// (rustls carries it as `CertificateError::Other`, inside an I/O error), if that
 /// is why `error` happened.
@@ -231,25 +203,4 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_jittered_and_capped() {
-        for failures in 0..40 {
-            let d = backoff(failures);
-            let full = BACKOFF_START
-                .saturating_mul(1u32 << failures.min(16))
-                .min(BACKOFF_CAP);
-            assert!(
-                d >= full / 2 && d <= full,
-                "{failures}: {d:?} outside [{:?}, {full:?}]",
-                full / 2
-            );
-        }
-        assert!(backoff(30) <= BACKOFF_CAP);
-    }
 }

@@ -27,6 +27,9 @@ mod periods_tests;
 mod protocol;
 #[cfg(test)]
 mod quarantine_tests;
+pub mod redial;
+#[cfg(test)]
+mod redial_tests;
 mod session;
 #[cfg(test)]
 mod session_tests;
