@@ -77,11 +77,11 @@ impl Link {
             to_ttu: from_hub.into(),
             ..Link::default()
         };
-        link.from_ttu(from_ttu);
+        link.sent_by_ttu(from_ttu);
         link
     }
 
-    fn from_ttu(&mut self, sent: Vec<SyncMessage>) {
+    fn sent_by_ttu(&mut self, sent: Vec<SyncMessage>) {
         for m in sent {
             if let Some(bundle) = bundle_of(&m) {
                 self.unanswered.insert(bundle.1);
@@ -109,7 +109,7 @@ impl Link {
                     self.unanswered.remove(&seq);
                 }
                 let sent = at_ttu.handle(m).await.unwrap();
-                self.from_ttu(sent);
+                self.sent_by_ttu(sent);
                 if stop(self) {
                     return;
                 }
@@ -184,7 +184,7 @@ async fn a_catalog_change_goes_before_the_rest_of_a_ledger_backlog() {
     ttu.0.add_product(product).await.unwrap();
     let before = link.bundles.len();
     let pushed = at_ttu.push_all().await.unwrap();
-    link.from_ttu(pushed);
+    link.sent_by_ttu(pushed);
     link.run(&mut at_hub, &mut at_ttu, |l| l.bundles.len() > before)
         .await;
     assert_eq!(
