@@ -205,8 +205,8 @@ struct RuralArgs {
     /// One-way delay each way, ms (the round trip is twice this).
     #[arg(long, default_value_t = 300)]
     one_way_delay_ms: u64,
-    /// Shortest and longest wait between drops, s; 0 never drops.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [20, 60])]
+    /// Shortest and longest wait between drops, s, as MIN,MAX; 0,0 never drops.
+    #[arg(long, value_delimiter = ',', default_values_t = [20, 60])]
     drops_every_secs: Vec<u64>,
     /// Minutes the rural catch-up may take before the run is an error.
     #[arg(long, default_value_t = 30)]
