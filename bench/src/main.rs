@@ -424,26 +424,12 @@ fn history_report(args: HistoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A scratch dir (removed when dropped) that the test harness puts every node's dir
-/// in, and a runtime with 2 worker threads for the run.
-fn nodes_in_scratch(
-    dir: Option<&Path>,
-) -> anyhow::Result<(tempfile::TempDir, tokio::runtime::Runtime)> {
-    let scratch = disk::scratch_dir(dir)?;
-    soak::place_nodes_in(scratch.path())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    Ok((scratch, runtime))
-}
-
 fn herd_report(args: HerdArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=mart_node::domain::districts::ALL.len()).contains(&args.districts),
         "--districts must be 1 to 22"
     );
-    let (_scratch, runtime) = nodes_in_scratch(args.dir.as_deref())?;
+    let (_scratch, runtime) = soak::nodes_in_scratch(args.dir.as_deref())?;
     let options = herd::Options {
         districts: args.districts,
         sales: args.sales,
@@ -469,7 +455,7 @@ fn herd_report(args: HerdArgs) -> anyhow::Result<()> {
 
 fn fanin_report(args: FaninArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.districts > 0, "--districts must be at least 1");
-    let (_scratch, runtime) = nodes_in_scratch(args.dir.as_deref())?;
+    let (_scratch, runtime) = soak::nodes_in_scratch(args.dir.as_deref())?;
     let options = fanin::Options {
         districts: args.districts,
         seconds: args.seconds,

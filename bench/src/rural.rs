@@ -55,12 +55,7 @@ pub fn run(options: Options) -> Result<()> {
         options.link.rate_bytes_per_s > 0,
         "--rate-kbit must be above 0"
     );
-    let scratch = crate::disk::scratch_dir(options.dir.as_deref())?;
-    crate::soak::place_nodes_in(scratch.path())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (_scratch, runtime) = crate::soak::nodes_in_scratch(options.dir.as_deref())?;
     runtime.block_on(rural(&options))
 }
 

@@ -96,6 +96,20 @@ pub(crate) fn place_nodes_in(scratch: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A scratch dir (removed when dropped) that the test harness puts every node's dir
+/// in, and a runtime with 2 worker threads for the run.
+pub(crate) fn nodes_in_scratch(
+    dir: Option<&Path>,
+) -> anyhow::Result<(tempfile::TempDir, tokio::runtime::Runtime)> {
+    let scratch = crate::disk::scratch_dir(dir)?;
+    place_nodes_in(scratch.path())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok((scratch, runtime))
+}
+
 /// A running soak: the cluster, the link plan and the samples so far.
 struct Soak {
     cluster: TestCluster,

@@ -92,12 +92,7 @@ pub fn run(options: Options) -> Result<()> {
         options.fill_clients > 0,
         "--fill-clients must be at least 1"
     );
-    let scratch = crate::disk::scratch_dir(options.dir.as_deref())?;
-    crate::soak::place_nodes_in(scratch.path())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let (scratch, runtime) = crate::soak::nodes_in_scratch(options.dir.as_deref())?;
     runtime.block_on(steady(&options, scratch.path()))
 }
 
