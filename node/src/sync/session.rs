@@ -506,6 +506,12 @@ impl Session {
         );
         if let Ok(doc) = DocId::parse(&refused.doc_id) {
             self.outgoing.forget(&doc);
+            // Sent unasked (see `push_all`) to a peer that holds the document after
+            // all (quarantined, say): it goes again only once the peer asks, not at
+            // every push.
+            if self.peer_heads.get(&doc).is_some_and(|h| h.is_empty()) {
+                self.peer_heads.remove(&doc);
+            }
             // Remembered only for a document this side offers and holds.
             if refused.code == Code::PermissionDenied as i32
                 && authz::shared_with(&doc, self.me(), &self.peer, self.hub())
