@@ -10,6 +10,7 @@ use mart_proto::v1::{sync_message::Body, SyncMessage};
 use super::outgoing::{Sizer, WINDOW};
 use super::session::Session;
 use super::testkit::{engine, node, receipt, sale};
+use super::wire;
 use super::PeerBook;
 use crate::domain::doc_id::DocId;
 use crate::engine::Engine;
@@ -223,4 +224,48 @@ async fn a_new_session_never_sends_what_the_last_one_had_answered() {
         .sum();
     assert_eq!(sent, ttu.0.change_count(&ledger) - held_at_hub);
     assert_eq!(hub.0.heads(&ledger), ttu.0.heads(&ledger));
+}
+
+/// Bundles of `doc` among `messages`, with their numbers.
+fn bundles_of(messages: &[SyncMessage], doc: &DocId) -> Vec<u32> {
+    messages
+        .iter()
+        .filter_map(bundle_of)
+        .filter(|b| b.0 == doc.to_string())
+        .map(|b| b.1)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_document_goes_with_its_have_and_once_refused_waits_to_be_asked() {
+    let hub = engine("kupang");
+    let ttu = engine("ttu");
+    let (mut at_hub, mut at_ttu, mut link) = opened(&hub, &ttu).await;
+    link.run(&mut at_hub, &mut at_ttu, |_| false).await;
+    // A document the district never announced (it holds none): its changes go with
+    // its `Have`, without waiting for the district to ask.
+    hub.0.allocate_budget("ttu", 2026, 1_000_000).await.unwrap();
+    let pushed = at_hub.push_all().await.unwrap();
+    let sent = bundles_of(&pushed, &DocId::Budget);
+    assert_eq!(sent.len(), 1, "{pushed:?}");
+    // The district refuses it (as one holding it quarantined would): not sent again
+    // at every push after that ...
+    let refusal = wire::answering(
+        wire::refused(
+            &DocId::Budget.to_string(),
+            mart_proto::tonic::Code::FailedPrecondition as i32,
+            "quarantined here".into(),
+        ),
+        sent[0],
+    );
+    assert!(at_hub.handle(refusal).await.unwrap().is_empty());
+    hub.0.allocate_budget("ttu", 2027, 5).await.unwrap();
+    let again = at_hub.push_all().await.unwrap();
+    assert!(bundles_of(&again, &DocId::Budget).is_empty(), "{again:?}");
+    // ... until the district asks for it.
+    let asked = at_hub
+        .handle(wire::have(&DocId::Budget, &[], 0))
+        .await
+        .unwrap();
+    assert_eq!(bundles_of(&asked, &DocId::Budget).len(), 1, "{asked:?}");
 }
