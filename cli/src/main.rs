@@ -18,6 +18,7 @@ mod csv;
 mod doc;
 mod escrow;
 mod expiry;
+mod export;
 mod movements;
 mod output;
 mod pki;
@@ -112,6 +113,8 @@ enum Command {
     /// Resolve a quarantined document: drop it, or drop and fetch it again from a peer
     #[command(subcommand)]
     Doc(doc::DocCmd),
+    /// Take one document out: its automerge bytes (--out FILE), or plain JSON with --json
+    Export(export::ExportArgs),
     /// Producers (IKM) in the catalog
     #[command(subcommand)]
     Producer(ProducerCmd),
@@ -288,6 +291,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Status => admin::status(&node, format).await,
         Command::Docs => admin::docs(&node, format).await,
         Command::Doc(cmd) => doc::doc(&node, cmd, format).await,
+        Command::Export(a) => export::export(&node, a, format).await,
         Command::Producer(cmd) => catalog::producer(&node, cmd, format).await,
         Command::Product(cmd) => catalog::product(&node, cmd, format).await,
         Command::Catalog(a) => expiry::catalog(&node, a, format).await,

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod movement;
 pub mod orders;
 pub mod period;
+pub mod plain_json;
 pub mod sales_report;
 pub mod schema_version;
 pub mod seed;

@@ -11,7 +11,7 @@ use pb::admin_service_server::AdminService;
 use tokio::sync::watch;
 
 use crate::domain::doc_id::DocId;
-use crate::engine::{now_ms, Dropped, Engine, Trouble};
+use crate::engine::{now_ms, Dropped, Engine, ExportForm, Trouble};
 use crate::rpc::status::invalid;
 use crate::rpc::to_status;
 use crate::sync::{PeerBook, PeerStatus};
@@ -98,8 +98,48 @@ fn in_sync(peers: &[PeerStatus]) -> bool {
         .all(|p| p.connected && p.docs.iter().all(|d| d.changes_to_send == 0 && !d.behind))
 }
 
+/// The most bytes one `DocumentChunk` carries (well under any gRPC message limit).
+const EXPORT_CHUNK: usize = 1 << 20;
+
+/// Splits an exported document into the messages that carry it.
+fn export_chunks(bytes: Vec<u8>) -> Vec<Result<pb::DocumentChunk, Status>> {
+    bytes
+        .chunks(EXPORT_CHUNK)
+        .map(|data| {
+            Ok(pb::DocumentChunk {
+                data: data.to_vec(),
+            })
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    type ExportDocumentStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<pb::DocumentChunk, Status>>>;
+
+    async fn export_document(
+        &self,
+        request: Request<pb::ExportDocumentRequest>,
+    ) -> Result<Response<Self::ExportDocumentStream>, Status> {
+        let request = request.into_inner();
+        let doc = doc_id(&request.doc_id)?;
+        let form = if request.json {
+            ExportForm::Json
+        } else {
+            ExportForm::Automerge
+        };
+        let engine = self.engine.clone();
+        // A whole-document save (or a read of an archived period) is blocking work.
+        let bytes = tokio::task::spawn_blocking(move || engine.export_document(&doc, form))
+            .await
+            .map_err(|e| Status::internal(format!("the export stopped: {e}")))?
+            .map_err(to_status)?;
+        // Only what is durable leaves the node: never a write whose flush may still fail.
+        self.engine.reads_durable().await.map_err(to_status)?;
+        Ok(Response::new(tokio_stream::iter(export_chunks(bytes))))
+    }
+
     async fn status(
         &self,
         _: Request<pb::StatusRequest>,
