@@ -10,6 +10,7 @@
 
 mod admin;
 mod args;
+mod backup;
 mod catalog;
 mod certs;
 mod clock;
@@ -115,6 +116,8 @@ enum Command {
     Doc(doc::DocCmd),
     /// Take one document out: its automerge bytes (--out FILE), or plain JSON with --json
     Export(export::ExportArgs),
+    /// Back up the running node into a new folder (`mart-node run --restore-from DIR`)
+    Backup(backup::BackupArgs),
     /// Producers (IKM) in the catalog
     #[command(subcommand)]
     Producer(ProducerCmd),
@@ -283,6 +286,8 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     let rpc_timeout = match &command {
         Command::Sync(SyncCmd::Now(args)) => args.rpc_deadline(timeout),
         Command::Doc(cmd) => cmd.rpc_deadline(timeout),
+        // A whole node, or a whole document, streamed: minutes for a hub, not seconds.
+        Command::Backup(_) | Command::Export(_) => timeout.max(Duration::from_secs(600)),
         _ => timeout,
     };
     let node = Node::new(channel, rpc_timeout, cli.node.to_string());
@@ -292,6 +297,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Docs => admin::docs(&node, format).await,
         Command::Doc(cmd) => doc::doc(&node, cmd, format).await,
         Command::Export(a) => export::export(&node, a, format).await,
+        Command::Backup(a) => backup::backup(&node, a, format).await,
         Command::Producer(cmd) => catalog::producer(&node, cmd, format).await,
         Command::Product(cmd) => catalog::product(&node, cmd, format).await,
         Command::Catalog(a) => expiry::catalog(&node, a, format).await,

@@ -14,6 +14,7 @@
 //! process, and the one way to catch an expected one) and [`fault_injection`] (panics
 //! the tests inject) are used by every layer and use none.
 
+pub mod backup;
 pub mod config;
 pub mod domain;
 pub mod engine;

@@ -170,6 +170,8 @@ pub struct NodeProcess {
     clock_offset_ms: Option<i64>,
     /// The next launch is `mart-node run --restore` (once).
     restore_next: bool,
+    /// The next launch is `mart-node run --restore-from DIR` (once).
+    restore_from_next: Option<PathBuf>,
     /// Every launch is `mart-node run --accept-clock`.
     accept_clock: bool,
     /// The soft and hard RLIMIT_NOFILE every launch gets; `None`: the test's own.
@@ -196,6 +198,7 @@ impl NodeProcess {
             runs: 0,
             clock_offset_ms: None,
             restore_next: false,
+            restore_from_next: None,
             accept_clock: false,
             fd_limit: None,
             fault_panic: None,
@@ -373,6 +376,12 @@ impl NodeProcess {
         self.restore_next = true;
     }
 
+    /// Makes the next launch `mart-node run --config ... --restore-from DIR` (a node
+    /// started from a `martctl backup`); the launches after it are plain again.
+    pub fn restore_from_on_next_start(&mut self, backup: &Path) {
+        self.restore_from_next = Some(backup.to_path_buf());
+    }
+
     /// From the next (re)start on, the node runs with at most `limit` open file
     /// descriptors (soft and hard RLIMIT_NOFILE, as `ulimit -n` in its shell would).
     pub fn set_fd_limit(&mut self, limit: u64) {
@@ -407,6 +416,9 @@ impl NodeProcess {
         command.arg("run").arg("--config").arg(self.config_path());
         if std::mem::take(&mut self.restore_next) {
             command.arg("--restore");
+        }
+        if let Some(backup) = self.restore_from_next.take() {
+            command.arg("--restore-from").arg(backup);
         }
         if self.accept_clock {
             command.arg("--accept-clock");

@@ -204,6 +204,9 @@ pub struct NodeConfig {
     /// whether this start restores the ledger from the hub (`mart-node run --restore`,
     /// never from the file).
     pub ledger: LedgerOptions,
+    /// `mart-node run --restore-from DIR` (never from the file): start from the backup
+    /// in DIR (`martctl backup`), into an empty data dir.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -418,6 +421,7 @@ impl NodeConfig {
             sync,
             stale_after: std::time::Duration::from_secs(stale_after_secs),
             districts,
+            restore_from: None,
         })
     }
 }

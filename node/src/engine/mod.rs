@@ -47,7 +47,7 @@ pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};
 pub use exchange::{OutBundle, Planned};
-pub use export::ExportForm;
+pub use export::{BackupScope, ExportForm, SavedDocument};
 pub use group_commit::GroupCommit;
 use held::Held;
 pub use operations::{DocumentInfo, MovementAck, MovementRequest, NodeStatus, StockLine, Trouble};

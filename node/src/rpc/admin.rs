@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use mart_proto::tonic::{self, Request, Response, Status};
 use mart_proto::v1 as pb;
 use pb::admin_service_server::AdminService;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::backup::{BackupError, BackupFile};
 
 use crate::domain::doc_id::DocId;
 use crate::engine::{now_ms, Dropped, Engine, ExportForm, Trouble};
@@ -113,8 +116,74 @@ fn export_chunks(bytes: Vec<u8>) -> Vec<Result<pb::DocumentChunk, Status>> {
         .collect()
 }
 
+/// Splits one backup file into the messages that carry it (an empty file is one).
+fn backup_chunks(file: BackupFile) -> Vec<pb::BackupChunk> {
+    let pieces: Vec<&[u8]> = if file.bytes.is_empty() {
+        vec![&[]]
+    } else {
+        file.bytes.chunks(EXPORT_CHUNK).collect()
+    };
+    let last = pieces.len() - 1;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| pb::BackupChunk {
+            path: file.path.clone(),
+            data: data.to_vec(),
+            more: i < last,
+        })
+        .collect()
+}
+
+fn backup_status(e: BackupError) -> Status {
+    match e {
+        BackupError::Engine(e) => to_status(e),
+        other => Status::internal(other.to_string()),
+    }
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    type BackupStream = ReceiverStream<Result<pb::BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        _: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        // Files come one document at a time; a slow client holds at most two here.
+        let (files, mut taken) = mpsc::channel::<BackupFile>(1);
+        let (chunks, answer) = mpsc::channel(2);
+        let backup = tokio::spawn(crate::backup::take(
+            self.engine.clone(),
+            self.book.backup_records(),
+            files,
+        ));
+        tokio::spawn(async move {
+            while let Some(file) = taken.recv().await {
+                for chunk in backup_chunks(file) {
+                    if chunks.send(Ok(chunk)).await.is_err() {
+                        return; // the client went away: `take` stops at its next file
+                    }
+                }
+            }
+            let outcome = match backup.await {
+                Ok(Ok(manifest)) => {
+                    tracing::info!(
+                        documents = manifest.documents.len(),
+                        left_out = manifest.left_out.len(),
+                        "backup taken"
+                    );
+                    return;
+                }
+                Ok(Err(e)) => backup_status(e),
+                Err(e) => Status::internal(format!("the backup stopped: {e}")),
+            };
+            tracing::warn!(error = %outcome.message(), "backup failed");
+            let _ = chunks.send(Err(outcome)).await;
+        });
+        Ok(Response::new(ReceiverStream::new(answer)))
+    }
+
     type ExportDocumentStream =
         tokio_stream::Iter<std::vec::IntoIter<Result<pb::DocumentChunk, Status>>>;
 

@@ -102,8 +102,14 @@ pub async fn run(
         let identity = config.identity.clone();
         let ledger = config.ledger;
         let districts = config.districts.clone();
+        let restore_from = config.restore_from.clone();
         tokio::task::spawn_blocking(move || {
-            Engine::open_with(backend, identity, ledger).map(|e| e.with_known_districts(districts))
+            if let Some(dir) = restore_from {
+                crate::backup::restore(backend.as_ref(), &dir, &identity)?;
+            }
+            Engine::open_with(backend, identity, ledger)
+                .map(|e| e.with_known_districts(districts))
+                .map_err(ServerError::from)
         })
         .await
         .map_err(|e| ServerError::Task(e.to_string()))??

@@ -121,6 +121,33 @@ pub(super) fn load(backend: &dyn Backend) -> BTreeMap<NodeId, PeerRecord> {
     peers
 }
 
+/// Writes peer records a backup kept (see `PeerBook::backup_records`) into an empty
+/// store, before the peer book loads. A record that does not parse is left out (the
+/// protocol learns it again); returns how many were written.
+pub fn restore_records(
+    backend: &dyn Backend,
+    records: &BTreeMap<String, serde_json::Value>,
+) -> Result<usize, crate::store::StoreError> {
+    let mut batch = Batch::default();
+    let mut written = 0;
+    for (peer, value) in records {
+        let parsed = NodeId::parse(peer)
+            .ok()
+            .zip(serde_json::from_value::<PeerRecord>(value.clone()).ok());
+        match parsed {
+            Some((peer, record)) => {
+                batch.put(record_key(&peer), record_value(&record));
+                written += 1;
+            }
+            None => {
+                tracing::warn!(peer = %peer, "a peer record in the backup is unreadable: left out")
+            }
+        }
+    }
+    backend.write(batch)?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

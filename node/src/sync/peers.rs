@@ -160,6 +160,21 @@ impl PeerBook {
         }
     }
 
+    /// Every peer's record as stored (attempts, success, last error, clock offset),
+    /// for a backup. The heads peers acknowledged are left out: a restored node may
+    /// hold less than it acknowledged, and the protocol learns them again.
+    pub fn backup_records(&self) -> BTreeMap<String, serde_json::Value> {
+        self.peers
+            .lock()
+            .expect("peer book lock poisoned")
+            .iter()
+            .map(|(peer, record)| {
+                let value = serde_json::to_value(record).expect("a peer record serializes");
+                (peer.to_string(), value)
+            })
+            .collect()
+    }
+
     /// A session with `peer` is established: it becomes the peer's newest and the
     /// peer shows connected. The session it replaces, if still open, has its `stop`
     /// cancelled; so will this one's when a newer one opens.

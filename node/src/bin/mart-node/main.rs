@@ -29,8 +29,13 @@ enum Command {
         /// This district lost its disk: start on an empty data dir, take the outlet's
         /// ledger (its open period and balances) back from the hub, and record
         /// movements only once it is back
-        #[arg(long)]
+        #[arg(long, conflicts_with = "restore_from")]
         restore: bool,
+        /// Start from a backup (`martctl backup --out DIR`) into an empty data dir:
+        /// every document is checked against the backup's manifest, and the node then
+        /// writes under a fresh actor
+        #[arg(long, value_name = "DIR")]
+        restore_from: Option<PathBuf>,
         /// The clock is right, however far ahead it is of the newest time this node
         /// has evidence for (its open ledger period, the hub's clock): let it open a
         /// new ledger period. For this run only
@@ -106,6 +111,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run {
             config,
             restore,
+            restore_from,
             accept_clock,
         }) => {
             let loaded = match config {
@@ -115,6 +121,7 @@ pub fn main() -> ExitCode {
             loaded.map(|mut config| {
                 config.ledger.restore = restore;
                 config.ledger.accept_clock = accept_clock;
+                config.restore_from = restore_from;
                 config
             })
         }
