@@ -5,8 +5,9 @@
 //! It must never depend on node internals (only on the gRPC API in `mart-proto`), and
 //! never exit 0 when the node refused or did not confirm an operation.
 //!
-//! Exit codes: 0 done, 1 refused (by the node, or by `pki` to protect existing files),
-//! node unreachable, or `sync now` ended out of sync, 2 bad usage.
+//! Exit codes (listed in `--help`, see [`exit`]): 0 done, 1 refused (by the node, by
+//! `pki` to protect existing files, or `sync now` ended out of sync), 2 bad usage,
+//! 3 permission, 4 unavailable, 5 outcome unknown.
 
 mod admin;
 mod args;
@@ -17,6 +18,7 @@ mod connect;
 mod csv;
 mod doc;
 mod escrow;
+mod exit;
 mod expiry;
 mod movements;
 mod output;
@@ -46,7 +48,7 @@ use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
 use crate::report::ReportCmd;
-use crate::rpc::{Node, RpcError};
+use crate::rpc::Node;
 use crate::sync::SyncCmd;
 use crate::tls::{ClientFiles, TlsFiles};
 
@@ -55,7 +57,7 @@ const TLS_HEADING: &str = "Mutual TLS, for https:// (before the command)";
 
 /// Operate an NTT Mart node: catalog, stock movements, stock and sync state.
 #[derive(Debug, Parser)]
-#[command(name = "martctl", version)]
+#[command(name = "martctl", version, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     /// Node to talk to: unix:PATH, http://HOST:PORT, or https://HOST:PORT (mutual TLS,
     /// with --ca, --cert and --key)
@@ -223,7 +225,17 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let (cli, tls) = parse_args(Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
+    // Known before clap has parsed anything: a usage error is JSON too with --json.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let parsed = Cli::command().try_get_matches().and_then(parse_args);
+    let (cli, tls) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if json && e.use_stderr() => {
+            eprintln!("{}", exit::usage_json(&e));
+            return exit::Failure::Usage.exit_code();
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -234,12 +246,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli, tls)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            report(&err);
-            ExitCode::FAILURE
-        }
+        Err(err) => exit::report(&err, json),
     }
 }
 
@@ -326,15 +336,6 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Report(cmd) => report::report(&node, cmd, format).await,
         Command::Peers => sync::peers(&node, format).await,
         Command::Sync(cmd) => sync::sync(&node, cmd, format).await,
-    }
-}
-
-/// `error: <code>: <message>` for refusals, `error: <cause chain>` otherwise, and the
-/// hint on its own line when there is one.
-fn report(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
-    if let Some(hint) = err.downcast_ref::<RpcError>().and_then(|e| e.hint.as_ref()) {
-        eprintln!("hint: {hint}");
     }
 }
 
