@@ -20,6 +20,7 @@ mod doc;
 mod escrow;
 mod exit;
 mod expiry;
+mod generate;
 mod movements;
 mod output;
 mod pki;
@@ -216,6 +217,18 @@ enum Command {
     /// Certificate authority: make the provincial CA, issue node certificates
     #[command(subcommand)]
     Pki(PkiCmd),
+    /// Print a shell completion script, e.g. martctl completions bash >
+    /// /etc/bash_completion.d/martctl
+    Completions {
+        /// bash, zsh or fish
+        shell: generate::Shell,
+    },
+    /// Write the man pages (martctl.1 and one per command) into a directory
+    Man {
+        /// Where to write them, e.g. /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -257,7 +270,10 @@ fn main() -> ExitCode {
 /// (exit 2) when one is missing, or when typed for a node reached without TLS.
 fn parse_args(matches: ArgMatches) -> Result<(Cli, Option<ClientFiles>), clap::Error> {
     let cli = Cli::from_arg_matches(&matches)?;
-    if matches!(cli.command, Command::Pki(_)) {
+    if matches!(
+        cli.command,
+        Command::Pki(_) | Command::Completions { .. } | Command::Man { .. }
+    ) {
         return Ok((cli, None));
     }
     let typed = ["ca", "cert", "key"]
@@ -283,6 +299,8 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     let command = match cli.command {
         // Local files only: no node to connect to.
         Command::Pki(cmd) => return pki::run(cmd, format),
+        Command::Completions { shell } => return generate::completions(Cli::command(), shell),
+        Command::Man { out } => return generate::man(Cli::command(), &out),
         command => command,
     };
     let timeout = Duration::from_secs(cli.timeout);
@@ -294,7 +312,9 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     };
     let node = Node::new(channel, rpc_timeout, cli.node.to_string());
     match command {
-        Command::Pki(_) => unreachable!("handled before connecting"),
+        Command::Pki(_) | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before connecting")
+        }
         Command::Status => admin::status(&node, format).await,
         Command::Docs => admin::docs(&node, format).await,
         Command::Doc(cmd) => doc::doc(&node, cmd, format).await,
@@ -355,6 +375,47 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command and every option says what it is for, in `--help`.
+    #[test]
+    fn every_command_and_option_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " martctl" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if arg.get_help().is_none() && !arg.is_hide_set() && !builtin {
+                    missing.push(format!("{path} --{}: no description", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn completions_and_man_pages_need_no_node() {
+        let (cli, tls) = parse_with_tls(&["completions", "bash"]).unwrap();
+        assert!(tls.is_none());
+        assert!(matches!(
+            cli.command,
+            Command::Completions {
+                shell: generate::Shell::Bash
+            }
+        ));
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        generate::man(Cli::command(), dir.path()).unwrap();
+        let page = std::fs::read_to_string(dir.path().join("martctl.1")).unwrap();
+        assert!(page.contains("Exit codes"), "{page}");
+        assert!(dir.path().join("martctl-sync-status.1").exists());
     }
 
     #[test]
