@@ -28,6 +28,12 @@ pub fn wita(unix_ms: i64) -> String {
 }
 
 /// Milliseconds since the Unix epoch on this machine's clock.
+/// This year in WITA (the province's calendar).
+pub fn this_year_wita() -> i32 {
+    let (year, _, _) = civil_from_days(wita_day(now_unix_ms()));
+    i32::try_from(year).unwrap_or(i32::MAX)
+}
+
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -79,9 +79,9 @@ pub enum BudgetCmd {
         /// The district (node id, e.g. sikka)
         #[arg(long)]
         district: String,
-        /// Calendar year (WITA)
+        /// Calendar year (default: this year, WITA)
         #[arg(long)]
-        year: i32,
+        year: Option<i32>,
         /// Amount in rupiah, e.g. 250000000 or 250.000.000
         #[arg(long, value_name = "RP", value_parser = crate::args::rupiah)]
         amount: i64,
@@ -376,7 +376,7 @@ pub async fn budget(
         }) => {
             let req = node.request(AllocateBudgetRequest {
                 district,
-                year,
+                year: year.unwrap_or_else(crate::clock::this_year_wita),
                 amount_rupiah: amount,
             });
             vec![budget_view(

@@ -1,6 +1,6 @@
-//! The README's command lines, as a test reads them: the lines of its indented code
-//! blocks that start with a given command, joined where they end in `\`, with the
-//! shell variables the README sets in them (`H=...; S=...`) kept in place.
+//! The README's command lines, as a test reads them: its indented code blocks, each
+//! under its heading, lines joined where they end in `\`, with the shell variables
+//! the README sets in them (`H=...; S=...`) kept in place.
 //!
 //! It must never rewrite a line: what a test runs is what a newcomer pastes.
 
@@ -13,17 +13,58 @@ pub fn path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md")
 }
 
-/// Every command line of the README's code blocks (indented by four spaces), with
-/// continuation lines joined; in the order they appear.
-pub fn command_lines() -> Result<Vec<String>> {
+/// One code block of the README: the heading it sits under and its command lines.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub heading: String,
+    pub lines: Vec<String>,
+}
+
+/// The README's code blocks (lines indented by four spaces), continuation lines
+/// joined, in the order they appear.
+pub fn blocks() -> Result<Vec<Block>> {
     let text = std::fs::read_to_string(path()).context("read README.md")?;
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut heading = String::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix('#') {
+            heading = title.trim_start_matches('#').trim().to_string();
+        }
+        if line.starts_with("    ") {
+            if !in_block {
+                blocks.push(Block {
+                    heading: heading.clone(),
+                    lines: Vec::new(),
+                });
+                in_block = true;
+            }
+            blocks
+                .last_mut()
+                .expect("a block")
+                .lines
+                .push(line.to_string());
+        } else if !line.trim().is_empty() {
+            in_block = false;
+        }
+    }
+    for block in &mut blocks {
+        block.lines = join_lines(block.lines.iter().map(String::as_str));
+    }
+    Ok(blocks)
+}
+
+/// Every command line of the README's code blocks, in the order they appear.
+pub fn command_lines() -> Result<Vec<String>> {
+    Ok(blocks()?.into_iter().flat_map(|b| b.lines).collect())
+}
+
+/// Lines with the four-space indent, continuation lines (ending in `\`) joined.
+fn join_lines<'a>(raw: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current: Option<String> = None;
-    for line in text.lines() {
+    for line in raw {
         let Some(code) = line.strip_prefix("    ") else {
-            if let Some(done) = current.take() {
-                lines.push(done);
-            }
             continue;
         };
         let piece = code.trim();
@@ -41,7 +82,7 @@ pub fn command_lines() -> Result<Vec<String>> {
         }
     }
     lines.extend(current);
-    Ok(lines)
+    lines
 }
 
 /// The README's lines that start with `command ` (e.g. `grpcurl`).
