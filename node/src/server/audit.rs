@@ -22,40 +22,27 @@ use tower::{Layer, Service};
 
 use crate::rpc::identity::identity_of_certificate;
 
-/// The RPCs that change something, by method name (services may share a name).
-const WRITES: &[&str] = &[
-    "AddProducer",
-    "AddProduct",
-    "UpdateProduct",
-    "RecordReceipt",
-    "RecordSale",
-    "RecordAdjustment",
-    "RecordTransferOut",
-    "RecordTransferIn",
-    "GrantQuota",
-    "ReturnQuota",
-    "FulfilOrder",
-    "CancelOrder",
-    "AllocateBudget",
-    "PlaceOrder",
-    "PromoteProduct",
-    "SyncNow",
-    "DropDocument",
-    "RefetchDocument",
-];
-
-/// The writes whose request message has `request_id` as field 1.
-const REQUEST_ID_FIRST: &[&str] = &[
-    "RecordReceipt",
-    "RecordSale",
-    "RecordAdjustment",
-    "RecordTransferOut",
-    "RecordTransferIn",
-    "GrantQuota",
-    "ReturnQuota",
-    "FulfilOrder",
-    "CancelOrder",
-    "PlaceOrder",
+/// The RPCs that change something, by method name (services may share a name), and
+/// whether their request message has `request_id` as field 1.
+const WRITES: &[(&str, bool)] = &[
+    ("AddProducer", false),
+    ("AddProduct", false),
+    ("UpdateProduct", false),
+    ("RecordReceipt", true),
+    ("RecordSale", true),
+    ("RecordAdjustment", true),
+    ("RecordTransferOut", true),
+    ("RecordTransferIn", true),
+    ("GrantQuota", true),
+    ("ReturnQuota", true),
+    ("FulfilOrder", true),
+    ("CancelOrder", true),
+    ("AllocateBudget", false),
+    ("PlaceOrder", true),
+    ("PromoteProduct", false),
+    ("SyncNow", false),
+    ("DropDocument", false),
+    ("RefetchDocument", false),
 ];
 
 /// Adds the audit line to every service of a listener.
@@ -95,13 +82,13 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path();
         let method = path.rsplit('/').next().unwrap_or_default();
-        if !WRITES.contains(&method) {
+        let Some(&(_, request_id_first)) = WRITES.iter().find(|(name, _)| *name == method) else {
             return Box::pin(self.inner.call(request));
-        }
+        };
         let rpc = path.trim_start_matches('/').to_string();
         let caller = caller(&request);
         let request_id = Arc::new(Mutex::new(None));
-        let request = if REQUEST_ID_FIRST.contains(&method) {
+        let request = if request_id_first {
             let slot = request_id.clone();
             request.map(|body| {
                 Body::new(FirstField {

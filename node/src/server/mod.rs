@@ -15,6 +15,7 @@ mod error;
 mod fd_budget;
 pub mod hub_cert;
 mod incoming;
+mod io_wrap;
 mod listeners;
 pub mod resumption;
 mod routes;

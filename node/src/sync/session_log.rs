@@ -94,28 +94,25 @@ impl SessionLog {
             .saturating_sub(self.at_start.bytes_received);
         let duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let reason = ending.as_str();
+        // One field list for both levels (tracing needs the level at compile time).
+        macro_rules! ended {
+            ($level:ident $(, $($extra:tt)+)?) => {
+                tracing::$level!(
+                    peer = %self.peer,
+                    duration_ms,
+                    changes_sent = sent,
+                    bytes_sent = sent_bytes,
+                    changes_received = received,
+                    bytes_received = received_bytes,
+                    reason,
+                    $($($extra)+)?
+                    "sync session ended"
+                )
+            };
+        }
         match (ending, result) {
-            (Ending::DeadLink | Ending::Failed, Err(e)) => tracing::warn!(
-                peer = %self.peer,
-                duration_ms,
-                changes_sent = sent,
-                bytes_sent = sent_bytes,
-                changes_received = received,
-                bytes_received = received_bytes,
-                reason,
-                error = %e,
-                "sync session ended"
-            ),
-            _ => tracing::info!(
-                peer = %self.peer,
-                duration_ms,
-                changes_sent = sent,
-                bytes_sent = sent_bytes,
-                changes_received = received,
-                bytes_received = received_bytes,
-                reason,
-                "sync session ended"
-            ),
+            (Ending::DeadLink | Ending::Failed, Err(e)) => ended!(warn, error = %e,),
+            _ => ended!(info),
         }
         ending
     }
