@@ -53,7 +53,7 @@ pub enum ProducerCmd {
 pub enum ProductCmd {
     /// Add a product to the catalog
     Add {
-        /// Product SKU, e.g. TTU-CJP-060
+        /// Product SKU, e.g. TTU-MKP-060
         #[arg(long)]
         sku: String,
         /// Product name
@@ -82,26 +82,34 @@ pub enum ProductCmd {
     /// Change a product of the catalog this node owns (the hub: official products and
     /// prices, which reach every district); fields not given stay as they are
     Update {
+        /// The product to change, e.g. TTU-MKP-060
         #[arg(long)]
         sku: String,
+        /// New name
         #[arg(long)]
         name: Option<String>,
+        /// New producer id
         #[arg(long)]
         producer: Option<String>,
+        /// New category, e.g. herbal, tenun, coffee
         #[arg(long)]
         category: Option<String>,
+        /// New unit, e.g. "60 ml bottle"
         #[arg(long)]
         unit: Option<String>,
+        /// New price in rupiah, e.g. 45000 or 45.000
         #[arg(long, value_name = "RP", value_parser = crate::args::rupiah)]
         price: Option<i64>,
         /// Replaces every certification when given; repeatable
         #[arg(long = "cert", value_name = "KIND:NUMBER[:EXPIRY]", value_parser = certs::parse)]
         certs: Vec<mart_proto::v1::Certification>,
+        /// The hub lists the product as low stock at an outlet with this many or fewer
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
         reorder_level: Option<i64>,
     },
     /// At the hub: copy a district's local product into the provincial catalog
     Promote {
+        /// The district product's SKU
         #[arg(long)]
         sku: String,
         /// The district whose catalog holds it
@@ -110,13 +118,15 @@ pub enum ProductCmd {
     },
     /// List products
     List {
-        /// Only products in this category
-        /// Category, e.g. herbal, tenun, coffee
+        /// Only products in this category, e.g. herbal, tenun, coffee
         #[arg(long)]
         category: Option<String>,
     },
     /// Show one product with its certifications
-    Show { sku: String },
+    Show {
+        /// e.g. TTU-MKP-060
+        sku: String,
+    },
 }
 
 #[derive(Debug, Serialize)]

@@ -28,6 +28,12 @@ pub fn wita(unix_ms: i64) -> String {
 }
 
 /// Milliseconds since the Unix epoch on this machine's clock.
+/// This year in WITA (the province's calendar).
+pub fn this_year_wita() -> i32 {
+    let (year, _, _) = civil_from_days(wita_day(now_unix_ms()));
+    i32::try_from(year).unwrap_or(i32::MAX)
+}
+
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -48,6 +54,11 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
 
 /// A peer's clock offset as operators read it: `+3s`, `-2h 5m`, `+26d 3h CLOCK
 /// WRONG` (beyond the node's threshold), or `-` when never seen.
+/// A time the node sends as 0 when it never happened, as JSON shows it: null.
+pub fn when_set(unix_ms: i64) -> Option<i64> {
+    (unix_ms > 0).then_some(unix_ms)
+}
+
 pub fn clock_offset(offset_ms: i64, seen_unix_ms: i64, wrong: bool) -> String {
     if seen_unix_ms <= 0 {
         return "-".to_string();

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use mart_proto::tonic::transport::{Channel, Endpoint, Uri};
 use tokio::net::UnixStream;
 
+use crate::exit::Unreachable;
 use crate::tls::ClientFiles;
 
 /// Where the node listens, as given by `--node` or `MARTCTL_NODE`.
@@ -132,14 +133,16 @@ pub async fn connect(
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(anyhow!(
+        Ok(Err(e)) => Err(Unreachable(format!(
             "cannot connect to node at {addr}: {} ({hint})",
             causes(&e)
-        )),
-        Err(_) => Err(anyhow!(
+        ))
+        .into()),
+        Err(_) => Err(Unreachable(format!(
             "cannot connect to node at {addr}: no answer within {} s ({hint})",
             timeout.as_secs()
-        )),
+        ))
+        .into()),
     }
 }
 

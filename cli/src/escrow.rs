@@ -21,13 +21,16 @@ use crate::rpc::Node;
 pub enum OrderCmd {
     /// At the hub: accept an online order against an outlet's quota
     Place {
+        /// Product SKU, e.g. SKA-MET-250
         #[arg(long)]
         sku: String,
+        /// Units ordered
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
         qty: i64,
         /// The outlet whose quota the order uses
         #[arg(long)]
         outlet: String,
+        /// Who buys: asn (a civil servant) or public, for the reports
         #[arg(long, value_enum, default_value = "public")]
         buyer: BuyerArg,
         #[command(flatten)]
@@ -35,12 +38,14 @@ pub enum OrderCmd {
     },
     /// At the outlet: ship an order (an online sale out of the quota reserved for it)
     Fulfil {
+        /// The order's id, as `martctl orders` lists it
         order_id: String,
         #[command(flatten)]
         id: RequestId,
     },
     /// At the outlet: cancel an order; its quantity returns to the hub's quota
     Cancel {
+        /// The order's id, as `martctl orders` lists it
         order_id: String,
         #[command(flatten)]
         id: RequestId,
@@ -57,8 +62,10 @@ pub enum QuotaCmd {
 
 #[derive(Debug, Args)]
 pub struct QuotaArgs {
+    /// Product SKU, e.g. SKA-MET-250
     #[arg(long)]
     sku: String,
+    /// Units of sellable stock
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     qty: i64,
     #[command(flatten)]
@@ -69,11 +76,12 @@ pub struct QuotaArgs {
 pub enum BudgetCmd {
     /// At the hub: set a district's procurement budget for a year
     Allocate {
+        /// The district (node id, e.g. sikka)
         #[arg(long)]
         district: String,
-        /// Calendar year (WITA)
+        /// Calendar year (default: this year, WITA)
         #[arg(long)]
-        year: i32,
+        year: Option<i32>,
         /// Amount in rupiah, e.g. 250000000 or 250.000.000
         #[arg(long, value_name = "RP", value_parser = crate::args::rupiah)]
         amount: i64,
@@ -368,7 +376,7 @@ pub async fn budget(
         }) => {
             let req = node.request(AllocateBudgetRequest {
                 district,
-                year,
+                year: year.unwrap_or_else(crate::clock::this_year_wita),
                 amount_rupiah: amount,
             });
             vec![budget_view(

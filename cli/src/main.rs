@@ -5,8 +5,9 @@
 //! It must never depend on node internals (only on the gRPC API in `mart-proto`), and
 //! never exit 0 when the node refused or did not confirm an operation.
 //!
-//! Exit codes: 0 done, 1 refused (by the node, or by `pki` to protect existing files),
-//! node unreachable, or `sync now` ended out of sync, 2 bad usage.
+//! Exit codes (listed in `--help`, see [`exit`]): 0 done, 1 refused (by the node, by
+//! `pki` to protect existing files, or `sync now` ended out of sync), 2 bad usage,
+//! 3 permission, 4 unavailable, 5 outcome unknown.
 
 mod admin;
 mod args;
@@ -18,8 +19,10 @@ mod connect;
 mod csv;
 mod doc;
 mod escrow;
+mod exit;
 mod expiry;
 mod export;
+mod generate;
 mod movements;
 mod output;
 mod pki;
@@ -48,7 +51,7 @@ use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
 use crate::report::ReportCmd;
-use crate::rpc::{Node, RpcError};
+use crate::rpc::Node;
 use crate::sync::SyncCmd;
 use crate::tls::{ClientFiles, TlsFiles};
 
@@ -57,7 +60,7 @@ const TLS_HEADING: &str = "Mutual TLS, for https:// (before the command)";
 
 /// Operate an NTT Mart node: catalog, stock movements, stock and sync state.
 #[derive(Debug, Parser)]
-#[command(name = "martctl", version)]
+#[command(name = "martctl", version, after_help = exit::EXIT_CODES_HELP)]
 struct Cli {
     /// Node to talk to: unix:PATH, http://HOST:PORT, or https://HOST:PORT (mutual TLS,
     /// with --ca, --cert and --key)
@@ -220,6 +223,18 @@ enum Command {
     /// Certificate authority: make the provincial CA, issue node certificates
     #[command(subcommand)]
     Pki(PkiCmd),
+    /// Print a shell completion script, e.g. martctl completions bash >
+    /// /etc/bash_completion.d/martctl
+    Completions {
+        /// bash, zsh or fish
+        shell: generate::Shell,
+    },
+    /// Write the man pages (martctl.1 and one per command) into a directory
+    Man {
+        /// Where to write them, e.g. /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -229,7 +244,17 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let (cli, tls) = parse_args(Cli::command().get_matches()).unwrap_or_else(|e| e.exit());
+    // Known before clap has parsed anything: a usage error is JSON too with --json.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let parsed = Cli::command().try_get_matches().and_then(parse_args);
+    let (cli, tls) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if json && e.use_stderr() => {
+            eprintln!("{}", exit::usage_json(&e));
+            return exit::Failure::Usage.exit_code();
+        }
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -240,12 +265,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli, tls)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            report(&err);
-            ExitCode::FAILURE
-        }
+        Err(err) => exit::report(&err, json),
     }
 }
 
@@ -253,7 +276,10 @@ fn main() -> ExitCode {
 /// (exit 2) when one is missing, or when typed for a node reached without TLS.
 fn parse_args(matches: ArgMatches) -> Result<(Cli, Option<ClientFiles>), clap::Error> {
     let cli = Cli::from_arg_matches(&matches)?;
-    if matches!(cli.command, Command::Pki(_)) {
+    if matches!(
+        cli.command,
+        Command::Pki(_) | Command::Completions { .. } | Command::Man { .. }
+    ) {
         return Ok((cli, None));
     }
     let typed = ["ca", "cert", "key"]
@@ -279,6 +305,8 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     let command = match cli.command {
         // Local files only: no node to connect to.
         Command::Pki(cmd) => return pki::run(cmd, format),
+        Command::Completions { shell } => return generate::completions(Cli::command(), shell),
+        Command::Man { out } => return generate::man(Cli::command(), &out),
         command => command,
     };
     let timeout = Duration::from_secs(cli.timeout);
@@ -292,7 +320,9 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     };
     let node = Node::new(channel, rpc_timeout, cli.node.to_string());
     match command {
-        Command::Pki(_) => unreachable!("handled before connecting"),
+        Command::Pki(_) | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled before connecting")
+        }
         Command::Status => admin::status(&node, format).await,
         Command::Docs => admin::docs(&node, format).await,
         Command::Doc(cmd) => doc::doc(&node, cmd, format).await,
@@ -339,15 +369,6 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
     }
 }
 
-/// `error: <code>: <message>` for refusals, `error: <cause chain>` otherwise, and the
-/// hint on its own line when there is one.
-fn report(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
-    if let Some(hint) = err.downcast_ref::<RpcError>().and_then(|e| e.hint.as_ref()) {
-        eprintln!("hint: {hint}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +385,47 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command and every option says what it is for, in `--help`.
+    #[test]
+    fn every_command_and_option_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " martctl" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let builtin = ["help", "version"].contains(&arg.get_id().as_str());
+                if arg.get_help().is_none() && !arg.is_hide_set() && !builtin {
+                    missing.push(format!("{path} --{}: no description", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn completions_and_man_pages_need_no_node() {
+        let (cli, tls) = parse_with_tls(&["completions", "bash"]).unwrap();
+        assert!(tls.is_none());
+        assert!(matches!(
+            cli.command,
+            Command::Completions {
+                shell: generate::Shell::Bash
+            }
+        ));
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        generate::man(Cli::command(), dir.path()).unwrap();
+        let page = std::fs::read_to_string(dir.path().join("martctl.1")).unwrap();
+        assert!(page.contains("Exit codes"), "{page}");
+        assert!(dir.path().join("martctl-sync-status.1").exists());
     }
 
     #[test]

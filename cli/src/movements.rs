@@ -33,7 +33,7 @@ impl RequestId {
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
-    /// Product SKU, e.g. TTU-CJP-060
+    /// Product SKU, e.g. TTU-MKP-060
     #[arg(long)]
     sku: String,
     /// Quantity in units of sale, at least 1
@@ -96,7 +96,7 @@ pub enum ReasonArg {
 
 #[derive(Debug, Args)]
 pub struct AdjustArgs {
-    /// Product SKU, e.g. TTU-CJP-060
+    /// Product SKU, e.g. TTU-MKP-060
     #[arg(long)]
     sku: String,
     /// Signed change of stock, e.g. -2 or 3; never 0
@@ -119,7 +119,7 @@ pub enum TransferCmd {
         /// Transfer id shared by both outlets
         #[arg(long, value_name = "T")]
         transfer_id: String,
-        /// Product SKU, e.g. TTU-CJP-060
+        /// Product SKU, e.g. TTU-MKP-060
         #[arg(long)]
         sku: String,
         /// Quantity in units of sale, at least 1
@@ -136,7 +136,7 @@ pub enum TransferCmd {
         /// Transfer id shared by both outlets
         #[arg(long, value_name = "T")]
         transfer_id: String,
-        /// Product SKU, e.g. TTU-CJP-060
+        /// Product SKU, e.g. TTU-MKP-060
         #[arg(long)]
         sku: String,
         /// Quantity in units of sale, at least 1

@@ -31,6 +31,8 @@ pub struct Snapshot {
     /// Changes still to send plus changes peers hold beyond this node's.
     pub pending: u64,
     pub restoring: bool,
+    /// Every watched peer has a live session with this node.
+    pub linked: bool,
     /// Every watched peer connected and in sync, and no restore waiting.
     pub done: bool,
 }
@@ -66,6 +68,7 @@ impl Snapshot {
             bytes,
             pending,
             restoring,
+            linked: !peers.is_empty() && peers.iter().all(|p| p.connected),
             done: in_sync && !restoring && !peers.is_empty(),
         }
     }
@@ -88,6 +91,10 @@ pub fn render(start: &Snapshot, now: &Snapshot) -> String {
     let filled = ((fraction * BAR_WIDTH as f64).round() as usize).min(BAR_WIDTH);
     let state = if now.done {
         "in sync"
+    } else if !now.linked && now.restoring {
+        "no link: waiting to restore from the hub"
+    } else if !now.linked {
+        "no link"
     } else if now.restoring {
         "restoring from the hub"
     } else if now.pending > 0 {
@@ -192,6 +199,7 @@ mod tests {
             bytes: moved * 10,
             pending,
             restoring: false,
+            linked: true,
             done,
         }
     }
@@ -228,5 +236,24 @@ mod tests {
             ..snap(0, 40, false)
         };
         assert!(render(&start, &restoring).ends_with("restoring from the hub"));
+    }
+
+    #[test]
+    fn a_watch_without_a_link_says_so() {
+        let start = snap(0, 5, false);
+        let cut = Snapshot {
+            linked: false,
+            ..start
+        };
+        assert!(
+            render(&start, &cut).ends_with("  no link"),
+            "{}",
+            render(&start, &cut)
+        );
+        let restoring = Snapshot {
+            restoring: true,
+            ..cut
+        };
+        assert!(render(&start, &restoring).ends_with("no link: waiting to restore from the hub"));
     }
 }

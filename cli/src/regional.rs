@@ -9,7 +9,7 @@ use mart_proto::v1::{
 };
 use serde::Serialize;
 
-use crate::clock::{ago, clock_offset, now_unix_ms, wita};
+use crate::clock::{ago, clock_offset, now_unix_ms, when_set, wita};
 use crate::output::{print_json, rupiah, Format, Table};
 use crate::rpc::Node;
 
@@ -20,8 +20,10 @@ pub struct RegionalRow {
     pub district: String,
     pub quantity: i64,
     pub sku_total: i64,
-    pub as_of_unix_ms: i64,
-    pub last_sync_unix_ms: i64,
+    /// The newest movement of the district's figures; null when it has none.
+    pub as_of_unix_ms: Option<i64>,
+    /// null when the district never synced.
+    pub last_sync_unix_ms: Option<i64>,
     pub stale: bool,
 }
 
@@ -64,8 +66,8 @@ pub async fn regional_rows(
                 district: d.district,
                 quantity: d.quantity,
                 sku_total: s.total,
-                as_of_unix_ms: f.as_of_unix_ms,
-                last_sync_unix_ms: f.last_sync_unix_ms,
+                as_of_unix_ms: when_set(f.as_of_unix_ms),
+                last_sync_unix_ms: when_set(f.last_sync_unix_ms),
                 stale: f.stale,
             });
         }
@@ -95,8 +97,8 @@ pub async fn regional(
     for r in &rows {
         let f = Freshness {
             district: r.district.clone(),
-            as_of_unix_ms: r.as_of_unix_ms,
-            last_sync_unix_ms: r.last_sync_unix_ms,
+            as_of_unix_ms: r.as_of_unix_ms.unwrap_or_default(),
+            last_sync_unix_ms: r.last_sync_unix_ms.unwrap_or_default(),
             stale: r.stale,
             ..Freshness::default()
         };
@@ -119,12 +121,15 @@ struct SummaryView {
     skus: u64,
     units: i64,
     value_rupiah: i64,
-    as_of_unix_ms: i64,
-    last_sync_unix_ms: i64,
+    /// null when the district has no movements.
+    as_of_unix_ms: Option<i64>,
+    /// null when the district never synced.
+    last_sync_unix_ms: Option<i64>,
     stale: bool,
-    /// The district's clock minus the hub's (ms), when seen (0: never), beyond 5 min.
-    clock_offset_ms: i64,
-    clock_seen_unix_ms: i64,
+    /// The district's clock minus the hub's (ms); null when never seen.
+    clock_offset_ms: Option<i64>,
+    clock_seen_unix_ms: Option<i64>,
+    /// The offset is beyond 5 minutes.
     clock_wrong: bool,
 }
 
@@ -158,11 +163,11 @@ pub async fn districts(node: &Node, format: Format) -> Result<()> {
             skus: d.skus,
             units: d.units,
             value_rupiah: d.value_rupiah,
-            as_of_unix_ms: f.as_of_unix_ms,
-            last_sync_unix_ms: f.last_sync_unix_ms,
+            as_of_unix_ms: when_set(f.as_of_unix_ms),
+            last_sync_unix_ms: when_set(f.last_sync_unix_ms),
             stale: f.stale,
-            clock_offset_ms: f.clock_offset_ms,
-            clock_seen_unix_ms: f.clock_seen_unix_ms,
+            clock_offset_ms: when_set(f.clock_seen_unix_ms).map(|_| f.clock_offset_ms),
+            clock_seen_unix_ms: when_set(f.clock_seen_unix_ms),
             clock_wrong: f.clock_wrong,
         });
     }
@@ -233,7 +238,8 @@ struct ShipmentView {
     sent: i64,
     received: i64,
     sent_at_unix_ms: i64,
-    received_at_unix_ms: i64,
+    /// null until it is received.
+    received_at_unix_ms: Option<i64>,
     state: String,
 }
 
@@ -253,7 +259,7 @@ pub async fn transfers(node: &Node, all: bool, format: Format) -> Result<()> {
             sent: s.sent,
             received: s.received,
             sent_at_unix_ms: s.sent_at_unix_ms,
-            received_at_unix_ms: s.received_at_unix_ms,
+            received_at_unix_ms: when_set(s.received_at_unix_ms),
             state: s.state,
         })
         .collect();

@@ -81,7 +81,7 @@ pub async fn report(node: &Node, cmd: ReportCmd, format: Format) -> Result<()> {
                         r.district,
                         r.quantity.to_string(),
                         r.sku_total.to_string(),
-                        crate::clock::wita(r.as_of_unix_ms),
+                        crate::clock::wita(r.as_of_unix_ms.unwrap_or_default()),
                         r.stale.to_string(),
                     ])
                 );

@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use mart_proto::v1::{DocumentSync, ListPeersRequest, PeerInfo, SyncNowRequest};
 use serde::Serialize;
 
-use crate::clock::{ago, clock_offset, now_unix_ms, wita};
+use crate::clock::{ago, clock_offset, now_unix_ms, when_set, wita};
 use crate::output::{bytes, duration, fields, print_json, Format, Table};
 use crate::rpc::Node;
 
@@ -81,8 +81,8 @@ struct DocView {
     /// Changes the peer holds beyond this node's (a restore or catch-up to come).
     changes_to_receive: u64,
     behind: bool,
-    /// -1 when nothing is waiting.
-    lag_ms: i64,
+    /// Age of the oldest change the peer has not acknowledged; null when none waits.
+    lag_ms: Option<i64>,
     in_sync: bool,
 }
 
@@ -91,30 +91,44 @@ struct DocView {
 struct PeerView {
     peer_id: String,
     connected: bool,
-    /// 0 when never.
-    last_attempt_unix_ms: i64,
-    last_success_unix_ms: i64,
-    last_error: String,
+    /// When this node last dialed the peer (at the hub: the district last dialed
+    /// it); null when never since it started.
+    last_dial_unix_ms: Option<i64>,
+    /// When a round with the peer last completed; null when never.
+    last_success_unix_ms: Option<i64>,
+    /// The whole last error; null when the last session had none.
+    last_error: Option<String>,
+    /// Changes this node sent since it started (acknowledged or not).
     changes_sent: u64,
     bytes_sent: u64,
     changes_received: u64,
     bytes_received: u64,
     refusals: u64,
+    /// Changes this node holds that the peer has not acknowledged yet, over every
+    /// document (sent and waiting for the acknowledgement, or not sent yet).
+    changes_unacknowledged: u64,
     /// Connected, and every document in sync.
     in_sync: bool,
-    /// Sync protocol version of the session; 0 if none since the node started.
-    protocol: u32,
-    /// The peer's clock minus this node's (ms), when seen (0: never), beyond 5 min.
-    clock_offset_ms: i64,
-    clock_seen_unix_ms: i64,
+    /// Sync protocol version of the session; null if none since the node started.
+    protocol: Option<u32>,
+    /// The peer's clock minus this node's (ms); null when never seen.
+    clock_offset_ms: Option<i64>,
+    clock_seen_unix_ms: Option<i64>,
+    /// The offset is beyond 5 minutes.
     clock_wrong: bool,
     documents: Vec<DocView>,
 }
 
 impl From<PeerInfo> for PeerView {
     fn from(p: PeerInfo) -> Self {
+        let seen = when_set(p.clock_seen_unix_ms);
         PeerView {
             in_sync: peer_in_sync(&p),
+            changes_unacknowledged: p
+                .documents
+                .iter()
+                .map(|d| d.changes_to_send)
+                .fold(0, u64::saturating_add),
             documents: p
                 .documents
                 .into_iter()
@@ -124,22 +138,22 @@ impl From<PeerInfo> for PeerView {
                     changes_to_send: d.changes_to_send,
                     changes_to_receive: d.changes_to_receive,
                     behind: d.behind,
-                    lag_ms: d.lag_ms,
+                    lag_ms: (d.lag_ms >= 0).then_some(d.lag_ms),
                 })
                 .collect(),
             peer_id: p.peer_id,
             connected: p.connected,
-            last_attempt_unix_ms: p.last_attempt_unix_ms,
-            last_success_unix_ms: p.last_success_unix_ms,
-            last_error: p.last_error,
+            last_dial_unix_ms: when_set(p.last_attempt_unix_ms),
+            last_success_unix_ms: when_set(p.last_success_unix_ms),
+            last_error: (!p.last_error.is_empty()).then_some(p.last_error),
             changes_sent: p.changes_sent,
             bytes_sent: p.bytes_sent,
             changes_received: p.changes_received,
             bytes_received: p.bytes_received,
             refusals: p.refusals,
-            protocol: p.protocol,
-            clock_offset_ms: p.clock_offset_ms,
-            clock_seen_unix_ms: p.clock_seen_unix_ms,
+            protocol: (p.protocol > 0).then_some(p.protocol),
+            clock_offset_ms: seen.map(|_| p.clock_offset_ms),
+            clock_seen_unix_ms: seen,
             clock_wrong: p.clock_wrong,
         }
     }
@@ -189,14 +203,13 @@ pub async fn peers(node: &Node, format: Format) -> Result<()> {
             yes_no(p.connected),
             when(p.last_success_unix_ms, now),
             format!("{in_sync}/{}", p.documents.len()),
-            p.documents
-                .iter()
-                .map(|d| d.changes_to_send)
-                .sum::<u64>()
-                .to_string(),
-            lag(p.documents.iter().map(|d| d.lag_ms).max().unwrap_or(-1)),
-            clock_offset(p.clock_offset_ms, p.clock_seen_unix_ms, p.clock_wrong),
-            truncate(&p.last_error, ERROR_COLUMN_CHARS),
+            p.changes_unacknowledged.to_string(),
+            lag(p.documents.iter().filter_map(|d| d.lag_ms).max()),
+            clock(p),
+            truncate(
+                p.last_error.as_deref().unwrap_or_default(),
+                ERROR_COLUMN_CHARS,
+            ),
         ]);
     }
     table.print_or("no sync peers");
@@ -231,25 +244,29 @@ async fn status(node: &Node, only: Option<String>, format: Format) -> Result<()>
             "{}",
             fields(&[
                 ("peer", p.peer_id.clone()),
-                ("connected", yes_no(p.connected)),
+                ("link", link_words(p)),
                 ("in sync", yes_no(p.in_sync)),
-                ("last attempt", when(p.last_attempt_unix_ms, now)),
+                ("last dial", when(p.last_dial_unix_ms, now)),
                 ("last success", when(p.last_success_unix_ms, now)),
-                ("last error", none_if_empty(&p.last_error)),
-                ("sent", moved(p.changes_sent, p.bytes_sent)),
-                ("received", moved(p.changes_received, p.bytes_received)),
+                (
+                    "last error",
+                    p.last_error.clone().unwrap_or_else(|| "none".into())
+                ),
+                (
+                    "not yet acknowledged",
+                    plural(p.changes_unacknowledged, "change"),
+                ),
+                ("sent since start", moved(p.changes_sent, p.bytes_sent),),
+                (
+                    "received since start",
+                    moved(p.changes_received, p.bytes_received),
+                ),
                 ("refusals", p.refusals.to_string()),
                 (
                     "protocol",
-                    match p.protocol {
-                        0 => "-".to_string(),
-                        v => v.to_string(),
-                    },
+                    p.protocol.map_or("-".to_string(), |v| v.to_string()),
                 ),
-                (
-                    "clock offset",
-                    clock_offset(p.clock_offset_ms, p.clock_seen_unix_ms, p.clock_wrong),
-                ),
+                ("clock offset", clock(p)),
             ])
         );
         println!();
@@ -347,8 +364,8 @@ fn why_not_in_sync(p: &PeerView) -> String {
     if behind > 0 {
         reasons.push(format!("behind on {}", plural(behind, "document")));
     }
-    if !p.last_error.is_empty() {
-        reasons.push(format!("last error: {}", p.last_error));
+    if let Some(error) = &p.last_error {
+        reasons.push(format!("last error: {error}"));
     }
     if reasons.is_empty() {
         "not in sync".into()
@@ -361,28 +378,36 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-fn none_if_empty(s: &str) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.to_string()
+/// `connected`, or why not in a few words.
+fn link_words(p: &PeerView) -> String {
+    match (p.connected, p.last_dial_unix_ms) {
+        (true, _) => "connected".into(),
+        (false, None) => "no link (never dialed since the node started)".into(),
+        (false, Some(_)) => "no link".into(),
     }
 }
 
-/// `2026-11-30 14:05 WITA (3m ago)`, or `never` for 0.
-fn when(unix_ms: i64, now_ms: i64) -> String {
-    if unix_ms <= 0 {
-        return "never".into();
+fn clock(p: &PeerView) -> String {
+    match (p.clock_offset_ms, p.clock_seen_unix_ms) {
+        (Some(offset), Some(seen)) => clock_offset(offset, seen, p.clock_wrong),
+        _ => clock_offset(0, 0, false),
     }
-    format!("{} ({})", wita(unix_ms), ago(unix_ms, now_ms))
 }
 
-/// A lag in milliseconds as `4m 10s`, `<1s`, or `-` when nothing waits (negative).
-fn lag(ms: i64) -> String {
+/// `2026-11-30 14:05 WITA (3m ago)`, or `never`.
+fn when(unix_ms: Option<i64>, now_ms: i64) -> String {
+    match unix_ms {
+        Some(ms) => format!("{} ({})", wita(ms), ago(ms, now_ms)),
+        None => "never".into(),
+    }
+}
+
+/// A lag as `4m 10s`, `<1s`, or `-` when nothing waits.
+fn lag(ms: Option<i64>) -> String {
     match ms {
-        ..0 => "-".into(),
-        0..1000 => "<1s".into(),
-        _ => duration(ms as u64 / 1000),
+        None | Some(..0) => "-".into(),
+        Some(0..1000) => "<1s".into(),
+        Some(ms) => duration(ms as u64 / 1000),
     }
 }
 
@@ -471,22 +496,22 @@ mod tests {
 
     #[test]
     fn formats_lag() {
-        assert_eq!(lag(-1), "-");
-        assert_eq!(lag(0), "<1s");
-        assert_eq!(lag(999), "<1s");
-        assert_eq!(lag(9_500), "9s");
-        assert_eq!(lag(250_000), "4m 10s");
-        assert_eq!(lag(3 * 3_600_000 + 5 * 60_000), "3h 05m 00s");
+        assert_eq!(lag(None), "-");
+        assert_eq!(lag(Some(0)), "<1s");
+        assert_eq!(lag(Some(999)), "<1s");
+        assert_eq!(lag(Some(9_500)), "9s");
+        assert_eq!(lag(Some(250_000)), "4m 10s");
+        assert_eq!(lag(Some(3 * 3_600_000 + 5 * 60_000)), "3h 05m 00s");
     }
 
     #[test]
     fn formats_last_sync() {
         let synced = 1_796_018_700_000; // 2026-11-30 14:05 WITA
         assert_eq!(
-            when(synced, synced + 3 * 60_000 + 20_000),
+            when(Some(synced), synced + 3 * 60_000 + 20_000),
             "2026-11-30 14:05 WITA (3m ago)"
         );
-        assert_eq!(when(0, synced), "never");
+        assert_eq!(when(None, synced), "never");
     }
 
     #[test]
@@ -513,7 +538,7 @@ mod tests {
     #[test]
     fn explains_why_a_peer_is_not_in_sync() {
         let mut p = PeerView::from(peer(false, vec![doc(3, true, 10), doc(1, false, 5)]));
-        p.last_error = "hub refused: unknown district".into();
+        p.last_error = Some("hub refused: unknown district".into());
         assert_eq!(
             why_not_in_sync(&p),
             "not connected; 4 changes to send; behind on 1 document; \

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod pki;
 pub mod procfs;
 pub mod raw_sync;
+pub mod readme;
 pub mod rot;
 pub mod tls_client;
 pub mod wait;

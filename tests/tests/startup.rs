@@ -271,6 +271,39 @@ fn check_config_accepts_every_shipped_config() -> Result<()> {
     Ok(())
 }
 
+/// A hub whose `[hub] districts` names a district NTT does not have is refused, and
+/// a valid config says its relative paths are relative to the working directory.
+#[test]
+fn check_config_refuses_unknown_districts_and_explains_relative_paths() -> Result<()> {
+    let pki = shipped_pki()?;
+    let hub = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.toml");
+    let text = std::fs::read_to_string(&hub)?;
+    let bad = pki.path().join("bad-hub.toml");
+    std::fs::write(
+        &bad,
+        text.replacen("districts = [", "districts = [\"jakarta\", ", 1),
+    )?;
+    let out = check_config(&bad, pki.path())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && stderr.contains("hub.districts") && stderr.contains("jakarta"),
+        "an unknown district accepted: {stderr}"
+    );
+    let out = check_config(&hub, pki.path())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(
+        stdout.contains("relative to the working directory")
+            && stdout.contains(&pki.path().display().to_string()),
+        "{stdout}"
+    );
+    Ok(())
+}
+
 #[test]
 fn check_config_refuses_certificates_that_do_not_match() -> Result<()> {
     let pki = shipped_pki()?;
@@ -338,6 +371,8 @@ fn check_config_refuses_a_bad_config_naming_the_field() -> Result<()> {
         ("role = \"district\"", "role = \"outlet\"", "node.role"),
         ("version = 1", "version = 7", "version"),
         ("id = \"ttu\"", "id = \"TTU Kefa\"", "node.id"),
+        // Not a district of NTT: it would run, and the hub would never let it in.
+        ("id = \"ttu\"", "id = \"jakarta\"", "node.id"),
         ("hub = \"kupang\"", "hub = \"ttu\"", "node.hub"),
         ("127.0.0.1:7443", "localhost", "grpc.listen"),
         ("[grpc]", "[grpc]\nlisten_tls = true", "listen_tls"),

@@ -60,6 +60,24 @@ struct RawConfig {
     sync: Option<RawSync>,
     hub: Option<RawHub>,
     ledger: Option<RawLedger>,
+    log: Option<RawLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+/// `[log] format`: how the node writes its log lines to stderr. Which lines it
+/// writes is `RUST_LOG`'s (default `info`; e.g. `RUST_LOG=info,mart_node::sync=debug`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event, `key=value` fields (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, its fields under `fields`, for a log shipper.
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +225,8 @@ pub struct NodeConfig {
     /// `mart-node run --restore-from DIR` (never from the file): start from the backup
     /// in DIR (`martctl backup`), into an empty data dir.
     pub restore_from: Option<PathBuf>,
+    /// `[log] format`, `text` (default) or `json`.
+    pub log_format: LogFormat,
 }
 
 impl NodeConfig {
@@ -266,7 +286,7 @@ impl NodeConfig {
             Role::Hub if hub != node => {
                 return Err(field(
                     "node.hub",
-                    format!("a hub is its own hub, expected {node:?}, got {hub:?}"),
+                    format!("a hub is its own hub, expected \"{node}\", got \"{hub}\""),
                 ))
             }
             Role::District if hub == node => {
@@ -405,7 +425,18 @@ impl NodeConfig {
             Some(months) => PeriodLength::months_of(months)
                 .map_err(|e| field("ledger.months_per_period", e.to_string()))?,
         };
+        let log_format = match raw.log.and_then(|l| l.format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(field(
+                    "log.format",
+                    format!("must be \"text\" or \"json\", got \"{other}\""),
+                ))
+            }
+        };
         Ok(NodeConfig {
+            log_format,
             ledger: LedgerOptions {
                 period,
                 restore: false,
@@ -502,6 +533,19 @@ mod tests {
         NodeConfig::parse(text, "test.toml")
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let base = DEFAULT_CONFIG;
+        assert_eq!(NodeConfig::embedded_default().log_format, LogFormat::Text);
+        let json = NodeConfig::parse(&format!("{base}[log]\nformat = \"json\"\n"), "t").unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        let bad = error_of(&format!("{base}[log]\nformat = \"xml\"\n"));
+        assert!(
+            bad.contains("log.format") && bad.contains("\"xml\""),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -71,6 +71,10 @@ impl KnownDistricts {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &NodeId> {
+        self.0.iter()
+    }
 }
 
 impl Default for KnownDistricts {

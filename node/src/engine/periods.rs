@@ -266,7 +266,10 @@ impl Engine {
         )?;
         store.set_restoring(false)?;
         self.backend.flush()?;
-        tracing::info!(ledger = ?docs.own_ledger.as_ref().map(|d| d.to_string()), "ledger restored from the hub");
+        match &docs.own_ledger {
+            Some(ledger) => tracing::info!(ledger = %ledger, "ledger restored from the hub"),
+            None => tracing::info!("restored from the hub"),
+        }
         // A new outlet's first period is announced to the hub at once.
         self.local_writes.send_modify(|n| *n += 1);
         Ok(true)

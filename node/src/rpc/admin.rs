@@ -294,7 +294,7 @@ impl AdminService for AdminApi {
         let before: Vec<_> = self
             .peers(None)
             .into_iter()
-            .map(|p| (p.peer.clone(), p.traffic))
+            .map(|p| (p.peer.clone(), p.traffic, p.failures))
             .collect();
         if before.is_empty() {
             return Err(Status::failed_precondition("this node has no sync peer"));
@@ -303,9 +303,20 @@ impl AdminService for AdminApi {
         let deadline = started + Duration::from_secs(seconds as u64);
         // Give the announce a moment to reach the peer before judging the round.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // A peer that is not connected and whose dial (or session) failed after
+        // this request will not be in sync within the round: answer at once (a
+        // refused connection fails in milliseconds, not after the whole timeout).
+        let failed_since_asked = |peers: &[PeerStatus]| {
+            peers.iter().any(|p| {
+                !p.connected
+                    && before
+                        .iter()
+                        .any(|(id, _, failures)| id == &p.peer && p.failures > *failures)
+            })
+        };
         let peers = loop {
             let peers = self.peers(None);
-            if in_sync(&peers) || Instant::now() >= deadline {
+            if in_sync(&peers) || failed_since_asked(&peers) || Instant::now() >= deadline {
                 break peers;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -318,8 +329,8 @@ impl AdminService for AdminApi {
         for p in &peers {
             let old = before
                 .iter()
-                .find(|(id, _)| id == &p.peer)
-                .map(|(_, t)| *t)
+                .find(|(id, _, _)| id == &p.peer)
+                .map(|(_, t, _)| *t)
                 .unwrap_or_default();
             answer.changes_sent += p.traffic.changes_sent - old.changes_sent;
             answer.bytes_sent += p.traffic.bytes_sent - old.bytes_sent;

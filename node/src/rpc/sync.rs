@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::identity::{caller, PeerRole};
 use crate::domain::doc_id::NodeId;
 use crate::engine::Engine;
+use crate::sync::session_log::SessionLog;
 use crate::sync::{drive, DriveError, PeerBook, Session, Wiring};
 
 /// The hub's sync endpoint.
@@ -104,8 +105,9 @@ impl SyncService for SyncApi {
             Some(identity) => {
                 if identity.role != PeerRole::District {
                     return Err(Status::permission_denied(format!(
-                        "sync sessions are for districts; {} has role {:?}",
-                        identity.node, identity.role
+                        "sync sessions are for districts; {} has role {}",
+                        identity.node,
+                        identity.role.as_str()
                     )));
                 }
                 identity.node
@@ -135,22 +137,16 @@ impl SyncService for SyncApi {
         // records its end in the peer book.
         tokio::spawn(async move {
             this.book.record_attempt(&peer);
-            tracing::info!(peer = %peer, "sync session opened");
+            let log = SessionLog::start(&this.book, &peer, None);
             let result = this.serve(&mut session, first, inbound, out_tx, stop).await;
+            log.end(&result, session.replaced());
             let end = match result {
-                Ok(()) if session.replaced() => {
-                    tracing::info!(peer = %peer, "sync session ended: a newer session of the same district replaced it");
-                    Some(Status::aborted(format!(
-                        "a newer session of {peer} replaced this one (a reconnect, or \
+                Ok(()) if session.replaced() => Some(Status::aborted(format!(
+                    "a newer session of {peer} replaced this one (a reconnect, or \
                          another node running with the certificate of {peer})"
-                    )))
-                }
-                Ok(()) => {
-                    tracing::info!(peer = %peer, "sync session closed");
-                    None
-                }
+                ))),
+                Ok(()) => None,
                 Err(e) => {
-                    tracing::warn!(peer = %peer, error = %e, "sync session ended");
                     session.record_end_error(&e.to_string());
                     Some(e.status())
                 }

@@ -28,6 +28,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_stream::Stream;
 
 use super::admitted::Admitted;
+use super::unix_authority::AuthorityFix;
 
 /// How long the loop rests after an accept error that would come back at once.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -58,11 +59,13 @@ impl Accept for TcpListener {
     }
 }
 
+/// The admin socket: each connection behind [`AuthorityFix`], so that grpcurl and
+/// grpcio, which send the socket path as `:authority`, are served too.
 impl Accept for UnixListener {
-    type Io = tokio::net::UnixStream;
+    type Io = AuthorityFix<tokio::net::UnixStream>;
 
     fn poll_next_connection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Io>> {
-        UnixListener::poll_accept(self, cx).map_ok(|(stream, _)| stream)
+        UnixListener::poll_accept(self, cx).map_ok(|(stream, _)| AuthorityFix::new(stream))
     }
 }
 

@@ -10,16 +10,19 @@
 //! before shutdown; each hub session records its own end however it ends.
 
 mod admitted;
+mod audit;
 mod error;
 mod fd_budget;
 pub mod hub_cert;
 mod incoming;
+mod io_wrap;
 mod listeners;
 pub mod resumption;
 mod routes;
 mod supervise;
 pub mod tls;
 mod tls_accept;
+mod unix_authority;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +34,7 @@ use mart_proto::v1::report_service_server::ReportServiceServer;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{NodeConfig, TlsMode};
+use crate::config::{NodeConfig, Role, TlsMode};
 use crate::engine::Engine;
 use crate::rpc::identity::PeerIdentity;
 use crate::rpc::{AdminApi, HubApi, MartApi, ReportApi, SyncApi};
@@ -80,8 +83,44 @@ async fn close_store(mut backend: Arc<SledBackend>) {
 /// What `mart-node check-config` checks beyond the file itself: the certificates and
 /// key (`tls::load`) and what sits at the admin socket path, without changing anything.
 pub fn check(config: &NodeConfig) -> Result<AdminSocketPath, ServerError> {
+    check_district_ids(config)?;
     tls::load(config)?;
     inspect_admin_socket(&config.admin_socket)
+}
+
+/// A district's id, and every id of a hub's `[hub] districts`, must be one of the
+/// province's 22 (a typo, or `jakarta`, would run and never be let in to sync).
+/// Only `check-config` asks: `run` accepts any id, for tests and benchmarks.
+fn check_district_ids(config: &NodeConfig) -> Result<(), ServerError> {
+    let known = || {
+        crate::domain::districts::ALL
+            .iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unknown = |field: &str, id: &crate::domain::doc_id::NodeId| {
+        ServerError::Task(format!(
+            "{field}: \"{id}\" is not a district of NTT; the districts are {}",
+            known()
+        ))
+    };
+    match config.role {
+        Role::District
+            if crate::domain::districts::find(config.identity.node.as_str()).is_none() =>
+        {
+            Err(unknown("node.id", &config.identity.node))
+        }
+        Role::District => Ok(()),
+        Role::Hub => match config
+            .districts
+            .iter()
+            .find(|id| crate::domain::districts::find(id.as_str()).is_none())
+        {
+            Some(id) => Err(unknown("hub.districts", id)),
+            None => Ok(()),
+        },
+    }
 }
 
 /// Opens the node's store and serves it until `shutdown` is cancelled.
@@ -177,6 +216,7 @@ pub async fn run(
         let router = Server::builder()
             .http2_keepalive_interval(Some(liveness::KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT))
+            .layer(audit::AuditLayer)
             .add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
         let cap = fd_budget::cap_for_this_process(config.connections.max_connections, fd_limit);
@@ -206,7 +246,9 @@ pub async fn run(
         }
     }
     tracing::info!(socket = %config.admin_socket.display(), "serving the admin socket");
-    let router = Server::builder().add_routes(services.routes(&health, false)?);
+    let router = Server::builder()
+        .layer(audit::AuditLayer)
+        .add_routes(services.routes(&health, false)?);
     let stop = stop_serving.clone();
     servers.spawn(async move {
         router

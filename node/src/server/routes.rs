@@ -74,8 +74,17 @@ impl Services {
         };
         let reflection_error =
             |e: tonic_reflection::server::Error| ServerError::Task(format!("reflection: {e}"));
-        let v1 = reflection().build_v1().map_err(reflection_error)?;
-        let v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
+        // Each describes the other too, so that `grpcurl list` (v1alpha) shows both.
+        let v1 = reflection()
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .build_v1()
+            .map_err(reflection_error)?;
+        let v1alpha = reflection()
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(reflection_error)?;
         let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));
         let mut routes = Routes::new(mart)
             .add_service(admin)

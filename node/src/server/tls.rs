@@ -80,8 +80,9 @@ pub fn load(config: &NodeConfig) -> Result<Option<NodeTls>, ServerError> {
         return Err(invalid(
             "tls.cert",
             format!(
-                "the certificate's role is {:?}, the config's {expected_role:?}",
-                identity.role
+                "the certificate's role is {}, the config's {}",
+                identity.role.as_str(),
+                expected_role.as_str()
             ),
         ));
     }

@@ -19,6 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::liveness::{self, Peer, Silence};
 use super::redial::{self, Ending, Probe, Redial};
+use super::session_log::SessionLog;
 use super::tls_dial::HubConnector;
 use super::{drive, DriveError, PeerBook, Session, Wiring};
 use crate::domain::doc_id::NodeId;
@@ -51,7 +52,10 @@ pub async fn run(engine: Arc<Engine>, book: Arc<PeerBook>, link: HubLink, wiring
         let mut reached_hub = false;
         let result = session(&engine, &book, &link, wiring.clone(), &mut reached_hub).await;
         if let Err(e) = &result {
-            tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
+            // A session that was established logged its own end.
+            if !reached_hub {
+                tracing::warn!(peer = %link.hub, error = %e, "sync with the hub failed");
+            }
             book.record_error(&link.hub, &e.to_string());
         }
         let probe = || async {
@@ -137,12 +141,15 @@ async fn session(
         shutdown: stop,
         ..wiring
     };
-    drive(&mut session, inbound, out_tx, wiring, move |in_sync| {
+    let log = SessionLog::start(book, &link.hub, Some(&link.url));
+    let result = drive(&mut session, inbound, out_tx, wiring, move |in_sync| {
         if in_sync {
             book_for_sync.record_success(&hub);
         }
     })
-    .await
+    .await;
+    log.end(&result, false);
+    result
 }
 
 /// A plaintext (`tls.insecure`) endpoint with the liveness timeouts.
@@ -194,9 +201,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        // An I/O error shows its inner error's text: say it once.
+        // An I/O error shows its inner error's text, and hyper wraps an error in
+        // its own words ("tcp connect error: tcp connect error"): say each once.
         let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
+        if !text.ends_with(&cause_text) && !text.contains(&format!("{cause_text}: ")) {
             text.push_str(": ");
             text.push_str(&cause_text);
         }

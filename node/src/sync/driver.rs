@@ -29,13 +29,39 @@ pub enum DriveError {
     Link(String),
     #[error("the link dropped: the peer closed the stream")]
     PeerClosed,
-    #[error("the peer's stream failed: {}: {}", .0.code(), .0.message())]
+    #[error("{}", inbound_text(.0))]
     Inbound(Status),
     /// Nothing came from the peer for too long: the link is dead or the peer frozen.
     #[error("{0}")]
     Silent(Silence),
     #[error(transparent)]
     Session(#[from] SessionError),
+}
+
+/// What [`DriveError::Link`] says when the connection under a session closed right
+/// after the peer ended its stream (a peer that stopped, not a dead link).
+pub const CONNECTION_CLOSED: &str = "the connection closed";
+
+/// A failed inbound stream in an operator's words: tonic keeps no cause for a
+/// connection that broke under the stream and says "h2 protocol error: error
+/// reading a body from connection", which is no protocol error of anyone's.
+fn inbound_text(status: &Status) -> String {
+    let broke = matches!(
+        status.code(),
+        Code::Unknown | Code::Internal | Code::Unavailable | Code::Cancelled
+    ) && (status.message().starts_with("h2 protocol error")
+        || status
+            .message()
+            .contains("error reading a body from connection"));
+    if broke {
+        "the link dropped: the connection broke under the session".to_string()
+    } else {
+        format!(
+            "the peer's stream failed: {}: {}",
+            status.code(),
+            status.message()
+        )
+    }
 }
 
 impl DriveError {
@@ -149,7 +175,7 @@ pub async fn drive(
     };
     let result = match run(session, inbound, &outbox, wiring, on_sync, &mut heard).await {
         Err(DriveError::PeerClosed) if connection_gone(&out).await => {
-            Err(DriveError::Link("the connection closed".into()))
+            Err(DriveError::Link(CONNECTION_CLOSED.into()))
         }
         other => other,
     };

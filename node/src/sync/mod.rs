@@ -31,6 +31,7 @@ pub mod redial;
 #[cfg(test)]
 mod redial_tests;
 mod session;
+pub mod session_log;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub(super) struct PeerRecord {
     connected: bool,
     #[serde(skip)]
     traffic: Traffic,
+    /// Dials and sessions with the peer that failed since this node started.
+    #[serde(skip)]
+    failures: u64,
     /// The peer's newest session: the only one that writes `connected`, `protocol`
     /// and `peer_changes`.
     #[serde(skip)]
@@ -123,6 +126,8 @@ pub struct PeerStatus {
     pub last_attempt_ms: Option<i64>,
     pub last_success_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// Dials and sessions that failed since this node started.
+    pub failures: u64,
     pub traffic: Traffic,
     pub docs: Vec<DocSync>,
     /// The protocol version of the current (or last) session since this node started.
@@ -232,7 +237,10 @@ impl PeerBook {
     }
 
     pub fn record_error(&self, peer: &NodeId, error: &str) {
-        self.update(peer, true, |r| r.last_error = Some(error.to_string()));
+        self.update(peer, true, |r| {
+            r.last_error = Some(error.to_string());
+            r.failures += 1;
+        });
     }
 
     pub fn record_refusal(&self, peer: &NodeId, error: &str) {
@@ -398,6 +406,7 @@ impl PeerBook {
                     last_attempt_ms: record.last_attempt_ms,
                     last_success_ms: record.last_success_ms,
                     last_error: record.last_error,
+                    failures: record.failures,
                     traffic: record.traffic,
                     docs,
                     protocol: record.protocol,

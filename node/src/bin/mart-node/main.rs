@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mart_node::config::{NodeConfig, TlsMode};
+use mart_node::config::{LogFormat, NodeConfig, TlsMode};
 use mart_node::server::{self, AdminSocketPath, Listeners};
 use tokio_util::sync::CancellationToken;
 
@@ -22,8 +22,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node (on the embedded defaults without --config).
+    /// Run a node (on the embedded defaults without --config)
     Run {
+        /// The node's config file (TOML, see config/); relative paths in it are
+        /// relative to the working directory
         #[arg(long)]
         config: Option<PathBuf>,
         /// This district lost its disk: start on an empty data dir, take the outlet's
@@ -42,8 +44,11 @@ enum Command {
         #[arg(long)]
         accept_clock: bool,
     },
-    /// Check a config file and exit 0 if it is valid.
-    CheckConfig { file: PathBuf },
+    /// Check a config file, its certificates and its admin socket path; exit 0 if valid
+    CheckConfig {
+        /// The config file to check
+        file: PathBuf,
+    },
     /// Run a hub and two districts on loopback with fresh certificates, cut one
     /// district off, heal it, and show what moved; then keep running until Ctrl-C.
     Demo {
@@ -95,6 +100,9 @@ pub fn main() -> ExitCode {
                         config.identity.node,
                         config.data_dir.display()
                     );
+                    if let Some(note) = relative_paths_note(&config) {
+                        println!("{note}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -134,13 +142,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -156,6 +168,39 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Which of the config's paths are relative, and to what: the node resolves them
+/// against its working directory, not the config file's.
+fn relative_paths_note(config: &NodeConfig) -> Option<String> {
+    let mut relative = vec![
+        ("node.data_dir", config.data_dir.as_path()),
+        ("admin.socket", config.admin_socket.as_path()),
+    ];
+    if let Some(TlsMode::Mutual { ca, cert, key }) = &config.tls {
+        relative.extend([
+            ("tls.ca", ca.as_path()),
+            ("tls.cert", cert.as_path()),
+            ("tls.key", key.as_path()),
+        ]);
+    }
+    let names: Vec<&str> = relative
+        .into_iter()
+        .filter(|(_, path)| path.is_relative())
+        .map(|(name, _)| name)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "the working directory".into());
+    Some(format!(
+        "note: {} {} relative to the working directory ({cwd}), not to the config file: \
+         run the node from there, or make them absolute",
+        names.join(", "),
+        if names.len() == 1 { "is" } else { "are" }
+    ))
 }
 
 fn run_demo(dir: &std::path::Path, offline_sales: u32, rural: bool) -> ExitCode {
