@@ -60,6 +60,14 @@ struct RawConfig {
     sync: Option<RawSync>,
     hub: Option<RawHub>,
     ledger: Option<RawLedger>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +183,9 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Default `[metrics] listen`: loopback only (see [`metrics_listen`]).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 /// Default staleness threshold of the hub: 24 hours.
 pub const DEFAULT_STALE_AFTER_SECS: u64 = 24 * 3600;
 
@@ -204,6 +215,9 @@ pub struct NodeConfig {
     /// whether this start restores the ledger from the hub (`mart-node run --restore`,
     /// never from the file).
     pub ledger: LedgerOptions,
+    /// `[metrics] listen` (default `127.0.0.1:9464`): the HTTP listener of `/metrics`
+    /// and the status page; `None` when `listen = ""` or `enabled = false`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -402,7 +416,9 @@ impl NodeConfig {
             Some(months) => PeriodLength::months_of(months)
                 .map_err(|e| field("ledger.months_per_period", e.to_string()))?,
         };
+        let metrics_listen = metrics_listen(raw.metrics).map_err(|reason| field("metrics.listen", reason))?;
         Ok(NodeConfig {
+            metrics_listen,
             ledger: LedgerOptions {
                 period,
                 restore: false,
@@ -420,6 +436,33 @@ impl NodeConfig {
             districts,
         })
     }
+}
+
+/// `[metrics]`: the address of the metrics and status page listener, or `None` when
+/// it is turned off. Only a loopback address is accepted: the page and the metrics
+/// are served over plain HTTP without authentication, so they must never be reachable
+/// from another machine (a reverse proxy or an SSH tunnel reaches them from there).
+fn metrics_listen(raw: Option<RawMetrics>) -> Result<Option<SocketAddr>, String> {
+    let (listen, enabled) = match raw {
+        None => (None, true),
+        Some(m) => (m.listen, m.enabled.unwrap_or(true)),
+    };
+    let listen = listen.unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_string());
+    if !enabled || listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let addr = listen
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("{listen:?} is not host:port: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: the status page and /metrics are served \
+             without authentication (mTLS for them is not implemented), so they bind to \
+             127.0.0.1 or ::1 only; reach them from elsewhere through an SSH tunnel or a \
+             reverse proxy that authenticates"
+        ));
+    }
+    Ok(Some(addr))
 }
 
 /// `[hub] districts`: node ids, none twice, not the hub's own.
@@ -467,6 +510,22 @@ mod tests {
         assert_eq!(config.grpc_listen, Some("127.0.0.1:7443".parse().unwrap()));
         assert_eq!(config.admin_socket, PathBuf::from("./mart-data/admin.sock"));
         assert_eq!(config.connections, ConnectionLimits::default());
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_on_by_default_and_can_be_turned_off() {
+        let with = |section: &str| format!("{DEFAULT_CONFIG}\n[metrics]\n{section}\n");
+        let default = NodeConfig::embedded_default().metrics_listen;
+        assert_eq!(default, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
+        let listen = |section: &str| NodeConfig::parse(&with(section), "t").unwrap().metrics_listen;
+        assert_eq!(listen("listen = \"\""), None);
+        assert_eq!(listen("enabled = false"), None);
+        assert_eq!(listen("listen = \"[::1]:0\""), Some("[::1]:0".parse().unwrap()));
+        for section in ["listen = \"0.0.0.0:9464\"", "listen = \"10.1.2.3:9464\"", "listen = \"nowhere\""] {
+            let e = error_of(&with(section));
+            assert!(e.contains("metrics.listen"), "{section}: {e}");
+        }
+        assert!(error_of(&with("listen = \"0.0.0.0:9464\"")).contains("loopback"));
     }
 
     #[test]
