@@ -31,18 +31,20 @@ fn row<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
 /// Waits until the page at `url`, as Chromium renders it, satisfies `check`;
 /// returns that DOM.
 async fn wait_for_dom(url: &str, what: &str, check: impl Fn(&str) -> bool) -> Result<String> {
-    let mut last = String::new();
+    let last = std::cell::RefCell::new(String::new());
     let waited = wait_until(what, SHOW_TIMEOUT, || {
         let dom = dump_dom(url);
-        let (last, check) = (&mut last, &check);
+        let (last, check) = (&last, &check);
         async move {
-            *last = dom.await?;
-            Ok(check(last))
+            let dom = dom.await?;
+            let holds = check(&dom);
+            *last.borrow_mut() = dom;
+            Ok(holds)
         }
     })
     .await;
-    waited.with_context(|| format!("last DOM of {url}:\n{last}"))?;
-    Ok(last)
+    waited.with_context(|| format!("last DOM of {url}:\n{}", last.borrow()))?;
+    Ok(last.into_inner())
 }
 
 fn is_png(path: &std::path::Path) -> Result<u64> {
