@@ -269,7 +269,7 @@ impl ClusterBuilder {
             }
             let node = NodeProcess::start(spec)
                 .await
-            .with_context(|| format!("start district {id}"))?;
+                .with_context(|| format!("start district {id}"))?;
             districts.insert(id.clone(), District { node, proxy });
         }
         Ok(TestCluster {

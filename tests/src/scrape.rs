@@ -60,7 +60,9 @@ mod tests {
         assert_eq!(sample_names(text).len(), 2);
         assert_eq!(
             names_in_promql("rate(nttmart_x_total{a=\"b\"}[5m]) / process_open_fds"),
-            ["nttmart_x_total", "process_open_fds"].map(String::from).into()
+            ["nttmart_x_total", "process_open_fds"]
+                .map(String::from)
+                .into()
         );
     }
 }

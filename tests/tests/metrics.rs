@@ -16,7 +16,9 @@ use mart_tests::{tools, wait_until, TestCluster};
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 /// Every `expr` string anywhere in a JSON value (the dashboard's panel targets).
@@ -48,7 +50,12 @@ async fn hub_and_district_metrics_pass_promtool_and_move_with_a_sale() -> Result
     let ttu_addr = cluster.node("ttu").metrics_addr().context("ttu metrics")?;
     cluster.wait_converged(SYNC_TIMEOUT).await?;
     let received = |text: &str| {
-        sample(text, "nttmart_peer_changes_received_total", &[("peer", "ttu")]).unwrap_or(0.0)
+        sample(
+            text,
+            "nttmart_peer_changes_received_total",
+            &[("peer", "ttu")],
+        )
+        .unwrap_or(0.0)
     };
     let before = received(&metrics(hub_addr).await?);
 
@@ -81,7 +88,10 @@ async fn hub_and_district_metrics_pass_promtool_and_move_with_a_sale() -> Result
         "nttmart_grpc_refusals_total",
         &[("rpc", "MartService/RecordSale")],
     );
-    ensure!(refusals >= Some(1.0), "no refusal counted at the hub:\n{hub}");
+    ensure!(
+        refusals >= Some(1.0),
+        "no refusal counted at the hub:\n{hub}"
+    );
     ensure!(
         sample(&ttu, "nttmart_durable_writes_total", &[]) >= Some(2.0),
         "the district counted fewer than 2 durable writes:\n{ttu}"
@@ -95,18 +105,27 @@ async fn hub_and_district_metrics_pass_promtool_and_move_with_a_sale() -> Result
         "no session counted at the hub:\n{hub}"
     );
     ensure!(
-        sample(&hub, "nttmart_build_info", &[("role", "hub"), ("node", "kupang")]) == Some(1.0),
+        sample(
+            &hub,
+            "nttmart_build_info",
+            &[("role", "hub"), ("node", "kupang")]
+        ) == Some(1.0),
         "no build info:\n{hub}"
     );
 
     // Every metric the shipped dashboard and alert rules read exists at the hub.
     let live = sample_names(&hub);
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_file("deploy/grafana/hub.json"))?)
-            .context("deploy/grafana/hub.json is not valid JSON")?;
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(repo_file(
+        "deploy/grafana/hub.json",
+    ))?)
+    .context("deploy/grafana/hub.json is not valid JSON")?;
     let mut queries = Vec::new();
     exprs(&dashboard, &mut queries);
-    ensure!(queries.len() >= 10, "the dashboard has {} queries", queries.len());
+    ensure!(
+        queries.len() >= 10,
+        "the dashboard has {} queries",
+        queries.len()
+    );
     let rules = std::fs::read_to_string(repo_file("deploy/prometheus/alerts.yml"))?;
     let read: BTreeSet<String> = queries
         .iter()
@@ -125,7 +144,12 @@ async fn hub_and_district_metrics_pass_promtool_and_move_with_a_sale() -> Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_alert_rules_pass_promtool_check_rules() -> Result<()> {
     let rules = repo_file("deploy/prometheus/alerts.yml");
-    let out = tools::run("promtool", &["check", "rules", &rules.display().to_string()], None).await?;
+    let out = tools::run(
+        "promtool",
+        &["check", "rules", &rules.display().to_string()],
+        None,
+    )
+    .await?;
     ensure!(out.contains("SUCCESS"), "{out}");
     Ok(())
 }
@@ -134,7 +158,8 @@ async fn the_alert_rules_pass_promtool_check_rules() -> Result<()> {
 async fn check_config_refuses_a_metrics_listener_off_loopback() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("node.toml");
-    let text = mart_node::config::DEFAULT_CONFIG.to_string() + "\n[metrics]\nlisten = \"0.0.0.0:9464\"\n";
+    let text =
+        mart_node::config::DEFAULT_CONFIG.to_string() + "\n[metrics]\nlisten = \"0.0.0.0:9464\"\n";
     std::fs::write(&config, text)?;
     let out = tokio::process::Command::new(mart_tests::mart_node_bin())
         .arg("check-config")
@@ -143,7 +168,9 @@ async fn check_config_refuses_a_metrics_listener_off_loopback() -> Result<()> {
         .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(
-        out.status.code() == Some(2) && stderr.contains("metrics.listen") && stderr.contains("loopback"),
+        out.status.code() == Some(2)
+            && stderr.contains("metrics.listen")
+            && stderr.contains("loopback"),
         "check-config: {} {stderr}",
         out.status
     );

@@ -69,8 +69,14 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
         .metrics()
         .start()
         .await?;
-    let hub_url = format!("http://{}/", cluster.hub().metrics_addr().context("hub page")?);
-    let ttu_url = format!("http://{}/", cluster.node("ttu").metrics_addr().context("ttu page")?);
+    let hub_url = format!(
+        "http://{}/",
+        cluster.hub().metrics_addr().context("hub page")?
+    );
+    let ttu_url = format!(
+        "http://{}/",
+        cluster.node("ttu").metrics_addr().context("ttu page")?
+    );
 
     let mut ttu = cluster.mart("ttu").await?;
     receive(&mut ttu, "rcv-low", "TTU-MKP-060", 4).await?;
@@ -89,7 +95,13 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
     .await
     .context("add the product with markup in its name")?;
     receive(&mut ttu, "rcv-xss", "TTU-MDU-XSS", 2).await?;
-    receive(&mut cluster.mart("sikka").await?, "rcv-sikka", "SKA-MET-250", 20).await?;
+    receive(
+        &mut cluster.mart("sikka").await?,
+        "rcv-sikka",
+        "SKA-MET-250",
+        20,
+    )
+    .await?;
 
     // A low-stock SKU shows, and the product name with markup shows as text.
     let on_hand = |n: i64| format!("data-label=\"On hand\" class=\"num\">{n}</td>");
@@ -98,7 +110,10 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
             && row(dom, "low-ttu-TTU-MDU-XSS").is_some()
     })
     .await?;
-    ensure!(!dom.contains("<script"), "markup from a peer reached the DOM:\n{dom}");
+    ensure!(
+        !dom.contains("<script"),
+        "markup from a peer reached the DOM:\n{dom}"
+    );
     ensure!(
         dom.contains("&lt;script&gt;alert(1)&lt;/script&gt; Madu hutan"),
         "the product name is not shown as text:\n{dom}"
@@ -106,7 +121,11 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
     let raw = http::get(cluster.hub().metrics_addr().unwrap(), "/").await?;
     ensure!(!raw.body.contains("<script"), "{}", raw.body);
     let csp = raw.header("content-security-policy").unwrap_or_default();
-    ensure!(csp.contains("default-src 'none'"), "no CSP: {:?}", raw.headers);
+    ensure!(
+        csp.contains("default-src 'none'"),
+        "no CSP: {:?}",
+        raw.headers
+    );
     ensure!(
         raw.body.contains("http-equiv=\"refresh\" content=\"10\"")
             && raw.body.contains("name=\"viewport\""),
@@ -123,12 +142,20 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
 
     // A district cut off goes stale; the connected one stays fresh.
     cluster.cut("sikka");
-    let dom = wait_for_dom(&hub_url, "the hub page shows sikka stale and ttu fresh", |dom| {
-        row(dom, "peer-sikka").is_some_and(|r| r.contains("class=\"stale\"") && r.contains(">stale<"))
-            && row(dom, "peer-ttu").is_some_and(|r| r.contains(">fresh<"))
-    })
+    let dom = wait_for_dom(
+        &hub_url,
+        "the hub page shows sikka stale and ttu fresh",
+        |dom| {
+            row(dom, "peer-sikka")
+                .is_some_and(|r| r.contains("class=\"stale\"") && r.contains(">stale<"))
+                && row(dom, "peer-ttu").is_some_and(|r| r.contains(">fresh<"))
+        },
+    )
     .await?;
-    ensure!(dom.contains("Timor Tengah Utara"), "no district names:\n{dom}");
+    ensure!(
+        dom.contains("Timor Tengah Utara"),
+        "no district names:\n{dom}"
+    );
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     for (name, width, height) in [("hub-desktop", 1280, 1400), ("hub-phone", 390, 1600)] {
@@ -143,7 +170,10 @@ async fn the_hub_page_in_a_browser_shows_stale_districts_low_stock_and_sales() -
         row(dom, "stock-TTU-MKP-060").is_some_and(|r| r.contains(">3</td>"))
     })
     .await?;
-    ensure!(row(&dom, "peer-kupang").is_some(), "ttu's page has no hub row:\n{dom}");
+    ensure!(
+        row(&dom, "peer-kupang").is_some(),
+        "ttu's page has no hub row:\n{dom}"
+    );
     ensure!(!dom.contains("<script"), "{dom}");
     let path = shots.join("status-page-district.png");
     screenshot(&ttu_url, &path, 390, 900).await?;

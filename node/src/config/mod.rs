@@ -416,7 +416,8 @@ impl NodeConfig {
             Some(months) => PeriodLength::months_of(months)
                 .map_err(|e| field("ledger.months_per_period", e.to_string()))?,
         };
-        let metrics_listen = metrics_listen(raw.metrics).map_err(|reason| field("metrics.listen", reason))?;
+        let metrics_listen =
+            metrics_listen(raw.metrics).map_err(|reason| field("metrics.listen", reason))?;
         Ok(NodeConfig {
             metrics_listen,
             ledger: LedgerOptions {
@@ -517,11 +518,22 @@ mod tests {
         let with = |section: &str| format!("{DEFAULT_CONFIG}\n[metrics]\n{section}\n");
         let default = NodeConfig::embedded_default().metrics_listen;
         assert_eq!(default, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
-        let listen = |section: &str| NodeConfig::parse(&with(section), "t").unwrap().metrics_listen;
+        let listen = |section: &str| {
+            NodeConfig::parse(&with(section), "t")
+                .unwrap()
+                .metrics_listen
+        };
         assert_eq!(listen("listen = \"\""), None);
         assert_eq!(listen("enabled = false"), None);
-        assert_eq!(listen("listen = \"[::1]:0\""), Some("[::1]:0".parse().unwrap()));
-        for section in ["listen = \"0.0.0.0:9464\"", "listen = \"10.1.2.3:9464\"", "listen = \"nowhere\""] {
+        assert_eq!(
+            listen("listen = \"[::1]:0\""),
+            Some("[::1]:0".parse().unwrap())
+        );
+        for section in [
+            "listen = \"0.0.0.0:9464\"",
+            "listen = \"10.1.2.3:9464\"",
+            "listen = \"nowhere\"",
+        ] {
             let e = error_of(&with(section));
             assert!(e.contains("metrics.listen"), "{section}: {e}");
         }

@@ -50,7 +50,9 @@ pub fn render(observed: &Observed) -> String {
         &format!(
             "As of {}; open period {}.",
             wita_time(now),
-            status.open_period.map_or("none".to_string(), |p| p.to_string())
+            status
+                .open_period
+                .map_or("none".to_string(), |p| p.to_string())
         ),
         &body,
     )

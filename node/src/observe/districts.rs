@@ -103,39 +103,46 @@ pub fn district_rows(observed: &Observed) -> Vec<SyncRow> {
         .collect()
 }
 
-/// The sync table of a page: one row per peer, `id="peer-<id>"`, class `stale` when
-/// its figures are stale (at the hub), a district's name beside its id.
+/// The sync table of a page: one row per peer seen, `id="peer-<id>"`, class `stale`
+/// when its figures are stale (at the hub), stale ones first; a district's name
+/// beside its id. Districts never seen are listed in one line under the table.
 pub fn sync_section(heading: &str, rows: &[SyncRow], now_ms: i64) -> String {
-    use super::html::{ago, badge, duration, section, Cell, Row};
+    use super::html::{ago, badge, duration, escape, section, Cell, Row};
+    let name_of = |id: &str| {
+        crate::domain::districts::find(id)
+            .map(|d| d.name)
+            .unwrap_or_default()
+    };
     let hub = rows.iter().any(|r| r.stale.is_some());
     let mut headers = vec!["Peer", "State", "Last sync"];
     if hub {
         headers.push("Figures as of");
     }
-    headers.extend(["Lag", "Pending", "Clock offset", "Last error"]);
-    let table: Vec<Row> = rows
+    headers.extend(["Lag", "Pending out / in", "Clock offset", "Last error"]);
+    let (mut seen, never): (Vec<&SyncRow>, Vec<&SyncRow>) =
+        rows.iter().partition(|r| r.known || r.as_of_ms.is_some());
+    seen.sort_by_key(|r| (r.stale != Some(true), r.connected, r.peer.clone()));
+    let table: Vec<Row> = seen
         .iter()
         .map(|r| {
-            let name = crate::domain::districts::find(&r.peer)
-                .map(|d| format!(" ({})", d.name))
-                .unwrap_or_default();
             let mut state = if r.connected {
                 badge("ok", "connected")
             } else if r.last_success_ms.is_some() {
                 badge("warn", "offline")
             } else {
-                badge("muted", "never connected")
+                badge("muted", "never synced")
             };
             match r.stale {
                 Some(true) => state.push_str(&badge("bad", "stale")),
                 Some(false) => state.push_str(&badge("ok", "fresh")),
                 None => {}
             }
+            let name = name_of(&r.peer);
             let mut cells = vec![
                 Cell::markup(format!(
-                    "<b>{}</b><span class=\"muted\">{}</span>",
-                    super::html::escape(&r.peer),
-                    super::html::escape(&name)
+                    "<span><b>{}</b> <span class=\"muted\">{}</span></span>",
+                    escape(&r.peer),
+                    escape(name)
                 )),
                 Cell::markup(state).class("state"),
                 ago(now_ms, r.last_success_ms),
@@ -147,11 +154,16 @@ pub fn sync_section(heading: &str, rows: &[SyncRow], now_ms: i64) -> String {
                 Some(lag) => Cell::text(duration(lag)).class("num"),
                 None => Cell::text("-").class("num"),
             });
-            cells.push(Cell::text(format!("{} out / {} in", r.to_send, r.to_receive)).class("num"));
+            cells.push(Cell::text(format!("{} / {}", r.to_send, r.to_receive)).class("num"));
             cells.push(match r.clock_offset_ms {
                 None => Cell::text("-"),
                 Some(ms) => {
-                    let words = format!("{}{}", if ms < 0 { "-" } else { "+" }, duration(ms.abs()));
+                    let sign = match ms {
+                        ..=-1000 => "-",
+                        1000.. => "+",
+                        _ => "",
+                    };
+                    let words = format!("{sign}{}", duration(ms.abs()));
                     if r.clock_wrong {
                         Cell::markup(badge("bad", &words))
                     } else {
@@ -170,7 +182,29 @@ pub fn sync_section(heading: &str, rows: &[SyncRow], now_ms: i64) -> String {
             }
         })
         .collect();
-    section("sync", heading, &headers, &table, "no sync peer")
+    let mut html = section(
+        "sync",
+        heading,
+        &headers,
+        &table,
+        "no district has synced yet",
+    );
+    if !never.is_empty() {
+        let names: Vec<String> = never
+            .iter()
+            .map(|r| format!("{} ({})", r.peer, name_of(&r.peer)))
+            .collect();
+        let line = format!(
+            "<p id=\"never-synced\" class=\"muted\">Never synced ({}): {}</p>",
+            never.len(),
+            escape(&names.join(", "))
+        );
+        // Inside the section, after the table.
+        html.truncate(html.len() - "</section>".len());
+        html.push_str(&line);
+        html.push_str("</section>");
+    }
+    html
 }
 
 #[cfg(test)]
@@ -181,6 +215,7 @@ mod tests {
     fn a_last_error_from_a_peer_is_shown_escaped() {
         let row = SyncRow {
             peer: "ttu".into(),
+            known: true,
             stale: Some(true),
             last_error: Some("refused: <script>alert('x')</script>".into()),
             clock_offset_ms: Some(-400_000),
@@ -190,8 +225,19 @@ mod tests {
         let html = sync_section("Districts", &[row], 1_000_000);
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("refused: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
-        assert!(html.contains("<tr id=\"peer-ttu\" class=\"stale\">"), "{html}");
+        assert!(
+            html.contains("<tr id=\"peer-ttu\" class=\"stale\">"),
+            "{html}"
+        );
         assert!(html.contains("Timor Tengah Utara"), "{html}");
         assert!(html.contains("-6 min"), "{html}");
+        let never = SyncRow {
+            peer: "alor".into(),
+            stale: Some(true),
+            ..SyncRow::default()
+        };
+        let html = sync_section("Districts", &[never], 1_000_000);
+        assert!(html.contains("Never synced (1): alor (Alor)"), "{html}");
+        assert!(!html.contains("peer-alor"), "{html}");
     }
 }

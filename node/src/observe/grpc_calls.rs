@@ -85,7 +85,8 @@ where
 {
     type Response = Response<Counted<R>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -156,7 +157,12 @@ mod tests {
             "MartService/RecordMovement"
         );
         assert_eq!(rpc_of("/grpc.health.v1.Health/Check"), "Health/Check");
-        for hostile in ["/", "/x/y", "/nttmart.v1.MartService/<script>", "/nttmart.v1.A/"] {
+        for hostile in [
+            "/",
+            "/x/y",
+            "/nttmart.v1.MartService/<script>",
+            "/nttmart.v1.A/",
+        ] {
             assert_eq!(rpc_of(hostile), "other", "{hostile}");
         }
     }

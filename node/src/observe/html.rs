@@ -47,7 +47,7 @@ h2{font-size:1.05rem;margin:2px 0 8px}\
 table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}\
 th{font-size:.8rem;text-transform:uppercase;letter-spacing:.03em;color:var(--muted)}\
-td.num{text-align:right;font-variant-numeric:tabular-nums}\
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:.8rem;font-weight:600;margin:1px 2px 1px 0}\
 .bad{background:var(--badbg);color:var(--bad)}.ok{background:var(--okbg);color:var(--ok)}\
 .warn{background:var(--warnbg);color:var(--warn)}.muted{color:var(--muted)}\
@@ -226,7 +226,7 @@ pub fn rupiah(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push('.');
         }
         grouped.push(c);
@@ -242,7 +242,11 @@ pub fn bar(used: i64, of: i64) -> String {
     } else {
         0.0
     };
-    let class = if percent > 100.0 { " class=\"over\"" } else { "" };
+    let class = if percent > 100.0 {
+        " class=\"over\""
+    } else {
+        ""
+    };
     format!(
         "{percent:.0} %<div class=\"bar\"><span{class} style=\"width:{:.0}%\"></span></div>",
         percent.min(100.0)

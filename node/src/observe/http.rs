@@ -79,7 +79,10 @@ enum Page {
 
 async fn answer(request: Request<Incoming>, observed: Observed) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD are served\n");
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are served\n",
+        );
     }
     let page = match request.uri().path() {
         "/metrics" => Page::Metrics,
@@ -96,7 +99,10 @@ async fn answer(request: Request<Incoming>, observed: Observed) -> Response<Full
         Ok(body) => body,
         Err(e) => {
             tracing::warn!(error = %e, "a status page failed to build");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the page failed to build\n");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to build\n",
+            );
         }
     };
     let content_type = match page {
@@ -107,9 +113,18 @@ async fn answer(request: Request<Incoming>, observed: Observed) -> Response<Full
     let headers = response.headers_mut();
     headers.insert("content-type", content_type.parse().expect("valid header"));
     headers.insert("cache-control", "no-store".parse().expect("valid header"));
-    headers.insert("x-content-type-options", "nosniff".parse().expect("valid header"));
-    headers.insert("content-security-policy", CSP.parse().expect("valid header"));
-    headers.insert("referrer-policy", "no-referrer".parse().expect("valid header"));
+    headers.insert(
+        "x-content-type-options",
+        "nosniff".parse().expect("valid header"),
+    );
+    headers.insert(
+        "content-security-policy",
+        CSP.parse().expect("valid header"),
+    );
+    headers.insert(
+        "referrer-policy",
+        "no-referrer".parse().expect("valid header"),
+    );
     response
 }
 

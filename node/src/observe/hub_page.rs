@@ -26,10 +26,19 @@ pub fn render(observed: &Observed) -> String {
     let budgets: Vec<BudgetStatus> = engine.budgets(None, 0).unwrap_or_default();
 
     let connected = rows.iter().filter(|r| r.connected).count();
-    let stale = rows.iter().filter(|r| r.stale == Some(true)).count();
+    let seen = |r: &&super::districts::SyncRow| r.known || r.as_of_ms.is_some();
+    let stale = rows
+        .iter()
+        .filter(seen)
+        .filter(|r| r.stale == Some(true))
+        .count();
     let mut body = chips(&[
         (format!("{connected}/{}", rows.len()), "districts connected"),
         (stale.to_string(), "stale"),
+        (
+            (rows.len() - rows.iter().filter(seen).count()).to_string(),
+            "never synced",
+        ),
         (low.len().to_string(), "low-stock lines"),
         (orders.len().to_string(), "open online orders"),
         (shipments.len().to_string(), "shipments in transit"),
@@ -120,14 +129,24 @@ pub fn render(observed: &Observed) -> String {
                 Cell::text(b.allocated.map_or("none".into(), rupiah)).class("num"),
                 Cell::text(rupiah(b.spent)).class("num"),
                 Cell::text(rupiah(b.remaining())).class("num"),
-                Cell::markup(bar(b.spent, allocated)),
+                match b.allocated {
+                    Some(_) => Cell::markup(bar(b.spent, allocated)),
+                    None => Cell::markup(super::html::badge("warn", "no allocation")),
+                },
             ])
         })
         .collect();
     body.push_str(&section(
         "budgets",
         "Procurement budget use",
-        &["District", "Year", "Allocated", "Spent", "Remaining", "Used"],
+        &[
+            "District",
+            "Year",
+            "Allocated",
+            "Spent",
+            "Remaining",
+            "Used",
+        ],
         &budget_rows,
         "no budget allocated this year",
     ));

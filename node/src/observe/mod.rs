@@ -9,8 +9,8 @@
 //! and every value on a page is HTML-escaped (district names and last errors come
 //! from peers).
 
-mod districts;
 mod district_page;
+mod districts;
 pub mod grpc_calls;
 mod html;
 mod http;

@@ -132,6 +132,9 @@ mod tests {
         assert!(stats.open_fds.unwrap() >= 3, "{stats:?}");
         assert!(stats.cpu_seconds.is_some() && stats.start_time_seconds.is_some());
         let text = stats.render();
-        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter\n"),
+            "{text}"
+        );
     }
 }

@@ -23,8 +23,7 @@ use crate::events::{self, SessionEnd};
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Every (kind, state) of documents reported so far: one gone is reported as 0.
-static DOCUMENT_SERIES: Mutex<BTreeSet<(&'static str, &'static str)>> =
-    Mutex::new(BTreeSet::new());
+static DOCUMENT_SERIES: Mutex<BTreeSet<(&'static str, &'static str)>> = Mutex::new(BTreeSet::new());
 
 /// Installs the process-wide recorder (once; later calls return the same handle).
 /// `None` when another recorder was installed first (an embedding program's).
@@ -46,7 +45,9 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed: /metrics shows only the node's state");
+                tracing::warn!(
+                    "another metrics recorder is installed: /metrics shows only the node's state"
+                );
                 return None;
             }
             describe();
@@ -62,37 +63,106 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(events::DURABLE_WRITES, "Writes made durable by a group-commit flush.");
+    describe_counter!(
+        events::DURABLE_WRITES,
+        "Writes made durable by a group-commit flush."
+    );
     describe_histogram!(
         events::DURABLE_WRITE_SECONDS,
         "Seconds from a writer asking for durability to its flush returning."
     );
     describe_counter!(events::FLUSHES, "Group-commit flushes, by outcome.");
-    describe_histogram!(events::WRITES_PER_FLUSH, "Writes carried by one group-commit flush.");
-    describe_counter!(events::GRPC_CALLS, "gRPC calls answered, by RPC and status code.");
-    describe_counter!(events::REFUSALS, "gRPC calls answered with a status other than OK, by RPC and code.");
+    describe_histogram!(
+        events::WRITES_PER_FLUSH,
+        "Writes carried by one group-commit flush."
+    );
+    describe_counter!(
+        events::GRPC_CALLS,
+        "gRPC calls answered, by RPC and status code."
+    );
+    describe_counter!(
+        events::REFUSALS,
+        "gRPC calls answered with a status other than OK, by RPC and code."
+    );
     describe_counter!(events::SESSIONS_OPENED, "Sync sessions opened.");
     describe_counter!(events::SESSIONS_ENDED, "Sync sessions ended, by reason.");
-    describe_gauge!("nttmart_build_info", "Always 1: the build's version, the node's id and role.");
+    describe_gauge!(
+        "nttmart_build_info",
+        "Always 1: the build's version, the node's id and role."
+    );
     describe_gauge!("nttmart_documents", "Documents, by kind and state.");
-    describe_gauge!("nttmart_document_store_bytes", "Bytes the documents take on disk.");
-    describe_gauge!("nttmart_data_dir_free_bytes", "Bytes free to this node on the data dir's file system.");
-    describe_gauge!("nttmart_data_dir_size_bytes", "Size in bytes of the data dir's file system.");
-    describe_gauge!("nttmart_restore_in_progress", "1 while the node restores its ledger from the hub.");
-    describe_gauge!("nttmart_restore_changes_remaining", "Changes the hub holds that a restoring node has not received yet.");
-    describe_gauge!("nttmart_hub_stale_after_seconds", "The hub's staleness threshold ([hub] stale_after_secs).");
-    describe_gauge!("nttmart_peer_connected", "1 while a sync session with the peer is open.");
-    describe_gauge!("nttmart_peer_last_success_timestamp_seconds", "When the last sync round with the peer completed (0: never).");
-    describe_gauge!("nttmart_peer_last_attempt_timestamp_seconds", "When this node last dialled the peer (0: never).");
-    describe_gauge!("nttmart_peer_changes_pending", "Changes not yet synced with the peer, by direction (send, receive).");
-    describe_gauge!("nttmart_peer_lag_seconds", "Age of the oldest change the peer has not acknowledged (0: none pending).");
-    describe_gauge!("nttmart_peer_clock_offset_seconds", "The peer's clock minus this node's, as last seen.");
-    describe_gauge!("nttmart_peer_stale", "At the hub: 1 when a district's figures are stale.");
-    describe_counter!("nttmart_peer_changes_sent_total", "Changes sent to the peer since start.");
-    describe_counter!("nttmart_peer_changes_received_total", "Changes received from the peer since start.");
-    describe_counter!("nttmart_peer_bytes_sent_total", "Bytes of changes sent to the peer since start.");
-    describe_counter!("nttmart_peer_bytes_received_total", "Bytes of changes received from the peer since start.");
-    describe_counter!("nttmart_peer_refusals_total", "Changes or messages of the peer refused since start.");
+    describe_gauge!(
+        "nttmart_document_store_bytes",
+        "Bytes the documents take on disk."
+    );
+    describe_gauge!(
+        "nttmart_data_dir_free_bytes",
+        "Bytes free to this node on the data dir's file system."
+    );
+    describe_gauge!(
+        "nttmart_data_dir_size_bytes",
+        "Size in bytes of the data dir's file system."
+    );
+    describe_gauge!(
+        "nttmart_restore_in_progress",
+        "1 while the node restores its ledger from the hub."
+    );
+    describe_gauge!(
+        "nttmart_restore_changes_remaining",
+        "Changes the hub holds that a restoring node has not received yet."
+    );
+    describe_gauge!(
+        "nttmart_hub_stale_after_seconds",
+        "The hub's staleness threshold ([hub] stale_after_secs)."
+    );
+    describe_gauge!(
+        "nttmart_peer_connected",
+        "1 while a sync session with the peer is open."
+    );
+    describe_gauge!(
+        "nttmart_peer_last_success_timestamp_seconds",
+        "When the last sync round with the peer completed (0: never)."
+    );
+    describe_gauge!(
+        "nttmart_peer_last_attempt_timestamp_seconds",
+        "When this node last dialled the peer (0: never)."
+    );
+    describe_gauge!(
+        "nttmart_peer_changes_pending",
+        "Changes not yet synced with the peer, by direction (send, receive)."
+    );
+    describe_gauge!(
+        "nttmart_peer_lag_seconds",
+        "Age of the oldest change the peer has not acknowledged (0: none pending)."
+    );
+    describe_gauge!(
+        "nttmart_peer_clock_offset_seconds",
+        "The peer's clock minus this node's, as last seen."
+    );
+    describe_gauge!(
+        "nttmart_peer_stale",
+        "At the hub: 1 when a district's figures are stale."
+    );
+    describe_counter!(
+        "nttmart_peer_changes_sent_total",
+        "Changes sent to the peer since start."
+    );
+    describe_counter!(
+        "nttmart_peer_changes_received_total",
+        "Changes received from the peer since start."
+    );
+    describe_counter!(
+        "nttmart_peer_bytes_sent_total",
+        "Bytes of changes sent to the peer since start."
+    );
+    describe_counter!(
+        "nttmart_peer_bytes_received_total",
+        "Bytes of changes received from the peer since start."
+    );
+    describe_counter!(
+        "nttmart_peer_refusals_total",
+        "Changes or messages of the peer refused since start."
+    );
 }
 
 /// The text `/metrics` answers now.
