@@ -54,51 +54,54 @@ impl ProcessStats {
 
     /// The Prometheus text of these figures.
     pub fn render(&self) -> String {
+        let as_f64 = |v: Option<u64>| v.map(|v| v as f64);
+        let figures = [
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                as_f64(self.resident_bytes),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                as_f64(self.virtual_bytes),
+            ),
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                self.cpu_seconds,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                as_f64(self.open_fds),
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                as_f64(self.max_fds),
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                self.start_time_seconds,
+            ),
+        ];
         let mut out = String::new();
-        let mut one = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        for (name, kind, help, value) in figures {
             if let Some(value) = value {
                 let _ = write!(
                     out,
                     "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
                 );
             }
-        };
-        one(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            self.resident_bytes.map(|v| v as f64),
-        );
-        one(
-            "process_virtual_memory_bytes",
-            "gauge",
-            "Virtual memory size in bytes.",
-            self.virtual_bytes.map(|v| v as f64),
-        );
-        one(
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-            self.cpu_seconds,
-        );
-        one(
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-            self.open_fds.map(|v| v as f64),
-        );
-        one(
-            "process_max_fds",
-            "gauge",
-            "Maximum number of open file descriptors.",
-            self.max_fds.map(|v| v as f64),
-        );
-        one(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since unix epoch in seconds.",
-            self.start_time_seconds,
-        );
+        }
         out
     }
 }
