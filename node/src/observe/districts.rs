@@ -144,7 +144,7 @@ pub fn sync_section(heading: &str, rows: &[SyncRow], now_ms: i64) -> String {
                     escape(&r.peer),
                     escape(name)
                 )),
-                Cell::markup(state).class("state"),
+                Cell::markup(format!("<span>{state}</span>")).class("state"),
                 ago(now_ms, r.last_success_ms),
             ];
             if hub {

@@ -61,7 +61,7 @@ footer{color:var(--muted);font-size:.8rem;text-align:center;padding:4px 0 18px}\
 @media (max-width:700px){table.stack thead{display:none}\
 table.stack tr{display:block;border:1px solid var(--line);border-radius:8px;margin:0 0 10px;padding:4px 8px}\
 table.stack td{display:flex;justify-content:space-between;gap:12px;border:0;padding:3px 0;text-align:right}\
-table.stack td::before{content:attr(data-label);color:var(--muted);font-size:.8rem;text-align:left}\
+table.stack td::before{content:attr(data-label);color:var(--muted);font-size:.8rem;text-align:left;flex:none;white-space:nowrap}\
 .error{max-width:none}}";
 
 /// A whole page: `title` in the head and the header, `subtitle` under it.
