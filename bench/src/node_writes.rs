@@ -62,7 +62,8 @@ impl Node {
             "version = 1\n\
              [node]\nid = \"ttu\"\nrole = \"district\"\nhub = \"kupang\"\ndata_dir = {data_dir}\n\
              [grpc]\nlisten = \"127.0.0.1:0\"\n\
-             [tls]\ninsecure = true\n"
+             [tls]\ninsecure = true\n\
+             [metrics]\nenabled = false\n"
         );
         let config = NodeConfig::parse(&text, "<bench node>")?;
         let listeners = runtime.block_on(Listeners::bind(&config))?;

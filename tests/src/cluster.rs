@@ -183,6 +183,7 @@ pub struct ClusterBuilder {
     resync_secs: u64,
     stale_after_secs: Option<u64>,
     direct_links: bool,
+    metrics: bool,
 }
 
 impl ClusterBuilder {
@@ -210,6 +211,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node serves `/metrics` and its status page on a port of its own (see
+    /// [`NodeProcess::metrics_addr`]).
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
+        self
+    }
+
     /// Every district dials the hub's own address instead of its proxy's (the proxy
     /// still starts, unused): a stopped hub is then a refused connect at the
     /// district, as on a real link, where the proxy would accept and close.
@@ -231,6 +239,9 @@ impl ClusterBuilder {
         if let Some(secs) = self.stale_after_secs {
             hub_spec = hub_spec.with_stale_after_secs(secs);
         }
+        if self.metrics {
+            hub_spec = hub_spec.with_metrics_listen(free_local_addr()?);
+        }
         let hub = NodeProcess::start(hub_spec)
             .await
             .with_context(|| format!("start hub {}", self.hub))?;
@@ -250,13 +261,15 @@ impl ClusterBuilder {
                 proxy.addr().port()
             };
             let url = format!("https://localhost:{port}");
-            let node = NodeProcess::start(
-                NodeSpec::district(id, &self.hub)
-                    .with_tls(tls)
-                    .with_sync(&url, self.resync_secs),
-            )
-            .await
-            .with_context(|| format!("start district {id}"))?;
+            let mut spec = NodeSpec::district(id, &self.hub)
+                .with_tls(tls)
+                .with_sync(&url, self.resync_secs);
+            if self.metrics {
+                spec = spec.with_metrics_listen(free_local_addr()?);
+            }
+            let node = NodeProcess::start(spec)
+                .await
+                .with_context(|| format!("start district {id}"))?;
             districts.insert(id.clone(), District { node, proxy });
         }
         Ok(TestCluster {
@@ -285,6 +298,7 @@ impl TestCluster {
             resync_secs: DEFAULT_RESYNC_SECS,
             stale_after_secs: None,
             direct_links: false,
+            metrics: false,
         }
     }
 

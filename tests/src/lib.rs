@@ -8,11 +8,13 @@
 //! place of a condition, and every process it starts is killed when its handle drops.
 
 pub mod binaries;
+pub mod browser;
 pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod file_limit;
 pub mod footprint;
+pub mod http;
 pub mod hub;
 pub mod link;
 pub mod martctl;
@@ -23,7 +25,9 @@ pub mod procfs;
 pub mod raw_sync;
 pub mod readme;
 pub mod rot;
+pub mod scrape;
 pub mod tls_client;
+pub mod tools;
 pub mod wait;
 
 pub use binaries::{mart_node_bin, martctl_bin};

@@ -60,6 +60,9 @@ pub struct NodeSpec {
     /// `[grpc] max_connections` and `handshake_timeout_secs`; `None` leaves them out.
     pub max_connections: Option<usize>,
     pub handshake_timeout_secs: Option<u64>,
+    /// `[metrics] listen`: `/metrics` and the status page; `None` turns them off
+    /// (`enabled = false`), so that nodes never contend for the default port.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The `[sync]` section of a district.
@@ -84,6 +87,7 @@ impl NodeSpec {
             insecure: false,
             max_connections: None,
             handshake_timeout_secs: None,
+            metrics_listen: None,
         }
     }
 
@@ -100,12 +104,19 @@ impl NodeSpec {
             insecure: false,
             max_connections: None,
             handshake_timeout_secs: None,
+            metrics_listen: None,
         }
     }
 
     /// Serves gRPC on `addr` too.
     pub fn with_grpc_listen(mut self, addr: SocketAddr) -> Self {
         self.grpc_listen = Some(addr);
+        self
+    }
+
+    /// Serves `/metrics` and the status page on `addr`.
+    pub fn with_metrics_listen(mut self, addr: SocketAddr) -> Self {
+        self.metrics_listen = Some(addr);
         self
     }
 
@@ -243,6 +254,10 @@ impl NodeProcess {
                 text.push_str(&format!("handshake_timeout_secs = {secs}\n"));
             }
         }
+        match self.spec.metrics_listen {
+            Some(addr) => text.push_str(&format!("\n[metrics]\nlisten = \"{addr}\"\n")),
+            None => text.push_str("\n[metrics]\nenabled = false\n"),
+        }
         if self.spec.insecure && self.spec.tls.is_none() {
             text.push_str("\n[tls]\ninsecure = true\n");
         }
@@ -290,6 +305,11 @@ impl NodeProcess {
 
     pub fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    /// The address of the node's `/metrics` and status page, when it serves them.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.spec.metrics_listen
     }
 
     /// The TCP address of the node's gRPC API, when it has one.

@@ -61,6 +61,7 @@ struct RawConfig {
     hub: Option<RawHub>,
     ledger: Option<RawLedger>,
     log: Option<RawLog>,
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +79,13 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, its fields under `fields`, for a log shipper.
     Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +201,9 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Default `[metrics] listen`: loopback only (see [`metrics_listen`]).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
 /// Default staleness threshold of the hub: 24 hours.
 pub const DEFAULT_STALE_AFTER_SECS: u64 = 24 * 3600;
 
@@ -227,6 +238,9 @@ pub struct NodeConfig {
     pub restore_from: Option<PathBuf>,
     /// `[log] format`, `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `[metrics] listen` (default `127.0.0.1:9464`): the HTTP listener of `/metrics`
+    /// and the status page; `None` when `listen = ""` or `enabled = false`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl NodeConfig {
@@ -435,8 +449,11 @@ impl NodeConfig {
                 ))
             }
         };
+        let metrics_listen =
+            metrics_listen(raw.metrics).map_err(|reason| field("metrics.listen", reason))?;
         Ok(NodeConfig {
             log_format,
+            metrics_listen,
             ledger: LedgerOptions {
                 period,
                 restore: false,
@@ -455,6 +472,33 @@ impl NodeConfig {
             restore_from: None,
         })
     }
+}
+
+/// `[metrics]`: the address of the metrics and status page listener, or `None` when
+/// it is turned off. Only a loopback address is accepted: the page and the metrics
+/// are served over plain HTTP without authentication, so they must never be reachable
+/// from another machine (a reverse proxy or an SSH tunnel reaches them from there).
+fn metrics_listen(raw: Option<RawMetrics>) -> Result<Option<SocketAddr>, String> {
+    let (listen, enabled) = match raw {
+        None => (None, true),
+        Some(m) => (m.listen, m.enabled.unwrap_or(true)),
+    };
+    let listen = listen.unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_string());
+    if !enabled || listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let addr = listen
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("{listen:?} is not host:port: {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: the status page and /metrics are served \
+             without authentication (mTLS for them is not implemented), so they bind to \
+             127.0.0.1 or ::1 only; reach them from elsewhere through an SSH tunnel or a \
+             reverse proxy that authenticates"
+        ));
+    }
+    Ok(Some(addr))
 }
 
 /// `[hub] districts`: node ids, none twice, not the hub's own.
@@ -502,6 +546,33 @@ mod tests {
         assert_eq!(config.grpc_listen, Some("127.0.0.1:7443".parse().unwrap()));
         assert_eq!(config.admin_socket, PathBuf::from("./mart-data/admin.sock"));
         assert_eq!(config.connections, ConnectionLimits::default());
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_on_by_default_and_can_be_turned_off() {
+        let with = |section: &str| format!("{DEFAULT_CONFIG}\n[metrics]\n{section}\n");
+        let default = NodeConfig::embedded_default().metrics_listen;
+        assert_eq!(default, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
+        let listen = |section: &str| {
+            NodeConfig::parse(&with(section), "t")
+                .unwrap()
+                .metrics_listen
+        };
+        assert_eq!(listen("listen = \"\""), None);
+        assert_eq!(listen("enabled = false"), None);
+        assert_eq!(
+            listen("listen = \"[::1]:0\""),
+            Some("[::1]:0".parse().unwrap())
+        );
+        for section in [
+            "listen = \"0.0.0.0:9464\"",
+            "listen = \"10.1.2.3:9464\"",
+            "listen = \"nowhere\"",
+        ] {
+            let e = error_of(&with(section));
+            assert!(e.contains("metrics.listen"), "{section}: {e}");
+        }
+        assert!(error_of(&with("listen = \"0.0.0.0:9464\"")).contains("loopback"));
     }
 
     #[test]

@@ -68,12 +68,13 @@ impl KnownDistricts {
         self.0.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
+    /// The districts, in id order.
     pub fn iter(&self) -> impl Iterator<Item = &NodeId> {
         self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -148,6 +148,7 @@ impl GroupCommit {
                         e => thread_progress.fail(&e),
                     });
                     thread_stats.flushes.fetch_add(1, Ordering::Relaxed);
+                    crate::events::flushed(batch.len(), result.is_ok());
                     if result.is_ok() {
                         thread_stats
                             .writes
@@ -174,12 +175,16 @@ impl GroupCommit {
 
     /// Waits until everything staged before this call is durable.
     pub async fn durable(&self) -> Result<(), EngineError> {
+        let asked = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         self.queue
             .send(tx)
             .map_err(|_| EngineError::NotDurable("the flushing thread has stopped".into()))?;
         match rx.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                crate::events::durable_write(asked.elapsed());
+                Ok(())
+            }
             Ok(Err(e)) => Err(EngineError::NotDurable(e)),
             Err(_) => Err(EngineError::NotDurable(
                 "the flushing thread has stopped".into(),

@@ -40,7 +40,7 @@ impl HubApi {
     /// How fresh the hub's figures of `district` are: the hub's own warehouse is
     /// always current; a district is stale when both its newest change and its last
     /// completed sync are older than the threshold.
-    fn freshness(&self, district: &NodeId, as_of_ms: i64) -> pb::Freshness {
+    pub fn freshness(&self, district: &NodeId, as_of_ms: i64) -> pb::Freshness {
         let now = now_ms();
         let last_sync = if district == &self.engine.identity().node {
             now

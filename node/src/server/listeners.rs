@@ -1,5 +1,6 @@
-//! Binding the node's listeners: the TCP gRPC port and the local admin socket, whose
-//! file permissions are its access control.
+//! Binding the node's listeners: the TCP gRPC port, the local admin socket, whose
+//! file permissions are its access control, and the loopback HTTP port of the
+//! metrics and status page.
 //!
 //! It must never delete a file it did not make: at the admin socket path only a stale
 //! socket is replaced.
@@ -16,6 +17,8 @@ use crate::config::NodeConfig;
 pub struct Listeners {
     pub grpc: Option<TcpListener>,
     pub admin: UnixListener,
+    /// `[metrics] listen`: `/metrics` and the status page.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -31,8 +34,21 @@ impl Listeners {
             ),
             None => None,
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                ServerError::io(
+                    format!("listen on {addr} (metrics.listen; listen = \"\" turns it off)"),
+                    e,
+                )
+            })?),
+            None => None,
+        };
         let admin = bind_admin_socket(&config.admin_socket).await?;
-        Ok(Listeners { grpc, admin })
+        Ok(Listeners {
+            grpc,
+            admin,
+            metrics,
+        })
     }
 }
 

@@ -164,6 +164,8 @@ pub async fn run(
         // sync peer": a test asking at once failed on this under load).
         book.ensure(&config.identity.hub);
     }
+    // Before the first event worth counting.
+    crate::observe::install_recorder();
     let status = engine.status();
     tracing::info!(node = %status.node, role = status.role, actor = %status.actor_hex, movements = status.movements, "documents loaded");
 
@@ -217,6 +219,7 @@ pub async fn run(
             .http2_keepalive_interval(Some(liveness::KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(liveness::KEEPALIVE_TIMEOUT))
             .layer(audit::AuditLayer)
+            .layer(crate::observe::grpc_calls::layer())
             .add_routes(services.routes(&health, true)?);
         let stop = stop_serving.clone();
         let cap = fd_budget::cap_for_this_process(config.connections.max_connections, fd_limit);
@@ -248,6 +251,7 @@ pub async fn run(
     tracing::info!(socket = %config.admin_socket.display(), "serving the admin socket");
     let router = Server::builder()
         .layer(audit::AuditLayer)
+        .layer(crate::observe::grpc_calls::layer())
         .add_routes(services.routes(&health, false)?);
     let stop = stop_serving.clone();
     servers.spawn(async move {
@@ -258,6 +262,27 @@ pub async fn run(
             )
             .await
     });
+
+    if let Some(tcp) = listeners.metrics {
+        let addr = tcp
+            .local_addr()
+            .map_err(|e| ServerError::io("read the metrics address", e))?;
+        tracing::info!(%addr, "serving /metrics and the status page");
+        let observed = crate::observe::Observed {
+            engine: engine.clone(),
+            book: book.clone(),
+            hub: services.hub.clone(),
+            stale_after: config.stale_after,
+            data_dir: config.data_dir.clone(),
+        };
+        let stop = stop_serving.clone();
+        servers.spawn(async move {
+            crate::observe::serve(tcp, observed, stop.clone()).await;
+            // Ends only at shutdown: a listener stopping by itself stops the node.
+            stop.cancelled().await;
+            Ok(())
+        });
+    }
 
     let mut supervisor = Supervisor::new(stop_sync.clone(), Backoff::DEFAULT);
     if let Some(sync) = &config.sync {

@@ -44,7 +44,7 @@ mod wire;
 pub use driver::{drive, DriveError, Rhythm, Wiring, DEBOUNCE};
 pub use limits::{MAX_DOCS_PER_SESSION, MAX_HEADS_PER_DOC};
 pub use peer_store::restore_records as restore_peer_records;
-pub use peers::{ClockOffset, DocSync, LiveSession, PeerBook, PeerStatus};
+pub use peers::{ClockOffset, DocSync, LiveSession, PeerBook, PeerStatus, Traffic};
 pub use protocol::{Versions, PROTOCOLS};
 pub use session::{Session, SessionError};
 

@@ -152,6 +152,8 @@ pub struct LiveSession {
     book: Arc<PeerBook>,
     peer: NodeId,
     session: u64,
+    /// Set by [`LiveSession::record_end_error`]: counted as ended by an error.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl PeerBook {
@@ -196,10 +198,12 @@ impl PeerBook {
             r.peer_changes.clear();
             r.connected = true;
         });
+        crate::events::session_opened();
         LiveSession {
             book: self.clone(),
             peer: peer.clone(),
             session,
+            failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -454,12 +458,20 @@ impl LiveSession {
     /// The session ended with `error`: the peer's last error, unless a newer
     /// session took over (an old link's failure says nothing of the live one).
     pub fn record_end_error(&self, error: &str) {
+        self.failed.store(true, Ordering::Relaxed);
         self.if_newest(true, |r| r.last_error = Some(error.to_string()));
     }
 }
 
 impl Drop for LiveSession {
     fn drop(&mut self) {
+        crate::events::session_ended(if self.failed.load(Ordering::Relaxed) {
+            crate::events::SessionEnd::Error
+        } else if self.replaced() {
+            crate::events::SessionEnd::Replaced
+        } else {
+            crate::events::SessionEnd::Closed
+        });
         self.if_newest(false, |r| {
             r.newest = None;
             r.connected = false;

@@ -131,11 +131,13 @@ impl Cluster {
             &format!(
                 "hub {HUB} on 127.0.0.1:{}, {TTU} dialing it through a link this demo can cut \
                  (127.0.0.1:{}), {SIKKA} dialing it directly; both districts hold the provincial \
-                 catalog {:.1} s after they started (logs: {}/<node>/node.log)",
+                 catalog {:.1} s after they started (logs: {}/<node>/node.log; the hub's status \
+                 page: http://{}/)",
                 plan.hub.grpc.port(),
                 cluster.link.addr().port(),
                 started.elapsed().as_secs_f64(),
-                plan.root.display()
+                plan.root.display(),
+                plan.hub.metrics
             ),
         );
         Ok(cluster)

@@ -30,6 +30,8 @@ pub struct NodePlan {
     pub id: String,
     pub role: Role,
     pub grpc: SocketAddr,
+    /// `[metrics] listen`: `/metrics` and the node's status page.
+    pub metrics: SocketAddr,
     pub data_dir: PathBuf,
     pub admin_socket: PathBuf,
     pub config: PathBuf,
@@ -88,6 +90,7 @@ pub fn prepare(root: &Path, hub: &str, districts: &[&str]) -> Result<Plan> {
             id: id.to_string(),
             role,
             grpc: free_loopback_addr()?,
+            metrics: free_loopback_addr()?,
             admin_socket: data_dir.join("admin.sock"),
             data_dir,
             config: dir.join("node.toml"),
@@ -122,6 +125,9 @@ pub fn write_config(node: &NodePlan, hub: &str, hub_url: Option<&str>) -> Result
     let mut grpc = toml::Table::new();
     grpc.insert("listen".into(), node.grpc.to_string().into());
     table.insert("grpc".into(), grpc.into());
+    let mut metrics = toml::Table::new();
+    metrics.insert("listen".into(), node.metrics.to_string().into());
+    table.insert("metrics".into(), metrics.into());
     let mut tls = toml::Table::new();
     tls.insert("ca".into(), path(&node.tls.ca));
     tls.insert("cert".into(), path(&node.tls.cert));
