@@ -200,6 +200,7 @@ async fn sell(
             unit_price_rupiah: None,
             channel: pb::Channel::Store.into(),
             buyer: pb::Buyer::Public.into(),
+            ..Default::default()
         };
         async move {
             let ack = client.record_sale(request).await?.into_inner();

@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod authz;
+pub mod basket;
 pub mod bounds;
 pub mod budget;
 pub mod catalog;
