@@ -274,7 +274,15 @@ impl Engine {
             let id = recorded.first().map_or("", |m| m.id.as_str());
             EngineError::from(DomainError::RequestIdReused(id.to_string()))
         };
-        if recorded.len() != requested.len() {
+        // The recorded basket's own size: a request of fewer lines must not match
+        // the first lines of a longer one.
+        let recorded_lines = match recorded.first().map(|m| &m.kind) {
+            Some(MovementKind::Sale {
+                basket: Some(mark), ..
+            }) => mark.lines as usize,
+            _ => 1,
+        };
+        if recorded.len() != requested.len() || recorded_lines != requested.len() {
             return Err(reused());
         }
         for (line, (sku, kind)) in recorded.iter().zip(requested) {
