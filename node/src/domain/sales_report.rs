@@ -643,10 +643,11 @@ mod tests {
                         if date >= range.from() && date <= range.to() {
                             let price = unit_price.unwrap();
                             expected.sales += 1;
+                            expected.baskets += 1;
                             expected.units += quantity;
                             expected.revenue_rupiah += quantity * price;
                             let key = (date.to_string(), id, channel_rank(channel), buyer_rank(buyer));
-                            per_row.entry(key).or_default().add_sale(quantity, price).unwrap();
+                            per_row.entry(key).or_default().add_sale(quantity, price, true).unwrap();
                         }
                     }
                 }
