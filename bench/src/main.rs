@@ -26,6 +26,7 @@
 //! measures, at each, the hub's CPU, memory and disk per sale of a steady stream of
 //! small bundles (issue 16): see [`steady`].
 
+mod basket_writes;
 mod catchup;
 mod disk;
 mod fanin;
@@ -34,7 +35,6 @@ mod history;
 mod measure;
 mod memory;
 mod node_writes;
-mod basket_writes;
 mod reconnect;
 mod regional;
 mod report;
@@ -614,8 +614,7 @@ fn writes(args: WritesArgs) -> anyhow::Result<()> {
     let unary = rows[0].measurement.ops_per_second();
     let raw = reference.measurement.ops_per_second().max(1.0);
     let node = Node::start(&scratch.path().join("node-stream"))?;
-    let stream =
-        client_runtime.block_on(basket_writes::record_stream(&node.endpoint(), timing))?;
+    let stream = client_runtime.block_on(basket_writes::record_stream(&node.endpoint(), timing))?;
     node.stop()?;
     bytes.push(("RecordSales stream, 1 client".into(), stream.bytes_per_line));
     rows.push(Row {

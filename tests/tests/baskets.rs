@@ -153,7 +153,10 @@ async fn a_basket_is_all_lines_or_none_and_answers_its_request_id_once() -> Resu
 
     // The single-line form of old clients keeps working, without a receipt number.
     let old = mart.record_sale(sale("old-1", b, 1)).await?.into_inner();
-    ensure!(old.receipt_number == 0 && old.quantity_on_hand == 3, "{old:?}");
+    ensure!(
+        old.receipt_number == 0 && old.quantity_on_hand == 3,
+        "{old:?}"
+    );
 
     // Receipt numbers survive kill -9 and carry on without a gap.
     node.kill_9()?;
@@ -323,7 +326,11 @@ async fn a_basket_is_wholly_there_or_wholly_absent_after_kill_9() -> Result<()> 
     let mut mart = node.mart().await?;
     let mut baskets: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut receipts = Vec::new();
-    for m in movements(&mut mart).await?.iter().filter(|m| m.kind == "sale") {
+    for m in movements(&mut mart)
+        .await?
+        .iter()
+        .filter(|m| m.kind == "sale")
+    {
         let id = m.id.split('/').next().unwrap_or_default().to_string();
         baskets.entry(id).or_default().push(m.basket_line);
         if m.basket_line == 1 {

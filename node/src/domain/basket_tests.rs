@@ -43,9 +43,13 @@ fn a_ledger_saved_before_baskets_loads_and_reads_as_one_line_baskets() {
     assert_eq!(view.on_hand("TTU-MKP-060"), 4 + 10 - 3);
     assert_eq!(view.receipts(), 0, "no receipt numbers before baskets");
     let movements = ledger::read_range(&doc, name, ..).unwrap();
-    assert!(movements
-        .iter()
-        .all(|m| !matches!(m.kind, MovementKind::Sale { basket: Some(_), .. })));
+    assert!(movements.iter().all(|m| !matches!(
+        m.kind,
+        MovementKind::Sale {
+            basket: Some(_),
+            ..
+        }
+    )));
     let mut report = SalesReport::new(DateRange::parse("2025-11-30", "2025-11-30").unwrap());
     let ttu = NodeId::parse("ttu").unwrap();
     let totals = report.add_ledger(&ttu, &movements, Listed::Always).unwrap();
