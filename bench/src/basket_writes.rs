@@ -60,7 +60,6 @@ impl Io {
 pub struct Run {
     pub measurement: Measurement,
     pub bytes_per_line: (f64, f64),
-    pub lines: u64,
 }
 
 fn basket(id: String, first: usize, lines: usize) -> pb::SaleRequest {
@@ -102,7 +101,6 @@ pub async fn record_baskets(endpoint: &str, lines: usize, timing: Timing) -> any
     Ok(Run {
         measurement: Measurement::merge(window, [samples]),
         bytes_per_line: Io::now()?.per_sale_since(&before, lines_sold),
-        lines: lines_sold,
     })
 }
 
@@ -168,6 +166,5 @@ pub async fn record_stream(endpoint: &str, timing: Timing) -> anyhow::Result<Run
     Ok(Run {
         measurement: Measurement::merge(window, [samples]),
         bytes_per_line: Io::now()?.per_sale_since(&before, lines),
-        lines,
     })
 }

@@ -199,8 +199,9 @@ pub struct Ledger {
     /// outlet's own ledger (see [`Ledger::forget_ids`]).
     by_id: Option<HashMap<String, usize>>,
     len: usize,
-    /// The basket whose lines are being read (see [`basket::next_state`]).
-    open_basket: Option<basket::OpenBasket>,
+    /// The basket whose lines are being read (see [`basket::next_state`]); boxed,
+    /// as it is rarely there and the view is held per document.
+    open_basket: Option<Box<basket::OpenBasket>>,
 }
 
 impl Default for Ledger {
@@ -357,7 +358,7 @@ impl Ledger {
     ) -> Result<(), (usize, DomainError)> {
         let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
         let mut receipts = self.carried.receipts;
-        let mut open = self.open_basket;
+        let mut open = self.open_basket.as_deref().copied();
         for (i, line) in lines.iter().enumerate() {
             let at = |e: DomainError| (i, e);
             let MovementKind::Sale {
@@ -600,11 +601,16 @@ impl Ledger {
                 ..
             } => basket::next_state(
                 carried.receipts,
-                self.open_basket,
+                self.open_basket.as_deref().copied(),
                 mark.as_ref(),
                 bounds::line_rupiah(*quantity, unit_price.unwrap_or(0))?,
             )?,
-            _ => basket::next_state(carried.receipts, self.open_basket, None, 0)?,
+            _ => basket::next_state(
+                carried.receipts,
+                self.open_basket.as_deref().copied(),
+                None,
+                0,
+            )?,
         };
         Ok(Next {
             stock,
@@ -622,7 +628,7 @@ impl Ledger {
         let sku = &movement.sku;
         self.carried.stock.insert(sku.clone(), next.stock);
         self.carried.receipts = next.receipts;
-        self.open_basket = next.open_basket;
+        self.open_basket = next.open_basket.map(Box::new);
         if let Some((counter, value)) = next.counter {
             let map = match counter {
                 Counter::Granted => &mut self.carried.granted,
