@@ -176,6 +176,7 @@ pub fn sale_kind(i: usize, unit_price: Option<i64>) -> MovementKind {
             Buyer::Public
         },
         order: None,
+        basket: None,
     }
 }
 

@@ -26,6 +26,7 @@
 //! measures, at each, the hub's CPU, memory and disk per sale of a steady stream of
 //! small bundles (issue 16): see [`steady`].
 
+mod basket_writes;
 mod catchup;
 mod disk;
 mod fanin;
@@ -589,6 +590,7 @@ fn writes(args: WritesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
+    let mut bytes = Vec::new();
     for (clients, aim) in [(1, AIM_ONE_CLIENT), (args.clients, AIM_CONCURRENT)] {
         let node = Node::start(&scratch.path().join(format!("node-{clients}")))?;
         let run = client_runtime.block_on(node_writes::record_sales(
@@ -598,6 +600,10 @@ fn writes(args: WritesArgs) -> anyhow::Result<()> {
         ))?;
         node.stop()?;
         let plural = if clients == 1 { "" } else { "s" };
+        bytes.push((
+            format!("RecordSale, {clients} client{plural}"),
+            run.bytes_per_sale,
+        ));
         rows.push(Row {
             what: format!("node RecordSale, {clients} client{plural}"),
             measurement: run.sales,
@@ -605,12 +611,72 @@ fn writes(args: WritesArgs) -> anyhow::Result<()> {
             aim: Some(aim),
         });
     }
+    let unary = rows[0].measurement.ops_per_second();
+    let raw = reference.measurement.ops_per_second().max(1.0);
+    let node = Node::start(&scratch.path().join("node-stream"))?;
+    let stream = client_runtime.block_on(basket_writes::record_stream(&node.endpoint(), timing))?;
+    node.stop()?;
+    bytes.push(("RecordSales stream, 1 client".into(), stream.bytes_per_line));
+    rows.push(Row {
+        what: "node RecordSales stream, 1 client".into(),
+        measurement: stream.measurement,
+        writes_per_flush: None,
+        aim: Some(AIM_STREAM_VS_UNARY * unary / raw),
+    });
+    let node = Node::start(&scratch.path().join("node-baskets"))?;
+    let baskets = client_runtime.block_on(basket_writes::record_baskets(
+        &node.endpoint(),
+        BASKET_LINES,
+        timing,
+    ))?;
+    node.stop()?;
+    let basket_lines_per_second = baskets.measurement.ops_per_second() * BASKET_LINES as f64;
+    bytes.push((
+        format!("baskets of {BASKET_LINES}, 1 client (per line)"),
+        baskets.bytes_per_line,
+    ));
+    rows.push(Row {
+        what: format!("node baskets of {BASKET_LINES} lines, 1 client"),
+        measurement: baskets.measurement,
+        writes_per_flush: None,
+        aim: None,
+    });
     println!();
     report::print(&reference, &rows);
     println!();
+    let verdict = |ok: bool| if ok { "PASS " } else { "BELOW" };
+    let stream_ratio = rows[2].measurement.ops_per_second() / unary.max(1.0);
+    println!(
+        "{} stream vs unary, 1 client: {stream_ratio:.2}x (aim >= {AIM_STREAM_VS_UNARY:.1}x)",
+        verdict(stream_ratio >= AIM_STREAM_VS_UNARY)
+    );
+    let basket_ratio = basket_lines_per_second / unary.max(1.0);
+    println!(
+        "{} baskets of {BASKET_LINES}: {basket_lines_per_second:.0} lines/s, {basket_ratio:.2}x single-line sales/s (aim >= {AIM_BASKET_LINES:.1}x)",
+        verdict(basket_ratio >= AIM_BASKET_LINES)
+    );
+    for (what, (wchar, block)) in &bytes {
+        println!(
+            "{} bytes written per durable sale, {what}: {:.0} B through write(), {:.0} B to the block layer (aim <= {} B with one client)",
+            verdict(*wchar <= AIM_BYTES_PER_SALE),
+            wchar,
+            block,
+            AIM_BYTES_PER_SALE
+        );
+    }
+    println!();
     println!("writes/flush: the node's AdminService Status, durable_writes / flushes over the warm-up and the window");
+    println!("bytes: /proc/self/io of this process (the node runs in it; clients write nothing), over the warm-up and the window, per sale line");
     Ok(())
 }
+
+/// The stream, one client, against unary `RecordSale`, one client.
+const AIM_STREAM_VS_UNARY: f64 = 5.0;
+/// Lines per second in baskets of [`BASKET_LINES`] against single-line sales.
+const AIM_BASKET_LINES: f64 = 4.0;
+const BASKET_LINES: usize = 5;
+/// Bytes written per durable sale with one client.
+const AIM_BYTES_PER_SALE: f64 = 8.0 * 1024.0;
 
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every row.
 fn load_average() -> Option<String> {

@@ -44,7 +44,7 @@ pub struct Samples {
 }
 
 impl Samples {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Samples {
             latencies: Vec::with_capacity(1 << 16),
             last_end: None,
@@ -53,7 +53,7 @@ impl Samples {
 
     /// Records one operation if it started inside the window; false once the window
     /// has closed and the worker should stop.
-    fn record(&mut self, window: &Window, began: Instant, ended: Instant) -> bool {
+    pub fn record(&mut self, window: &Window, began: Instant, ended: Instant) -> bool {
         if began >= window.end {
             return false;
         }

@@ -25,7 +25,7 @@ use crate::measure::{self, Measurement, Samples, Timing};
 pub const NODE_WORKER_THREADS: usize = 2;
 
 /// Seeded SKUs the sales rotate over.
-const SKUS: [&str; 5] = [
+pub const SKUS: [&str; 5] = [
     "TTU-MKP-060",
     "TTU-MKP-120",
     "NGD-KOP-250",
@@ -126,6 +126,9 @@ pub struct SalesRun {
     pub sales: Measurement,
     /// Over the warm-up and the window.
     pub writes_per_flush: f64,
+    /// Bytes the process wrote per durable sale over the warm-up and the window:
+    /// through `write()`, and to the block layer (see `basket_writes::Io`).
+    pub bytes_per_sale: (f64, f64),
 }
 
 /// Receives enough stock for `timing`, then has `clients` clients, each on its own
@@ -137,6 +140,7 @@ pub async fn record_sales(
 ) -> anyhow::Result<SalesRun> {
     stock_up(endpoint, timing).await?;
     let before = CommitStats::read(endpoint).await?;
+    let io_before = crate::basket_writes::Io::now()?;
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
         connections.push(MartServiceClient::connect(endpoint.to_string()).await?);
@@ -154,15 +158,17 @@ pub async fn record_sales(
     while let Some(worker) = workers.join_next().await {
         samples.push(worker.context("a client task panicked")??);
     }
+    let io = crate::basket_writes::Io::now()?;
     let after = CommitStats::read(endpoint).await?;
     Ok(SalesRun {
         sales: Measurement::merge(window, samples),
         writes_per_flush: after.writes_per_flush_since(&before),
+        bytes_per_sale: io.per_sale_since(&io_before, after.durable_writes - before.durable_writes),
     })
 }
 
 /// Receives stock of every SKU for more sales than `timing` can hold.
-async fn stock_up(endpoint: &str, timing: Timing) -> anyhow::Result<()> {
+pub async fn stock_up(endpoint: &str, timing: Timing) -> anyhow::Result<()> {
     let sales = timing.total().as_secs_f64() * SALES_PER_SECOND_CEILING;
     let per_sku = sales / SKUS.len() as f64;
     let receipts = (per_sku / MAX_RECEIPT as f64).ceil().max(1.0) as u64;
@@ -201,6 +207,7 @@ async fn sell(
             unit_price_rupiah: None,
             channel: pb::Channel::Store.into(),
             buyer: pb::Buyer::Public.into(),
+            ..Default::default()
         };
         async move {
             let ack = client.record_sale(request).await?.into_inner();

@@ -124,6 +124,7 @@ pub async fn run(dir: &Path, districts: usize, skus: usize, changes: usize) -> R
             channel: Channel::Store,
             buyer: Buyer::Public,
             order: None,
+            basket: None,
         };
         doc.transact_with::<_, _, automerge::AutomergeError, _>(
             |_| CommitOptions::default().with_time(mart_node::engine::now_ms()),

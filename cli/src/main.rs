@@ -30,6 +30,7 @@ mod progress;
 mod regional;
 mod report;
 mod rpc;
+mod sell;
 mod stock;
 mod sync;
 mod tls;
@@ -47,11 +48,12 @@ use crate::catalog::{ProducerCmd, ProductCmd};
 use crate::connect::NodeAddr;
 use crate::escrow::{BudgetCmd, OrderCmd, QuotaCmd};
 use crate::expiry::CatalogArgs;
-use crate::movements::{AdjustArgs, ReceiveArgs, SellArgs, TransferCmd};
+use crate::movements::{AdjustArgs, ReceiveArgs, TransferCmd};
 use crate::output::Format;
 use crate::pki::PkiCmd;
 use crate::report::ReportCmd;
 use crate::rpc::Node;
+use crate::sell::{ImportArgs, SellArgs};
 use crate::sync::SyncCmd;
 use crate::tls::{ClientFiles, TlsFiles};
 
@@ -131,8 +133,10 @@ enum Command {
     Catalog(CatalogArgs),
     /// Record stock bought from a producer (procurement)
     Receive(ReceiveArgs),
-    /// Record a sale
+    /// Record a sale: one line, or a basket (repeat --sku and --qty)
     Sell(SellArgs),
+    /// Record a file of receipts (CSV), one basket per receipt, over one stream
+    ImportSales(ImportArgs),
     /// Record a stock correction after a count, damage or expiry
     Adjust(AdjustArgs),
     /// Record stock shipped to or received from another outlet
@@ -332,7 +336,8 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Product(cmd) => catalog::product(&node, cmd, format).await,
         Command::Catalog(a) => expiry::catalog(&node, a, format).await,
         Command::Receive(a) => movements::receive(&node, a, format).await,
-        Command::Sell(a) => movements::sell(&node, a, format).await,
+        Command::Sell(a) => sell::sell(&node, a, format).await,
+        Command::ImportSales(a) => sell::import_sales(&node, a, format).await,
         Command::Adjust(a) => movements::adjust(&node, a, format).await,
         Command::Transfer(cmd) => movements::transfer(&node, cmd, format).await,
         Command::Stock {

@@ -1,4 +1,5 @@
-//! Commands that move stock: `receive`, `sell`, `adjust`, `transfer out|in`. Each
+//! Commands that move stock: `receive`, `adjust`, `transfer out|in` (`sell` is in
+//! `sell.rs`). Each
 //! sends one movement with a request id and prints the node's acknowledgement.
 //!
 //! It must never send a movement without a request id, and never retry one by itself:
@@ -8,14 +9,15 @@
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use mart_proto::v1::{
-    AdjustmentReason, AdjustmentRequest, Buyer, Channel, MovementAck, ReceiptRequest, SaleRequest,
-    TransferInRequest, TransferOutRequest,
+    AdjustmentReason, AdjustmentRequest, MovementAck, ReceiptRequest, TransferInRequest,
+    TransferOutRequest,
 };
 use serde::Serialize;
 
 use crate::args::{new_request_id, rupiah, signed_qty};
 use crate::output::{fields, print_json, Format};
 use crate::rpc::{Node, RpcError};
+pub use crate::sell::BuyerArg;
 
 /// Id that lets the node recognise a retry; generated when not given.
 #[derive(Debug, Args)]
@@ -28,6 +30,11 @@ pub struct RequestId {
 impl RequestId {
     pub fn resolve(self) -> String {
         self.request_id.unwrap_or_else(new_request_id)
+    }
+
+    /// [`RequestId::resolve`] without consuming it.
+    pub fn resolved(&self) -> String {
+        self.request_id.clone().unwrap_or_else(new_request_id)
     }
 }
 
@@ -48,40 +55,6 @@ pub struct ReceiveArgs {
     /// Record it even beyond the district's remaining budget, for this reason
     #[arg(long, value_name = "TEXT")]
     over_budget_reason: Option<String>,
-    #[command(flatten)]
-    id: RequestId,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ChannelArg {
-    Store,
-    Online,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BuyerArg {
-    /// A civil servant (aparatur sipil negara)
-    Asn,
-    Public,
-}
-
-#[derive(Debug, Args)]
-pub struct SellArgs {
-    /// Product SKU, e.g. TTU-CJP-060
-    #[arg(long)]
-    sku: String,
-    /// Quantity in units of sale, at least 1
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
-    qty: i64,
-    /// Unit price in rupiah (default: the catalog price)
-    #[arg(long, value_name = "RP", value_parser = rupiah)]
-    price: Option<i64>,
-    /// Where the sale happened
-    #[arg(long, value_enum, default_value_t = ChannelArg::Store)]
-    channel: ChannelArg,
-    /// Who bought, for the monthly ASN report
-    #[arg(long, value_enum, default_value_t = BuyerArg::Public)]
-    buyer: BuyerArg,
     #[command(flatten)]
     id: RequestId,
 }
@@ -162,26 +135,6 @@ pub async fn receive(node: &Node, a: ReceiveArgs, format: Format) -> Result<()> 
     });
     let ack = node.call(node.mart().record_receipt(req)).await;
     report("receipt", &request_id, ack, format)
-}
-
-pub async fn sell(node: &Node, a: SellArgs, format: Format) -> Result<()> {
-    let request_id = a.id.resolve();
-    let req = node.request(SaleRequest {
-        request_id: request_id.clone(),
-        sku: a.sku,
-        quantity: a.qty,
-        unit_price_rupiah: a.price,
-        channel: match a.channel {
-            ChannelArg::Store => Channel::Store,
-            ChannelArg::Online => Channel::Online,
-        } as i32,
-        buyer: match a.buyer {
-            BuyerArg::Asn => Buyer::Asn,
-            BuyerArg::Public => Buyer::Public,
-        } as i32,
-    });
-    let ack = node.call(node.mart().record_sale(req)).await;
-    report("sale", &request_id, ack, format)
 }
 
 pub async fn adjust(node: &Node, a: AdjustArgs, format: Format) -> Result<()> {

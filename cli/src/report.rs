@@ -278,6 +278,7 @@ mod tests {
                 sales: n,
                 units,
                 revenue_rupiah: rp,
+                ..Default::default()
             }
         };
         SalesReportResponse {
@@ -317,6 +318,7 @@ mod tests {
                 sales: 4,
                 units: 10,
                 revenue_rupiah: 1_460_000,
+                ..Default::default()
             }),
         }
     }

@@ -50,6 +50,7 @@ impl PlannedSale {
             unit_price_rupiah: None,
             channel: self.channel as i32,
             buyer: self.buyer as i32,
+            ..Default::default()
         }
     }
 

@@ -124,6 +124,7 @@ async fn sell(mart: &mut MartClient, district: &str) -> Result<Rows> {
                 unit_price_rupiah: s.price,
                 channel: s.channel as i32,
                 buyer: s.buyer as i32,
+                ..Default::default()
             })
             .await
             .with_context(|| format!("sale {}", s.request_id))?

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use automerge::{transaction::Transactable, ReadDoc};
 
+use super::basket;
 use super::bounds;
 pub use super::journal::Growth;
 use super::journal::Journal;
@@ -97,8 +98,12 @@ fn read_balances(
 /// as a local write, whoever wrote it.
 pub fn derive(doc: &impl ReadDoc, doc_name: &str) -> Result<Ledger, DomainError> {
     let opening = opening(doc, doc_name)?.unwrap_or_default();
-    Ledger::replay_from(opening, &read_range(doc, doc_name, ..)?)
-        .map_err(|e| DomainError::schema(doc_name, e))
+    let ledger = Ledger::replay_from(opening, &read_range(doc, doc_name, ..)?)
+        .map_err(|e| DomainError::schema(doc_name, e))?;
+    if ledger.open_basket.is_some() {
+        return Err(DomainError::schema(doc_name, "the last basket lacks lines"));
+    }
+    Ok(ledger)
 }
 
 /// Appends a movement at position `end`, which must be the current number of
@@ -194,6 +199,9 @@ pub struct Ledger {
     /// outlet's own ledger (see [`Ledger::forget_ids`]).
     by_id: Option<HashMap<String, usize>>,
     len: usize,
+    /// The basket whose lines are being read (see [`basket::next_state`]); boxed,
+    /// as it is rarely there and the view is held per document.
+    open_basket: Option<Box<basket::OpenBasket>>,
 }
 
 impl Default for Ledger {
@@ -203,6 +211,7 @@ impl Default for Ledger {
             carried: Balances::default(),
             by_id: Some(HashMap::new()),
             len: 0,
+            open_basket: None,
         }
     }
 }
@@ -225,6 +234,14 @@ pub struct Balances {
     pub received: BTreeMap<(String, String), ShipmentSide>,
     pub spent_by_year: BTreeMap<i32, i64>,
     pub over_budget: Vec<OverBudget>,
+    /// Receipt numbers given so far (baskets recorded with a mark): absent in
+    /// balances written before baskets.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub receipts: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// JSON maps take string keys only: a map keyed by pairs travels as a list.
@@ -320,6 +337,71 @@ impl Ledger {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Receipt numbers given so far: the next basket gets the one after.
+    pub fn receipts(&self) -> u64 {
+        self.carried.receipts
+    }
+
+    /// Refuses a basket (its sale lines, in order, marked as [`basket`] says) unless
+    /// every line may follow the ones before it: the numbers of each line within
+    /// their bounds, the units of each SKU taken by this line and the earlier ones
+    /// within its sellable stock (`reserved(sku)` units are held for the hub's
+    /// online orders), the marks in order, the total within its bound. The error
+    /// names the line (0-based). What it accepts, [`Ledger::apply`] accepts line
+    /// by line.
+    pub fn check_basket(
+        &self,
+        lines: &[Movement],
+        reserved: impl Fn(&str) -> i64,
+    ) -> Result<(), (usize, DomainError)> {
+        let mut taken: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut receipts = self.carried.receipts;
+        let mut open = self.open_basket.as_deref().copied();
+        for (i, line) in lines.iter().enumerate() {
+            let at = |e: DomainError| (i, e);
+            let MovementKind::Sale {
+                quantity,
+                unit_price,
+                basket: mark,
+                order: None,
+                ..
+            } = &line.kind
+            else {
+                return Err(at(DomainError::invalid(
+                    "lines",
+                    "a basket holds store sales only",
+                )));
+            };
+            line.kind.check_numbers().map_err(at)?;
+            bounds::time_ms("at", line.at_ms).map_err(at)?;
+            let sku = line.sku.as_str();
+            let before = taken.get(sku).copied().unwrap_or(0);
+            let total =
+                bounds::add_units(|| format!("units of {sku}"), before, *quantity).map_err(at)?;
+            let on_hand = self.on_hand(sku);
+            let reserved = reserved(sku);
+            if i128::from(total) > i128::from(on_hand) - i128::from(reserved) {
+                return Err(at(DomainError::NotSellable {
+                    sku: sku.to_string(),
+                    on_hand,
+                    reserved,
+                    requested: total,
+                }));
+            }
+            taken.insert(sku, total);
+            let value = bounds::line_rupiah(*quantity, unit_price.unwrap_or(0)).map_err(at)?;
+            (receipts, open) =
+                basket::next_state(receipts, open, mark.as_ref(), value).map_err(at)?;
+        }
+        match open {
+            Some(_) => Err((
+                lines.len(),
+                DomainError::invalid("lines", "the basket lacks lines"),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Time (ms, the outlet's clock) of the newest movement; 0 when there is none.
@@ -511,10 +593,31 @@ impl Ledger {
             ),
             _ => (None, None),
         };
+        let (receipts, open_basket) = match kind {
+            MovementKind::Sale {
+                quantity,
+                unit_price,
+                basket: mark,
+                ..
+            } => basket::next_state(
+                carried.receipts,
+                self.open_basket.as_deref().copied(),
+                mark.as_ref(),
+                bounds::line_rupiah(*quantity, unit_price.unwrap_or(0))?,
+            )?,
+            _ => basket::next_state(
+                carried.receipts,
+                self.open_basket.as_deref().copied(),
+                None,
+                0,
+            )?,
+        };
         Ok(Next {
             stock,
             spent,
             counter,
+            receipts,
+            open_basket,
         })
     }
 
@@ -524,6 +627,8 @@ impl Ledger {
         let next = self.next(movement)?;
         let sku = &movement.sku;
         self.carried.stock.insert(sku.clone(), next.stock);
+        self.carried.receipts = next.receipts;
+        self.open_basket = next.open_basket.map(Box::new);
         if let Some((counter, value)) = next.counter {
             let map = match counter {
                 Counter::Granted => &mut self.carried.granted,
@@ -612,6 +717,8 @@ struct Next {
     /// (year, spend of that year after the receipt, the receipt's cost).
     spent: Option<(i32, i64, i64)>,
     counter: Option<(Counter, i64)>,
+    receipts: u64,
+    open_basket: Option<basket::OpenBasket>,
 }
 
 impl Balances {
@@ -676,6 +783,7 @@ mod tests {
                 channel: Channel::Store,
                 buyer: Buyer::Public,
                 order: None,
+                basket: None,
             }),
             (-20i64..20)
                 .prop_filter("non-zero", |d| *d != 0)
@@ -821,6 +929,7 @@ mod tests {
                 channel: Channel::Online,
                 buyer: Buyer::Public,
                 order: Some("web-9".into()),
+                basket: None,
             },
             ..receipt(id, 0, 0)
         };
@@ -939,6 +1048,7 @@ mod tests {
                 channel: Channel::Store,
                 buyer: Buyer::Public,
                 order: None,
+                basket: None,
             }),
             extreme().prop_map(|d| MovementKind::Adjustment {
                 delta: d,

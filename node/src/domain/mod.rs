@@ -5,6 +5,9 @@
 
 pub mod actor;
 pub mod authz;
+pub mod basket;
+#[cfg(test)]
+mod basket_tests;
 pub mod bounds;
 pub mod budget;
 pub mod catalog;

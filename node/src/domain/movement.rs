@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::basket::BasketMark;
 use super::doc_id::NodeId;
 use super::{bounds, text, DomainError};
 
@@ -63,6 +64,10 @@ pub enum MovementKind {
         /// hub instead of the outlet's sellable stock.
         #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
         order: Option<String>,
+        /// The sale's place in its basket (see [`super::basket`]); `None`: a
+        /// one-line basket without a receipt number (every sale before baskets).
+        #[serde(rename = "bk", default, skip_serializing_if = "Option::is_none")]
+        basket: Option<BasketMark>,
     },
     #[serde(rename = "adj")]
     Adjustment {
@@ -270,6 +275,7 @@ impl MovementKind {
                 channel,
                 buyer,
                 order,
+                basket,
             } => MovementKind::Sale {
                 quantity,
                 unit_price,
@@ -282,6 +288,7 @@ impl MovementKind {
                 order: order
                     .map(|o| text::identifier("order_id", &o))
                     .transpose()?,
+                basket,
             },
             MovementKind::Adjustment {
                 delta,
@@ -379,6 +386,7 @@ mod tests {
                 channel: Channel::Store,
                 buyer: Buyer::Asn,
                 order: None,
+                basket: None,
             },
         };
         let json = sale.to_json();
@@ -399,6 +407,7 @@ mod tests {
             channel: Channel::Store,
             buyer: Buyer::Public,
             order: None,
+            basket: None,
         };
         assert!(sale(0).validated(&ttu).is_err());
         assert!(sale(-3).validated(&ttu).is_err());

@@ -351,13 +351,13 @@ mod tests {
                 match s {
                     Step::Grant(q) => record(MovementKind::QuotaGrant { quantity: q }),
                     Step::Receive(q) => record(MovementKind::Receipt { quantity: q, unit_cost: 1, producer: None, over_budget: None }),
-                    Step::StoreSale(q) => record(MovementKind::Sale { quantity: q, unit_price: Some(1), channel: Channel::Store, buyer: Buyer::Public, order: None }),
+                    Step::StoreSale(q) => record(MovementKind::Sale { quantity: q, unit_price: Some(1), channel: Channel::Store, buyer: Buyer::Public, order: None, basket: None }),
                     Step::AskBack(q) => record(MovementKind::QuotaReturn { quantity: q }),
                     Step::Fulfil | Step::Cancel => {
                         let open = outlet_orders.orders().find(|o| outlet.outcome(&o.id).is_none()).cloned();
                         if let Some(o) = open {
                             let kind = if matches!(s, Step::Fulfil) {
-                                MovementKind::Sale { quantity: o.quantity, unit_price: Some(1), channel: Channel::Online, buyer: Buyer::Public, order: Some(o.id.clone()) }
+                                MovementKind::Sale { quantity: o.quantity, unit_price: Some(1), channel: Channel::Online, buyer: Buyer::Public, order: Some(o.id.clone()), basket: None }
                             } else {
                                 MovementKind::OrderCancel { quantity: o.quantity, order: o.id.clone() }
                             };

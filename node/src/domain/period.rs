@@ -185,6 +185,7 @@ mod tests {
                 channel: Channel::Store,
                 buyer: Buyer::Asn,
                 order: None,
+                basket: None,
             }),
             (-5i64..5)
                 .prop_filter("non-zero", |d| *d != 0)

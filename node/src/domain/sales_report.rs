@@ -96,7 +96,10 @@ impl DateRange {
 /// Number of sales, units and revenue of a set of sales.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SalesTotals {
+    /// Sale lines (movements).
     pub sales: u64,
+    /// Baskets: a sale recorded without a basket mark is a one-line basket.
+    pub baskets: u64,
     pub units: i64,
     /// Quantity times unit price, summed, in rupiah.
     pub revenue_rupiah: i64,
@@ -106,10 +109,16 @@ impl SalesTotals {
     /// Adds one sale; a sum that would leave `i64` is refused, never wrapped or
     /// saturated (history keeps every number within [`super::bounds`], so only a
     /// report over an absurd number of sales could get here).
-    fn add_sale(&mut self, quantity: i64, unit_price: i64) -> Result<(), DomainError> {
+    fn add_sale(
+        &mut self,
+        quantity: i64,
+        unit_price: i64,
+        starts_basket: bool,
+    ) -> Result<(), DomainError> {
         let revenue = bounds::line_rupiah(quantity, unit_price)?;
         self.add(&SalesTotals {
             sales: 1,
+            baskets: u64::from(starts_basket),
             units: quantity,
             revenue_rupiah: revenue,
         })
@@ -124,6 +133,7 @@ impl SalesTotals {
                     what: "number of sales".into(),
                     limit: format!("{}", u64::MAX),
                 })?,
+            baskets: self.baskets.saturating_add(other.baskets),
             units: bounds::add(|| "units sold".into(), self.units, other.units)?,
             revenue_rupiah: bounds::add(
                 || "revenue".into(),
@@ -218,11 +228,12 @@ impl SalesReport {
                 channel,
                 buyer,
                 order: None,
-                ..
+                basket,
             } = movement.kind
             else {
                 continue;
             };
+            let starts = basket.is_none_or(|mark| mark.is_first());
             let Some(date) = LocalDate::of_unix_ms(movement.at_ms) else {
                 continue;
             };
@@ -242,9 +253,10 @@ impl SalesReport {
                 buyer,
                 totals: SalesTotals::default(),
             });
-            row.totals.add_sale(quantity, unit_price.unwrap_or(0))?;
-            added.add_sale(quantity, unit_price.unwrap_or(0))?;
-            self.totals.add_sale(quantity, unit_price.unwrap_or(0))?;
+            let price = unit_price.unwrap_or(0);
+            row.totals.add_sale(quantity, price, starts)?;
+            added.add_sale(quantity, price, starts)?;
+            self.totals.add_sale(quantity, price, starts)?;
         }
         if (listed == Listed::Always || added.sales > 0) && !self.districts.contains(district) {
             self.districts.push(district.clone());
@@ -304,6 +316,7 @@ mod tests {
                 channel,
                 buyer,
                 order: None,
+                basket: None,
             },
         }
     }
@@ -378,6 +391,7 @@ mod tests {
             report.totals(),
             SalesTotals {
                 sales: 1,
+                baskets: 1,
                 units: 5,
                 revenue_rupiah: 175_000
             }
@@ -581,6 +595,7 @@ mod tests {
                     channel,
                     buyer,
                     order: None,
+                    basket: None,
                 }
             }),
             (1i64..50).prop_map(|q| MovementKind::Receipt {
@@ -628,10 +643,11 @@ mod tests {
                         if date >= range.from() && date <= range.to() {
                             let price = unit_price.unwrap();
                             expected.sales += 1;
+                            expected.baskets += 1;
                             expected.units += quantity;
                             expected.revenue_rupiah += quantity * price;
                             let key = (date.to_string(), id, channel_rank(channel), buyer_rank(buyer));
-                            per_row.entry(key).or_default().add_sale(quantity, price).unwrap();
+                            per_row.entry(key).or_default().add_sale(quantity, price, true).unwrap();
                         }
                     }
                 }

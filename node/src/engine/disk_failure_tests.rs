@@ -81,6 +81,7 @@ fn sale(id: &str) -> MovementRequest {
             channel: Channel::Store,
             buyer: Buyer::Public,
             order: None,
+            basket: None,
         },
     )
 }

@@ -24,6 +24,13 @@ pub enum EngineError {
     NotHeld { doc: String, reason: String },
     #[error("this node is out of a resource it needs: {0}")]
     Exhausted(String),
+    /// One line of a basket refused the whole basket (1-based line number).
+    #[error("line {line} ({sku}): {source}")]
+    Line {
+        line: usize,
+        sku: String,
+        source: Box<EngineError>,
+    },
     #[error("this outlet's ledger is being restored from the hub ({0}): try again once `martctl sync status` shows the hub in step")]
     Restoring(String),
 }
@@ -44,6 +51,7 @@ impl EngineError {
     /// The gRPC status code of this error: the one place codes are decided.
     pub fn code(&self) -> Code {
         match self {
+            EngineError::Line { source, .. } => source.code(),
             EngineError::Domain(domain) => match domain {
                 DomainError::InvalidField { .. } => Code::InvalidArgument,
                 DomainError::UnknownSku(_)

@@ -384,6 +384,7 @@ impl Engine {
                 channel: Channel::Online,
                 buyer: placed.buyer,
                 order: Some(placed.id),
+                basket: None,
             },
         })
         .await

@@ -8,6 +8,7 @@
 //! flush takes no more (see `group_commit.rs`): the node stops, and its next start
 //! loads exactly what the disk holds.
 
+mod basket;
 pub(crate) mod bundle_parser;
 mod catalog_edit;
 mod clock;
@@ -43,6 +44,7 @@ use crate::domain::period::PeriodLength;
 use crate::domain::seed;
 use crate::store::{Backend, DocStore};
 
+pub use basket::{BasketAck, BasketLine, BasketRequest, LineAck};
 pub use clock::{EvidenceSource, CLOCK_MARGIN_MS};
 pub use error::EngineError;
 pub use escrow::{BudgetStatus, OrderInfo, QuotaInfo};

@@ -366,7 +366,7 @@ impl Engine {
     /// period of this outlet still in memory (the open one and those the hub has not
     /// acknowledged yet) and in the index of the one archived last, so a request
     /// retried across a period boundary is still answered once.
-    fn recorded_position(docs: &Documents, id: &str) -> Option<(DocId, usize)> {
+    pub(super) fn recorded_position(docs: &Documents, id: &str) -> Option<(DocId, usize)> {
         let own = docs.own_ledger.as_ref()?;
         let (node, _) = own.ledger_period()?;
         docs.held
@@ -407,7 +407,7 @@ impl Engine {
     /// receipt must fit the district's budget (or say why not; a reason given for a
     /// receipt that fits is dropped). Returns the units of the SKU reserved for the
     /// hub's online orders, and how many of those the outlet already asked back.
-    fn check_new_movement(
+    pub(super) fn check_new_movement(
         &self,
         docs: &Documents,
         movement: &mut Movement,

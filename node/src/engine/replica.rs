@@ -343,6 +343,7 @@ mod tests {
                 channel: Channel::Store,
                 buyer: Buyer::Asn,
                 order: None,
+                basket: None,
             },
         }
     }

@@ -146,6 +146,7 @@ mod tests {
             channel,
             buyer,
             order: None,
+            basket: None,
         })
     }
 
@@ -168,6 +169,7 @@ mod tests {
         }
         SalesTotals {
             sales: 3,
+            baskets: 3,
             units: 6,
             revenue_rupiah: 3 * CATALOG_PRICE + 3 * 30_000,
         }

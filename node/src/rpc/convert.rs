@@ -155,6 +155,7 @@ pub fn ack_to_pb(ack: MovementAck) -> pb::MovementAck {
         quantity_on_hand: ack.quantity_on_hand,
         document_id: ack.document.to_string(),
         duplicate: ack.duplicate,
+        ..Default::default()
     }
 }
 
@@ -236,7 +237,22 @@ pub fn movement_to_pb(m: Movement) -> pb::Movement {
             (0, format!("order {order} of {quantity} cancelled"))
         }
     };
+    let (receipt_number, payment, basket_line) = match &m.kind {
+        MovementKind::Sale {
+            basket: Some(mark), ..
+        } => (
+            mark.receipt,
+            mark.payment
+                .map(|p| p.name().to_string())
+                .unwrap_or_default(),
+            mark.line(),
+        ),
+        _ => (0, String::new(), 0),
+    };
     pb::Movement {
+        receipt_number,
+        payment,
+        basket_line,
         kind: m.kind.name().to_string(),
         delta: m.kind.delta(),
         id: m.id,

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use mart_proto::tonic::{self, Request, Response, Status};
+use mart_proto::tonic::{self, Request, Response, Status, Streaming};
 use mart_proto::v1 as pb;
 use pb::mart_service_server::MartService;
+use tokio_stream::wrappers::ReceiverStream;
 
 use super::accept;
 use super::convert::{self, ack_to_pb};
 use super::escrow;
+use super::sales;
 use super::status::to_status;
 use crate::domain::movement::MovementKind;
 use crate::engine::{Engine, MovementRequest};
@@ -147,14 +149,19 @@ impl MartService for MartApi {
         request: Request<pb::SaleRequest>,
     ) -> Result<Response<pb::MovementAck>, Status> {
         let r = accept(request)?;
-        let kind = MovementKind::Sale {
-            quantity: r.quantity,
-            unit_price: r.unit_price_rupiah,
-            channel: convert::channel(r.channel)?,
-            buyer: convert::buyer(r.buyer)?,
-            order: None,
-        };
-        self.record(r.request_id, r.sku, kind).await
+        Ok(Response::new(sales::record_sale(&self.engine, r).await?))
+    }
+
+    type RecordSalesStream = ReceiverStream<Result<pb::SaleResult, Status>>;
+
+    async fn record_sales(
+        &self,
+        request: Request<Streaming<pb::SaleRequest>>,
+    ) -> Result<Response<Self::RecordSalesStream>, Status> {
+        Ok(Response::new(sales::record_stream(
+            self.engine.clone(),
+            request.into_inner(),
+        )))
     }
 
     async fn record_adjustment(

@@ -11,6 +11,7 @@ mod hub;
 pub mod identity;
 mod mart;
 mod report;
+mod sales;
 mod status;
 mod sync;
 

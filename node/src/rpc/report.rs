@@ -32,6 +32,7 @@ impl ReportApi {
 fn totals_to_pb(t: SalesTotals) -> pb::SalesTotals {
     pb::SalesTotals {
         sales: t.sales,
+        baskets: t.baskets,
         units: t.units,
         revenue_rupiah: t.revenue_rupiah,
     }
@@ -50,6 +51,7 @@ fn report_to_pb(report: &SalesReport) -> pb::SalesReportResponse {
                 channel: channel_to_pb(row.channel) as i32,
                 buyer: buyer_to_pb(row.buyer) as i32,
                 sales: row.totals.sales,
+                baskets: row.totals.baskets,
                 units: row.totals.units,
                 revenue_rupiah: row.totals.revenue_rupiah,
             })

@@ -728,6 +728,7 @@ fn movement() -> impl Strategy<Value = Movement> {
                 channel: Channel::Online,
                 buyer: Buyer::Public,
                 order,
+                basket: None,
             }),
         extreme().prop_map(|delta| MovementKind::Adjustment {
             delta,

@@ -145,6 +145,7 @@ async fn perform(
             channel: Channel::Store,
             buyer: Buyer::Asn,
             order: None,
+            basket: None,
         })
         .await
         .map(drop),

@@ -143,6 +143,7 @@ async fn a_schema_breaking_bundle_from_its_owner_is_refused_before_staging() {
                             channel: Channel::Store,
                             buyer: Buyer::Public,
                             order: None,
+                            basket: None,
                         },
                         ..first
                     };

@@ -87,6 +87,7 @@ pub fn sale(sku: &str, qty: i64) -> MovementRequest {
             channel: Channel::Store,
             buyer: Buyer::Public,
             order: None,
+            basket: None,
         },
     }
 }
