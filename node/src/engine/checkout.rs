@@ -227,7 +227,7 @@ impl Apply {
                 match made {
                     Ok(mut held) => match held.replica.stage_remote(&store, &self.data) {
                         Ok(_) => (Some(held), false, Ok(true)),
-                        Err(e) => (None, false, Err(EngineError::from(e))),
+                        Err(e) => (None, false, Err(e)),
                     },
                     Err(e) => (None, false, Err(e)),
                 }
@@ -245,11 +245,7 @@ impl Apply {
                     match held.apply_remote(self.changes) {
                         Ok(true) => {
                             let staged = held.replica.stage_remote(&store, &self.data);
-                            (
-                                Some(held),
-                                false,
-                                staged.map(|_| false).map_err(EngineError::from),
-                            )
+                            (Some(held), false, staged.map(|_| false))
                         }
                         Ok(false) => (Some(held), false, Ok(false)),
                         // It may hold part of the bundle: loaded again from the store.
