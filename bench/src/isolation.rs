@@ -322,8 +322,14 @@ pub fn print(run: Isolation) {
         total as f64 / (1 << 20) as f64,
         run.catch_up
     );
-    println!("{}", run.idle_sync.line("idle: quiet district round trip", false));
+    println!(
+        "{}",
+        run.idle_sync.line("idle: quiet district round trip", false)
+    );
     println!("{}", run.idle_status.line("idle: hub status", false));
-    println!("{}", run.sync.line("catch-up: quiet district round trip", true));
+    println!(
+        "{}",
+        run.sync.line("catch-up: quiet district round trip", true)
+    );
     println!("{}", run.status.line("catch-up: hub status", true));
 }
