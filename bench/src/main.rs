@@ -32,6 +32,7 @@ mod disk;
 mod fanin;
 mod herd;
 mod history;
+mod isolation;
 mod measure;
 mod memory;
 mod node_writes;
@@ -99,6 +100,9 @@ enum Command {
     /// Fan-in: the real hub and N simulated districts (own certificates and TLS sessions)
     /// in this process, one sale a second each: latency to the hub, hub RSS and CPU.
     Fanin(FaninArgs),
+    /// Isolation: another district's sync round trip and the hub's status while the hub
+    /// applies one district's 1 MiB catch-up bundles (issue 14).
+    Isolation(IsolationArgs),
     /// Opens one store in this fresh process and prints its RSS and open time as JSON
     /// (run by `bench history` for each configuration).
     #[command(hide = true)]
@@ -235,6 +239,16 @@ struct HerdArgs {
 }
 
 #[derive(clap::Args)]
+struct IsolationArgs {
+    /// Sales the big district records offline and sends as ~1 MiB bundles.
+    #[arg(long, default_value_t = 60_000)]
+    sales: usize,
+    /// Directory for the hub's dir and the certificates [default: /var/tmp].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct FaninArgs {
     /// Simulated districts, each with its own certificate and TLS session.
     #[arg(long, default_value_t = 1_000)]
@@ -328,6 +342,7 @@ fn main() -> anyhow::Result<()> {
         Command::Rural(args) => rural_run(args),
         Command::Herd(args) => herd_report(args),
         Command::Fanin(args) => fanin_report(args),
+        Command::Isolation(args) => isolation_report(args),
         Command::HistoryMeasure(args) if args.explain => history::explain(&args.dir),
         Command::HistoryMeasure(args) => history::measure_engine(
             &args.dir,
@@ -471,6 +486,25 @@ fn fanin_report(args: FaninArgs) -> anyhow::Result<()> {
     );
     let run = runtime.block_on(fanin::run(&options))?;
     fanin::print(&options, &run);
+    println!(
+        "load average at the end {}",
+        load_average().as_deref().unwrap_or("unknown")
+    );
+    Ok(())
+}
+
+fn isolation_report(args: IsolationArgs) -> anyhow::Result<()> {
+    let (_scratch, runtime) = soak::nodes_in_scratch(args.dir.as_deref())?;
+    let options = isolation::Options { sales: args.sales };
+    println!(
+        "bench isolation: the release hub (mutual TLS) and two districts in this process; one sends {} offline sales \
+         as ~1 MiB bundles while the other syncs one sale at a time and a client polls the hub's status; {} CPUs, load average {}",
+        options.sales,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average().as_deref().unwrap_or("unknown"),
+    );
+    let run = runtime.block_on(isolation::run(&options))?;
+    isolation::print(run);
     println!(
         "load average at the end {}",
         load_average().as_deref().unwrap_or("unknown")

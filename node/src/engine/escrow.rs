@@ -228,7 +228,10 @@ impl Engine {
         }
         let orders_id = DocId::Orders(outlet.clone());
         let answered = {
-            let mut docs = self.docs();
+            // Only this outlet's documents: another district's bundle being applied
+            // meanwhile is not waited for.
+            let ids = self.outlet_documents(outlet);
+            let mut docs = self.docs_for(&ids.iter().collect::<Vec<_>>());
             let Some(ledger) = docs.newest_ledger_of(outlet) else {
                 return Ok(0);
             };

@@ -3,8 +3,7 @@
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
-use super::held::Held;
-use super::replica::Replica;
+use super::checkout::Apply;
 use super::{Engine, EngineError};
 use crate::domain::authz;
 use crate::domain::doc_id::{DocId, NodeId};
@@ -32,7 +31,7 @@ pub struct OutBundle {
     pub changes: u32,
 }
 
-fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+pub(super) fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
     heads
         .iter()
         .filter(|h| doc.get_change_meta_by_hash(h).is_some())
@@ -43,38 +42,44 @@ fn known(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
 impl Engine {
     /// Every document held, with its heads.
     pub fn held_heads(&self) -> Vec<(DocId, Vec<ChangeHash>)> {
-        let docs = self.docs();
-        docs.held
+        let docs = self.glance();
+        let mut all: Vec<(DocId, Vec<ChangeHash>)> = docs
+            .held
             .iter()
             .map(|(id, h)| (id.clone(), h.replica.doc().get_heads()))
-            .collect()
+            .chain(
+                docs.out
+                    .busy
+                    .iter()
+                    .filter(|(_, b)| b.changes > 0)
+                    .map(|(id, b)| (id.clone(), b.heads.clone())),
+            )
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Whether a later period of this ledger is held: the hub offers a district only
     /// the newest period of its ledger (its balances are the whole history's), so a
     /// district restoring from the hub never replays sealed periods.
     pub fn superseded(&self, doc: &DocId) -> bool {
-        self.docs().superseded(doc)
+        self.glance().superseded(doc)
     }
 
     /// How many changes of `doc` this node holds (0 when it holds none).
     pub fn change_count(&self, doc: &DocId) -> u64 {
-        self.docs()
-            .held
-            .get(doc)
-            .map_or(0, |h| h.replica.doc().stats().num_changes)
+        let docs = self.glance();
+        match docs.held.get(doc) {
+            Some(h) => h.replica.doc().stats().num_changes,
+            None => docs.out.busy.get(doc).map_or(0, |b| b.changes),
+        }
     }
 
     /// Timestamp (ms) of the oldest change of `doc` not covered by `have`.
     pub fn oldest_missing_ms(&self, doc: &DocId, have: &[ChangeHash]) -> Option<i64> {
-        let docs = self.docs();
+        let docs = self.docs_for(&[doc]);
         let d = docs.held.get(doc)?.replica.doc();
-        d.get_changes_meta(&known(d, have))
-            .iter()
-            .map(|m| m.timestamp)
-            // Genesis changes carry time zero: they are not a local change waiting.
-            .filter(|t| *t > 0)
-            .min()
+        self.pending.missing(doc, have, d).oldest_ms
     }
 
     /// Current heads of a document, if held. At the hub an archived period a
@@ -87,16 +92,18 @@ impl Engine {
     /// Current heads of a document if it is in memory (an archived period is not
     /// opened: nothing of it is owed to anyone).
     pub fn heads_in_memory(&self, doc: &DocId) -> Option<Vec<ChangeHash>> {
-        self.docs()
-            .held
-            .get(doc)
-            .map(|h| h.replica.doc().get_heads())
+        let docs = self.glance();
+        match docs.held.get(doc) {
+            Some(h) => Some(h.replica.doc().get_heads()),
+            None => docs.out.busy.get(doc).map(|b| b.heads.clone()),
+        }
     }
 
     /// The documents, with `doc` brought back into memory at the hub if it was
     /// archived (a failure to load it is logged: the document then looks absent).
+    /// Waits only while `doc` itself is checked out.
     fn docs_for_peer(&self, doc: &DocId) -> std::sync::MutexGuard<'_, super::Documents> {
-        let mut docs = self.docs();
+        let mut docs = self.docs_for(&[doc]);
         if self.identity.is_hub() {
             if let Err(e) = self.load_archived(&mut docs, doc) {
                 tracing::error!(doc = %doc, error = %e, "cannot open an archived period");
@@ -116,10 +123,9 @@ impl Engine {
 
     /// How many changes of `doc` a peer that has `have` lacks.
     pub fn count_missing(&self, doc: &DocId, have: &[ChangeHash]) -> usize {
-        let docs = self.docs();
+        let docs = self.docs_for(&[doc]);
         docs.held.get(doc).map_or(0, |h| {
-            let d = h.replica.doc();
-            d.get_changes_meta(&known(d, have)).len()
+            self.pending.missing(doc, have, h.replica.doc()).count as usize
         })
     }
 
@@ -130,7 +136,7 @@ impl Engine {
         doc: &DocId,
         have: &[ChangeHash],
     ) -> Result<Vec<Change>, EngineError> {
-        let docs = self.docs();
+        let docs = self.docs_for(&[doc]);
         Ok(docs
             .held
             .get(doc)
@@ -233,7 +239,8 @@ impl Engine {
             return Ok(None);
         };
         let d = held.replica.doc();
-        match crate::fail_stop::catch_expected(std::panic::AssertUnwindSafe(|| read(d))) {
+        let read = std::panic::AssertUnwindSafe(|| read(d));
+        match super::checkout::off_async(|| crate::fail_stop::catch_expected(read)) {
             Ok(answer) => answer.map(Some),
             Err(_) => {
                 let reason = "automerge failed reading its changes (it took a damaged bundle)";
@@ -273,41 +280,37 @@ impl Engine {
         for change in &changes {
             authz::check_author(doc, change.actor_id(), hub)?;
         }
-        let heads = {
-            let mut docs = self.docs_for_peer(doc);
-            docs.check_not_quarantined(doc)?;
-            let store = self.store();
-            // Validate, then persist: the changes are applied and the view derived in
-            // memory first; only a document whose rules hold is staged. A refusal
-            // leaves the document as the store has it.
-            if !docs.held.contains_key(doc) {
-                if !bundle.deps().is_empty() {
-                    return Err(missing(doc, bundle.deps().len()));
-                }
-                let mut replica = Replica::empty(doc.clone(), &self.actor);
-                replica
-                    .apply_in_memory(changes)
-                    .map_err(|e| refused(doc, e))?;
-                let mut held = Held::new(replica).map_err(|e| refused(doc, e))?;
-                held.replica.stage_remote(&store, data)?;
-                docs.held.insert(doc.clone(), held);
-                Self::received_again(&mut docs, doc);
-            } else {
-                let held = docs.held.get_mut(doc).expect("checked above");
-                let unknown = bundle.deps().len() - known(held.replica.doc(), bundle.deps()).len();
-                if unknown > 0 {
-                    return Err(missing(doc, unknown));
-                }
-                match held.apply_remote(changes) {
-                    Ok(true) => held.replica.stage_remote(&store, data)?,
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.reload(&mut docs, doc);
-                        return Err(refused(doc, e));
-                    }
-                }
+        // The document is checked out of the map and the bundle applied on a
+        // blocking thread: other documents (other districts' sessions, status) are
+        // served meanwhile.
+        let held = self.check_out(doc)?;
+        let apply = Apply {
+            slots: self.docs.clone(),
+            doc: doc.clone(),
+            held,
+            actor: self.actor.clone(),
+            backend: self.backend.clone(),
+            data: data.to_vec(),
+            deps: bundle.deps().to_vec(),
+            changes,
+        };
+        let created = match tokio::task::spawn_blocking(move || apply.run()).await {
+            Ok(outcome) => outcome?,
+            Err(e) => {
+                tracing::error!(doc = %doc, error = %e, "applying a bundle failed: the document is loaded again from the store");
+                self.check_in_after_failure(doc);
+                return Err(EngineError::Document {
+                    doc: doc.to_string(),
+                    reason: "applying the bundle failed: nothing of it kept".into(),
+                });
             }
-            let heads = docs.held[doc].replica.doc().get_heads();
+        };
+        let heads = {
+            let mut docs = self.docs_for(&[doc]);
+            if created {
+                Self::received_again(&mut docs, doc);
+            }
+            let heads = docs.held(doc)?.replica.doc().get_heads();
             if let (true, Some((outlet, _))) = (self.identity.is_hub(), doc.ledger_period()) {
                 self.archive_settled_at_hub(&mut docs, outlet)?;
             }
@@ -328,7 +331,7 @@ impl Engine {
 /// A peer's bundle that breaks its document's rules, refused before anything was
 /// staged: the sender's fault (INVALID_ARGUMENT) whatever part of the schema broke;
 /// a domain rule keeps its own code.
-fn refused(doc: &DocId, e: EngineError) -> EngineError {
+pub(super) fn refused(doc: &DocId, e: EngineError) -> EngineError {
     match e {
         EngineError::Domain(DomainError::Schema { .. }) | EngineError::Document { .. } => {
             DomainError::invalid(
@@ -342,7 +345,7 @@ fn refused(doc: &DocId, e: EngineError) -> EngineError {
     }
 }
 
-fn missing(doc: &DocId, count: usize) -> EngineError {
+pub(super) fn missing(doc: &DocId, count: usize) -> EngineError {
     DomainError::MissingDependencies {
         doc: doc.to_string(),
         count,

@@ -11,6 +11,7 @@
 mod basket;
 pub(crate) mod bundle_parser;
 mod catalog_edit;
+mod checkout;
 mod clock;
 #[cfg(test)]
 mod disk_failure_tests;
@@ -21,6 +22,7 @@ mod export;
 mod group_commit;
 mod held;
 mod operations;
+mod pending;
 mod periods;
 mod quarantine;
 mod regional;
@@ -29,7 +31,7 @@ mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use automerge::ActorId;
@@ -98,7 +100,8 @@ pub struct LedgerOptions {
     pub accept_clock: bool,
 }
 
-/// Every document the node holds, behind one lock.
+/// Every document the node holds, behind one lock held only for lookups and short
+/// reads (see `checkout.rs`: a document is worked on checked out of the map).
 struct Documents {
     held: BTreeMap<DocId, Held>,
     /// Ledger periods sealed and settled: on disk, not in memory (opened on demand).
@@ -116,6 +119,8 @@ struct Documents {
     quarantined: BTreeMap<DocId, String>,
     /// Documents an operator dropped, asked of peers again (see `quarantine.rs`).
     wanted: std::collections::BTreeSet<DocId>,
+    /// Documents checked out of `held` while a peer's bundle is applied to them.
+    out: checkout::CheckedOut,
 }
 
 impl Documents {
@@ -168,7 +173,10 @@ pub struct Engine {
     incarnation: u32,
     actor: ActorId,
     backend: Arc<dyn Backend>,
-    docs: Mutex<Documents>,
+    /// The documents, behind a lock held only for lookups (see `checkout.rs`).
+    docs: Arc<checkout::Slots>,
+    /// What peers lack of each document, counted incrementally.
+    pending: pending::PendingCounts,
     commits: GroupCommit,
     next_generated_id: AtomicU64,
     started_at_ms: i64,
@@ -291,6 +299,7 @@ impl Engine {
             retired_ids: periods::load_retired_ids(&store)?,
             quarantined,
             wanted: Default::default(),
+            out: Default::default(),
         };
         // A restore asked for now, or one a killed node had begun: until it ends, the
         // store says so, and the node records no movement.
@@ -346,7 +355,8 @@ impl Engine {
             incarnation,
             actor,
             backend,
-            docs: Mutex::new(docs),
+            docs: checkout::Slots::new(docs),
+            pending: Default::default(),
             next_generated_id: AtomicU64::new(1),
             started_at_ms: now_ms(),
             local_writes: watch::Sender::new(0),
@@ -366,14 +376,6 @@ impl Engine {
 
     pub fn known_districts(&self) -> &KnownDistricts {
         &self.districts
-    }
-
-    fn docs(&self) -> MutexGuard<'_, Documents> {
-        // A panic while holding the lock leaves documents that may not match the
-        // store: refuse to go on rather than serve them.
-        self.docs
-            .lock()
-            .expect("documents lock poisoned: restart the node")
     }
 
     /// Runs `read` and returns its answer once everything it could see is durable:

@@ -574,7 +574,9 @@ impl Engine {
     }
 
     pub fn status(&self) -> NodeStatus {
-        let docs = self.docs();
+        // Never waits for a document being worked on: one checked out counts as held,
+        // and the own ledger's figures are read only when it is in the map.
+        let docs = self.glance();
         let stats = self.commits.stats();
         let ledger_view = docs.own_ledger().ok();
         NodeStatus {
@@ -583,7 +585,7 @@ impl Engine {
             role: self.identity.role(),
             actor_hex: self.actor.to_hex_string(),
             started_at_ms: self.started_at_ms,
-            documents: docs.held.len() as u32,
+            documents: (docs.held.len() + docs.out.busy.len()) as u32,
             movements: ledger_view.map_or(0, |l| l.len() as u64),
             skus_in_stock: ledger_view
                 .map_or(0, |l| l.stock().values().filter(|q| **q > 0).count() as u64),

@@ -50,6 +50,7 @@ impl Documents {
     pub(super) fn newest_period_of(&self, node: &NodeId) -> Option<&DocId> {
         self.held
             .keys()
+            .chain(self.out.busy.keys())
             .chain(self.quarantined.keys())
             .filter(|id| id.ledger_period().is_some_and(|(n, _)| n == node))
             .max()
@@ -239,12 +240,12 @@ impl Engine {
 
     /// Whether `doc` is a ledger period archived here (settled: nothing to exchange).
     pub fn is_archived(&self, doc: &DocId) -> bool {
-        self.docs().archived.contains_key(doc)
+        self.glance().archived.contains_key(doc)
     }
 
     /// Whether this outlet waits for its ledger from the hub (`restore`).
     pub fn restoring(&self) -> bool {
-        self.docs().own_ledger.is_none()
+        self.glance().own_ledger.is_none()
     }
 
     /// Ends a restore once the hub sent what it holds of this outlet's ledger: the

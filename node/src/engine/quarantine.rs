@@ -97,33 +97,13 @@ impl Documents {
 impl Engine {
     /// Whether `doc` is quarantined here.
     pub fn is_quarantined(&self, doc: &DocId) -> bool {
-        self.docs().quarantined.contains_key(doc)
+        self.glance().quarantined.contains_key(doc)
     }
 
     /// Documents dropped by an operator that peers are asked for again (at every
     /// announce, until one arrives).
     pub fn wanted(&self) -> Vec<DocId> {
-        self.docs().wanted.iter().cloned().collect()
-    }
-
-    /// After a peer's bundle was refused: the document in memory may hold part of it,
-    /// so it is loaded again exactly as the store holds it (this costs time in
-    /// proportion to the document, on refusals only). If even that fails, it is
-    /// quarantined.
-    pub(super) fn reload(&self, docs: &mut Documents, id: &DocId) {
-        docs.held.remove(id);
-        let reason = match open_held(&self.store(), id, &self.actor, None) {
-            Ok(Ok(held)) => {
-                docs.held.insert(id.clone(), held);
-                return;
-            }
-            Ok(Err(reason)) => reason,
-            Err(e) => {
-                tracing::error!(doc = %id, error = %e, "document quarantined: it cannot be reloaded after a refused bundle");
-                e.to_string()
-            }
-        };
-        docs.quarantined.insert(id.clone(), reason);
+        self.glance().wanted.iter().cloned().collect()
     }
 
     /// Why dropping `doc` here may lose what no peer holds; `None` when a peer can
@@ -212,4 +192,24 @@ impl Engine {
             tracing::info!(doc = %doc, "dropped document received again from a peer");
         }
     }
+}
+
+/// After a peer's bundle was refused: the document in memory may hold part of it,
+/// so it is loaded again exactly as the store holds it (this costs time in
+/// proportion to the document, on refusals only). If even that fails, it is
+/// quarantined.
+pub(super) fn reload_from(store: &DocStore<'_>, actor: &ActorId, docs: &mut Documents, id: &DocId) {
+    docs.held.remove(id);
+    let reason = match open_held(store, id, actor, None) {
+        Ok(Ok(held)) => {
+            docs.held.insert(id.clone(), held);
+            return;
+        }
+        Ok(Err(reason)) => reason,
+        Err(e) => {
+            tracing::error!(doc = %id, error = %e, "document quarantined: it cannot be reloaded after a refused bundle");
+            e.to_string()
+        }
+    };
+    docs.quarantined.insert(id.clone(), reason);
 }
