@@ -621,7 +621,7 @@ mod tests {
         ])
         .unwrap();
         let debug = format!("{:?}", cli.command);
-        for part in ["price: Some(45000)", "Online", "Asn", "Some(\"r1\")"] {
+        for part in ["price: [45000]", "Online", "Asn", "Some(\"r1\")"] {
             assert!(debug.contains(part), "{part} missing in {debug}");
         }
         assert!(parse(&["sell", "--sku", "A", "--qty", "1", "--channel", "phone"]).is_err());

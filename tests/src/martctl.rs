@@ -59,11 +59,16 @@ pub async fn list(socket: &Path, args: &[&str]) -> Result<Vec<Value>> {
     }
 }
 
-/// Runs martctl and requires the refusal an operator sees: exit 1, nothing on stdout,
-/// and `error: <code>: <message>` on stderr; returns that line.
+/// Runs martctl and requires the refusal an operator sees: its exit code (3 for a
+/// permission refused, 1 for any other refusal, see `martctl --help`), nothing on
+/// stdout, and `error: <code>: <message>` on stderr; returns that line.
 pub async fn refused(socket: &Path, args: &[&str], code: &str) -> Result<String> {
     let out = run(socket, args).await?;
-    ensure!(out.status.code() == Some(1), "{}", describe(args, &out));
+    let exit = match code {
+        "permission denied" | "unauthenticated" => 3,
+        _ => 1,
+    };
+    ensure!(out.status.code() == Some(exit), "{}", describe(args, &out));
     ensure!(out.stdout.is_empty(), "{}", describe(args, &out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr

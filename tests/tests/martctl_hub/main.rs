@@ -270,7 +270,7 @@ async fn a_shipment_from_ttu_to_sikka(cluster: &TestCluster) -> Result<()> {
             && shipment["sent"] == 4
             && shipment["received"] == 0
             && int(&shipment, "sent_at_unix_ms")? > 0
-            && shipment["received_at_unix_ms"] == 0
+            && shipment["received_at_unix_ms"].is_null()
             && shipment["state"] == "in_transit",
         "the hub's transfers before sikka received: {shipment}"
     );
