@@ -147,8 +147,9 @@ enum Command {
         /// Only this SKU
         #[arg(long)]
         sku: Option<String>,
-        /// Another outlet's ledger held by this node (at the hub: any district)
-        #[arg(long, conflicts_with_all = ["regional", "low"])]
+        /// Another outlet's ledger held by this node (at the hub: any district); with
+        /// --regional or --low, only this district (`--district` is the same option)
+        #[arg(long, visible_alias = "district")]
         outlet: Option<String>,
         /// At the hub: every district's quantity, with how old its figures are
         #[arg(long, conflicts_with = "low")]
@@ -156,9 +157,6 @@ enum Command {
         /// At the hub: SKUs at or below their reorder level
         #[arg(long)]
         low: bool,
-        /// With --regional or --low: only this district
-        #[arg(long)]
-        district: Option<String>,
     },
     /// At the hub: each district's stock in a few figures, and how fresh they are
     Districts,
@@ -173,8 +171,8 @@ enum Command {
         /// accepted, fulfilled or cancelled
         #[arg(long)]
         status: Option<String>,
-        /// At the hub: one outlet's
-        #[arg(long)]
+        /// At the hub: one outlet's (`--district` is the same option)
+        #[arg(long, visible_alias = "district")]
         outlet: Option<String>,
     },
     /// Place (hub), fulfil or cancel (outlet) an online order
@@ -184,38 +182,23 @@ enum Command {
     Quota {
         #[command(subcommand)]
         cmd: Option<QuotaCmd>,
-        /// At the hub: one outlet's
-        #[arg(long)]
+        /// At the hub: one outlet's (`--district` is the same option)
+        #[arg(long, visible_alias = "district")]
         outlet: Option<String>,
     },
     /// Procurement budget: allocated, spent, remaining; allocate (hub)
     Budget {
         #[command(subcommand)]
         cmd: Option<BudgetCmd>,
-        /// Only this district
-        #[arg(long)]
+        /// Only this district (`--outlet` is the same option)
+        #[arg(long, visible_alias = "outlet")]
         district: Option<String>,
         /// Calendar year (default: this year, WITA)
         #[arg(long)]
         year: Option<i32>,
     },
     /// List stock movements, newest last as the node returns them
-    Movements {
-        /// Only movements of this SKU
-        #[arg(long)]
-        sku: Option<String>,
-        /// At most this many of the newest movements, across periods (0: every
-        /// movement of the open period)
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        limit: u32,
-        /// Another outlet's ledger held by this node (at the hub: any district)
-        #[arg(long)]
-        outlet: Option<String>,
-        /// One ledger period (YYYY-MM, as `martctl docs` lists them), read from disk
-        /// if it is archived
-        #[arg(long, value_name = "YYYY-MM")]
-        period: Option<String>,
-    },
+    Movements(stock::MovementsArgs),
     /// Reports from the node's ledgers (by local date, WITA)
     #[command(subcommand)]
     Report(ReportCmd),
@@ -343,14 +326,12 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
         Command::Stock {
             sku,
             regional: true,
-            district,
+            outlet,
             ..
-        } => regional::regional(&node, sku, district, format).await,
+        } => regional::regional(&node, sku, outlet, format).await,
         Command::Stock {
-            low: true,
-            district,
-            ..
-        } => regional::low(&node, district, format).await,
+            low: true, outlet, ..
+        } => regional::low(&node, outlet, format).await,
         Command::Stock { sku, outlet, .. } => stock::stock(&node, sku, outlet, format).await,
         Command::Districts => regional::districts(&node, format).await,
         Command::Transfers { all } => regional::transfers(&node, all, format).await,
@@ -362,12 +343,7 @@ async fn run(cli: Cli, tls: Option<ClientFiles>) -> Result<()> {
             district,
             year,
         } => escrow::budget(&node, cmd, district, year, format).await,
-        Command::Movements {
-            sku,
-            limit,
-            outlet,
-            period,
-        } => stock::movements(&node, sku, limit, outlet, period, format).await,
+        Command::Movements(a) => stock::movements(&node, a, format).await,
         Command::Report(cmd) => report::report(&node, cmd, format).await,
         Command::Peers => sync::peers(&node, format).await,
         Command::Sync(cmd) => sync::sync(&node, cmd, format).await,
@@ -600,6 +576,15 @@ mod tests {
             "1",
         ];
         assert!(parse(&[&ok[..], &["--to", "ttu"]].concat()).is_ok());
+    }
+
+    #[test]
+    fn movements_take_a_period_or_two_dates_and_stock_takes_district_for_outlet() {
+        assert!(parse(&["movements", "--from", "2026-11-01", "--to", "2026-12-07"]).is_ok());
+        assert!(parse(&["movements", "--from", "2026-11-01"]).is_err());
+        assert!(parse(&["movements", "--period", "2026-11", "--to", "2026-12-07"]).is_err());
+        let cli = parse(&["stock", "--regional", "--district", "ttu"]).unwrap();
+        assert!(format!("{:?}", cli.command).contains("outlet: Some(\"ttu\")"));
     }
 
     #[test]

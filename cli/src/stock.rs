@@ -70,19 +70,40 @@ struct MovementView {
     at_unix_ms: i64,
 }
 
-pub async fn movements(
-    node: &Node,
+/// `movements`: what the node recorded, newest last.
+#[derive(Debug, clap::Args)]
+pub struct MovementsArgs {
+    /// Only movements of this SKU
+    #[arg(long)]
     sku: Option<String>,
+    /// At most this many of the newest movements, across periods (0: every movement of
+    /// the open period, or of the dates asked for)
+    #[arg(long, value_name = "N", default_value_t = 0)]
     limit: u32,
+    /// Another outlet's ledger held by this node (at the hub: any district; `--district`
+    /// is the same option)
+    #[arg(long, visible_alias = "district")]
     outlet: Option<String>,
+    /// One ledger period (YYYY-MM, as `martctl docs` lists them), read from disk if it
+    /// is archived
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
     period: Option<String>,
-    format: Format,
-) -> Result<()> {
+    /// From this WITA date (YYYY-MM-DD), across every period up to --to
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    from: Option<String>,
+    /// Up to and including this WITA date (YYYY-MM-DD)
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    to: Option<String>,
+}
+
+pub async fn movements(node: &Node, a: MovementsArgs, format: Format) -> Result<()> {
     let req = node.request(ListMovementsRequest {
-        sku: sku.unwrap_or_default(),
-        limit,
-        outlet: outlet.unwrap_or_default(),
-        period: period.unwrap_or_default(),
+        sku: a.sku.unwrap_or_default(),
+        limit: a.limit,
+        outlet: a.outlet.unwrap_or_default(),
+        period: a.period.unwrap_or_default(),
+        from: a.from.unwrap_or_default(),
+        to: a.to.unwrap_or_default(),
     });
     let list = node.call(node.mart().list_movements(req)).await?;
     let views: Vec<MovementView> = list

@@ -66,6 +66,7 @@ pub async fn movements(mart: &mut MartClient) -> Result<Vec<Movement>> {
             limit: 0,
             outlet: String::new(),
             period: String::new(),
+            ..Default::default()
         })
         .await
         .context("ListMovements")?
@@ -194,6 +195,7 @@ pub async fn movements_of(mart: &mut MartClient, outlet: &str) -> Result<Vec<Mov
             limit: 0,
             outlet: outlet.into(),
             period: String::new(),
+            ..Default::default()
         })
         .await
         .with_context(|| format!("ListMovements outlet {outlet:?}"))?

@@ -78,6 +78,7 @@ async fn period_sums(
                 outlet.into()
             },
             period: period.into(),
+            ..Default::default()
         })
         .await
         .with_context(|| format!("{node}: movements of {outlet} in {period}"))?

@@ -58,6 +58,7 @@ pub async fn movement_ids(
                 limit: 0,
                 outlet: outlet.into(),
                 period: period.clone(),
+                ..Default::default()
             })
             .await
             .with_context(|| format!("ListMovements of {ledger} period {period}"))?

@@ -52,6 +52,13 @@ impl LocalDate {
     }
 }
 
+impl LocalDate {
+    /// The first millisecond of this date: midnight WITA.
+    pub fn start_ms(self) -> i64 {
+        (i64::from(self.0.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY) * DAY_MS - WITA_OFFSET_MS
+    }
+}
+
 impl fmt::Display for LocalDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
@@ -319,6 +326,18 @@ mod tests {
                 basket: None,
             },
         }
+    }
+
+    #[test]
+    fn a_date_starts_at_midnight_wita() {
+        let d = date("2026-12-01");
+        assert_eq!(LocalDate::of_unix_ms(d.start_ms()), Some(d));
+        assert_eq!(
+            LocalDate::of_unix_ms(d.start_ms() - 1),
+            Some(date("2026-11-30"))
+        );
+        // 2026-12-01 00:00 WITA is 2026-11-30 16:00 UTC.
+        assert_eq!(d.start_ms(), 1_796_054_400_000);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 /// WITA is UTC+8, without daylight saving.
 pub const OFFSET_MS: i64 = 8 * 3600 * 1000;
 
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Days since 1970-01-01 of the WITA date of `unix_ms`.
 pub fn day_of(unix_ms: i64) -> i64 {
     unix_ms.saturating_add(OFFSET_MS).div_euclid(86_400_000)

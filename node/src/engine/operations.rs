@@ -10,6 +10,7 @@ use crate::domain::doc_id::{DocId, NodeId};
 use crate::domain::ledger;
 use crate::domain::movement::{Movement, MovementKind};
 use crate::domain::period::PeriodId;
+use crate::domain::sales_report::DateRange;
 use crate::domain::{bounds, budget, orders, wita};
 use crate::domain::{text, DomainError};
 
@@ -571,6 +572,45 @@ impl Engine {
         }
         newest_first.reverse();
         Ok(newest_first)
+    }
+
+    /// The movements of an outlet's ledger (this node's own when `None`) on the WITA
+    /// dates of `range`, oldest first, across every period the dates span (archived
+    /// ones read from disk, never taken back into memory); at most the newest `limit`
+    /// when `limit` > 0.
+    pub fn movements_between(
+        &self,
+        outlet: Option<&str>,
+        sku: Option<&str>,
+        limit: usize,
+        range: &DateRange,
+    ) -> Result<Vec<Movement>, EngineError> {
+        let docs = self.docs();
+        let newest = Self::ledger_of(&docs, outlet)?;
+        let (node, _) = newest.ledger_period().expect("a ledger period");
+        let periods = Self::periods_of(&docs, node);
+        let from_ms = range.from().start_ms();
+        let until_ms = range.to().start_ms().saturating_add(wita::DAY_MS);
+        let start_of = |id: &DocId| id.ledger_period().map_or(i64::MAX, |(_, p)| p.start_ms());
+        let mut found = Vec::new();
+        for (i, id) in periods.iter().enumerate() {
+            // A period holds what happened from its start until the next one's.
+            let ends_before = periods
+                .get(i + 1)
+                .is_some_and(|next| start_of(next) <= from_ms);
+            if start_of(id) >= until_ms || ends_before {
+                continue;
+            }
+            let mut movements = self.period_movements(&docs, id)?;
+            movements.retain(|m| {
+                (from_ms..until_ms).contains(&m.at_ms) && sku.is_none_or(|s| m.sku == s)
+            });
+            found.extend(movements);
+        }
+        if limit > 0 && found.len() > limit {
+            found.drain(..found.len() - limit);
+        }
+        Ok(found)
     }
 
     pub fn status(&self) -> NodeStatus {

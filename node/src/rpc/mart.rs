@@ -11,8 +11,9 @@ use super::accept;
 use super::convert::{self, ack_to_pb};
 use super::escrow;
 use super::sales;
-use super::status::to_status;
+use super::status::{invalid, to_status};
 use crate::domain::movement::MovementKind;
+use crate::domain::sales_report::DateRange;
 use crate::engine::{Engine, MovementRequest};
 
 /// The store operations, served over gRPC.
@@ -226,15 +227,28 @@ impl MartService for MartApi {
     ) -> Result<Response<pb::ListMovementsResponse>, Status> {
         let r = accept(request)?;
         let (sku, outlet) = (non_empty(r.sku), non_empty(r.outlet));
+        let range = match (non_empty(r.from), non_empty(r.to)) {
+            (None, None) => None,
+            (Some(from), Some(to)) if r.period.trim().is_empty() => {
+                Some(DateRange::parse(&from, &to).map_err(|e| to_status(e.into()))?)
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid("period", "give from and to, or a period, not both"))
+            }
+            _ => return Err(invalid("from", "from and to go together")),
+        };
         let movements = self
             .engine
-            .durable_read(|e| {
-                e.movements(
+            .durable_read(|e| match &range {
+                Some(range) => {
+                    e.movements_between(outlet.as_deref(), sku.as_deref(), r.limit as usize, range)
+                }
+                None => e.movements(
                     outlet.as_deref(),
                     sku.as_deref(),
                     r.limit as usize,
                     Some(r.period.as_str()),
-                )
+                ),
             })
             .await
             .map_err(to_status)?;

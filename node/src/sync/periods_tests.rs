@@ -94,6 +94,35 @@ async fn a_new_period_opens_with_the_closing_balances_of_the_last() {
 }
 
 #[tokio::test]
+async fn movements_between_two_dates_are_read_across_the_periods_they_span() {
+    use crate::domain::sales_report::{DateRange, LocalDate};
+    let (ttu, _) = engine("ttu");
+    let t1 = now_ms();
+    let t2 = t1 + 35 * DAY_MS;
+    two_periods(&ttu, t1, t2).await;
+    let day = |ms: i64| LocalDate::of_unix_ms(ms).unwrap().to_string();
+    let between = |from: i64, to: i64, limit: usize| {
+        let range = DateRange::parse(&day(from), &day(to)).unwrap();
+        ttu.movements_between(None, None, limit, &range).unwrap()
+    };
+    // Both periods: the first one's receipt and sale, the second one's sale.
+    let all = between(t1, t2, 0);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.windows(2).all(|w| w[0].at_ms <= w[1].at_ms),
+        "oldest first: {all:?}"
+    );
+    assert_eq!(between(t2, t2, 0).len(), 1);
+    assert_eq!(between(t1, t1, 0).len(), 2);
+    assert_eq!(between(t1 + DAY_MS, t2 - DAY_MS, 0).len(), 0);
+    assert_eq!(
+        between(t1, t2, 2),
+        all[1..].to_vec(),
+        "limit keeps the newest"
+    );
+}
+
+#[tokio::test]
 async fn the_seal_holds_the_closing_and_the_next_period_opens_with_it() {
     let (hub, hub_book) = engine("kupang");
     let (ttu, ttu_book) = engine("ttu");
