@@ -53,7 +53,7 @@ impl PaymentArg {
 
 #[derive(Debug, Args)]
 pub struct SellArgs {
-    /// Product SKU, e.g. TTU-CJP-060; repeat for a basket of several lines
+    /// Product SKU, e.g. TTU-MKP-060 (`martctl product list`); repeat for a basket of several lines
     #[arg(long, required = true)]
     sku: Vec<String>,
     /// Quantity of each --sku, in the same order, at least 1
